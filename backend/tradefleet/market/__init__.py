@@ -1,0 +1,1 @@
+"""Candles and tickers: fetched through ccxt, cached, stored for backtests."""

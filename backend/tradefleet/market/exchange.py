@@ -1,0 +1,85 @@
+"""The one place that builds ccxt exchange objects.
+
+Everything that talks to an exchange gets its ``ccxt.Exchange`` from :func:`make_exchange`, so that
+one setting (``EXCHANGE_API_URLS``) can point an exchange at the project's simulator and nothing
+else in the engine knows it is not the real exchange.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+
+from tradefleet.config import get_settings
+
+# Per-exchange ccxt options: Tradefleet trades spot markets only, so ccxt must not load the
+# derivatives markets (three extra requests on binance's load_markets).
+_EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "defaultType": "spot",
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "adjustForTimeDifference": False,
+    },
+}
+
+
+class UnknownExchange(ValueError):
+    """The exchange id is not a ccxt exchange, or not enabled on this platform."""
+
+
+def _rebase(url: str, base: str) -> str:
+    """Replace the scheme and host of ``url`` by those of ``base``, keeping the path.
+
+    ``_rebase("https://api.binance.com/api/v3", "http://127.0.0.1:8100")`` gives
+    ``"http://127.0.0.1:8100/api/v3"``.
+    """
+    target = urlsplit(base)
+    parts = urlsplit(url)
+    path = target.path.rstrip("/") + parts.path
+    return urlunsplit((target.scheme, target.netloc, path, parts.query, parts.fragment))
+
+
+def _rebase_tree(node: Any, base: str) -> Any:
+    if isinstance(node, str):
+        return _rebase(node, base) if node.startswith("http") else node
+    if isinstance(node, dict):
+        return {key: _rebase_tree(value, base) for key, value in node.items()}
+    return node
+
+
+def make_exchange(
+    exchange_id: str,
+    *,
+    credentials: dict[str, str] | None = None,
+    sandbox: bool = False,
+    api_base_url: str | None = None,
+) -> ccxt.Exchange:
+    """A synchronous ccxt exchange for ``exchange_id`` with the platform's options.
+
+    ``api_base_url`` (default: ``EXCHANGE_API_URLS[exchange_id]``) replaces the scheme and host of
+    every API URL of the exchange. ``credentials`` holds ccxt's ``apiKey``, ``secret``, ``password``
+    and ``uid`` and is only ever passed by the worker at the moment of use.
+
+    Raises :class:`UnknownExchange` when ccxt has no such exchange.
+    """
+    settings = get_settings()
+    klass = getattr(ccxt, exchange_id, None)
+    if exchange_id not in ccxt.exchanges or klass is None:
+        raise UnknownExchange(f"unknown exchange {exchange_id!r}")
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": settings.CCXT_TIMEOUT_MS,
+        "options": dict(_EXCHANGE_OPTIONS.get(exchange_id, {})),
+    }
+    if credentials:
+        config.update({k: v for k, v in credentials.items() if v})
+    exchange = klass(config)
+    if sandbox:
+        exchange.set_sandbox_mode(True)
+    base = api_base_url or settings.EXCHANGE_API_URLS.get(exchange_id)
+    if base:
+        exchange.urls["api"] = _rebase_tree(exchange.urls["api"], base)
+    return exchange
