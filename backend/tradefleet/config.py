@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
 
     # --- demo ----------------------------------------------------------------------------
-    DEMO_EMAIL: str = "demo@tradefleet.local"
+    DEMO_EMAIL: str = "demo@example.com"
     DEMO_PASSWORD: SecretStr = SecretStr("demo-password-123")
 
     @field_validator("EXCHANGE_API_URLS", mode="before")

@@ -1,0 +1,160 @@
+"""One format for every error response, and the domain errors services raise.
+
+Every error reply has the body::
+
+    {"detail": "human-readable summary", "errors": [{"field": "params.fast", "message": "..."}]}
+
+``errors`` is present only for validation errors (422). ``field`` is a dotted path into the request:
+body fields without the ``body.`` prefix (``password``, ``params.fast``, ``items.0.symbol``), ``body`` for
+the body as a whole (missing, malformed JSON), and ``query.<name>`` / ``path.<name>`` / ``header.<name>`` for
+the other parts. Submitted values are never echoed back (they may be passwords or API secrets).
+
+Services raise :class:`DomainError` subclasses (or :func:`validation_error`); the handlers installed by
+:func:`install_error_handlers` turn them into responses, so services never import FastAPI's
+``HTTPException``. Unexpected exceptions become ``500 {"detail": "internal error"}`` and are logged with
+their traceback; the client never sees a trace or SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A failure the client caused or can act on, raised by services.
+
+    Subclasses set ``status_code`` and a default ``detail``; ``field`` (a dotted path as in the module
+    docstring) makes the reply carry ``errors: [{"field", "message"}]``.
+    """
+
+    status_code: int = 400
+    detail: str = "bad request"
+
+    def __init__(self, detail: str | None = None, *, field: str | None = None,
+                 status_code: int | None = None) -> None:
+        if detail is not None:
+            self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.field = field
+        super().__init__(self.detail)
+
+
+class NotFoundError(DomainError):
+    """404: the object does not exist or the caller may not see it (say the same in both cases)."""
+
+    status_code = 404
+    detail = "not found"
+
+
+class ConflictError(DomainError):
+    """409: the request clashes with the current state (a duplicate, a run already running)."""
+
+    status_code = 409
+    detail = "conflict"
+
+
+class PermissionDeniedError(DomainError):
+    """403: the caller is known but may not do this."""
+
+    status_code = 403
+    detail = "permission denied"
+
+
+def validation_error(field: str, message: str) -> DomainError:
+    """A 422 for a value the schema accepted but the domain rejects (e.g. a strategy parameter out of range).
+
+    ``field`` is a dotted path without ``body.`` (``params.fast``); the reply is shaped exactly like the
+    422 FastAPI produces for schema errors.
+    """
+    return DomainError(f"{field}: {message}", field=field, status_code=422)
+
+
+def error_body(detail: Any, errors: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The JSON body of every error reply."""
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = list(errors)
+    return body
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:] or ["body"]
+    return ".".join(parts) or "body"
+
+
+def _message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        ctx = error.get("ctx") or {}
+        position = error["loc"][-1] if len(error.get("loc", ())) > 1 else None
+        where = f" at character {position}" if isinstance(position, int) else ""
+        return f"malformed JSON: {ctx.get('error', 'cannot be parsed')}{where}"
+    message = str(error.get("msg", "invalid value"))
+    # pydantic prefixes messages raised from custom validators; the prefix says nothing to a user.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    return message
+
+
+def validation_errors(errors: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """pydantic / FastAPI error dicts as ``[{"field", "message"}]``, without the submitted input."""
+    out = []
+    for error in errors:
+        field = "body" if error.get("type") == "json_invalid" else _field_path(error.get("loc", ()))
+        out.append({"field": field, "message": _message(error)})
+    return out
+
+
+def _summary(errors: list[dict[str, str]]) -> str:
+    if not errors:
+        return "invalid request"
+    first = f"{errors[0]['field']}: {errors[0]['message']}"
+    return first if len(errors) == 1 else f"{first} (and {len(errors) - 1} more)"
+
+
+async def _request_validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = validation_errors(exc.errors())
+    return JSONResponse(error_body(_summary(errors), errors), status_code=422)
+
+
+async def _http_exception_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse(error_body(exc.detail), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _domain_error_handler(_request: Request, exc: DomainError) -> JSONResponse:
+    errors = [{"field": exc.field, "message": _strip_field(exc)}] if exc.field else None
+    if exc.status_code == 422 and errors is None:
+        errors = []
+    return JSONResponse(error_body(exc.detail, errors), status_code=exc.status_code)
+
+
+def _strip_field(exc: DomainError) -> str:
+    prefix = f"{exc.field}: "
+    return exc.detail[len(prefix):] if exc.detail.startswith(prefix) else exc.detail
+
+
+async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to the log only: it may hold SQL, parameters or paths the client must not see.
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error reply the format of this module."""
+    app.add_exception_handler(RequestValidationError, _request_validation_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, _domain_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unhandled_handler)

@@ -1,0 +1,95 @@
+"""The FastAPI application: ``create_app()``, and ``app`` for ``uvicorn tradefleet.api.main:app``.
+
+Routers live in ``tradefleet.api.routes.<name>`` and export ``router``. Every router is mounted behind
+authentication unless it is listed in ``PUBLIC_ROUTERS`` (authenticated by default, as in Netflix/dispatch):
+a new route cannot be left open by forgetting a dependency.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from tradefleet.api.deps import API_PREFIX, get_current_user
+from tradefleet.api.errors import install_error_handlers
+from tradefleet.config import REPO_ROOT, get_settings
+
+logger = logging.getLogger(__name__)
+
+ROUTES_PACKAGE = "tradefleet.api.routes"
+
+# Authenticated routers (the default): every route in them requires a valid bearer token of an active
+# user. Modules not written yet are skipped, so the app starts while the others are being built.
+ROUTERS = [
+    "users",
+    "runs",
+    "strategies",
+]
+
+# Public routers, each for a reason:
+#   auth   - register and login are how a client obtains a token;
+#   health - probed by Docker, Nginx and monitors, which hold no credentials.
+# (Payment and alert webhooks will go here too: they authenticate by signature, not by token.)
+PUBLIC_ROUTERS = [
+    "auth",
+    "health",
+]
+
+FRONTEND_DIR = REPO_ROOT / "frontend"
+
+
+def _import_routes(name: str) -> ModuleType | None:
+    """``tradefleet.api.routes.<name>``, or None when that module does not exist.
+
+    Any other import failure (a missing dependency inside the module, a syntax error) is raised: a
+    broken router must stop the app, not silently disappear.
+    """
+    module_name = f"{ROUTES_PACKAGE}.{name}"
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            logger.debug("router module %s not present, skipped", module_name)
+            return None
+        raise
+
+
+def _collect(names: list[str], into: APIRouter) -> None:
+    for name in names:
+        module = _import_routes(name)
+        if module is not None:
+            into.include_router(module.router)
+
+
+def create_app() -> FastAPI:
+    """Build the application from the current settings: API routers under ``/api/v1``, the error format
+    of :mod:`tradefleet.api.errors`, and the frontend at ``/`` when ``frontend/`` exists."""
+    settings = get_settings()
+    app = FastAPI(
+        title=settings.PROJECT_NAME,
+        # Under /api/ so the docs are reachable through the production Nginx, which only proxies /api/.
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+
+    authenticated = APIRouter(dependencies=[Depends(get_current_user)])
+    _collect(ROUTERS, authenticated)
+    public = APIRouter()
+    _collect(PUBLIC_ROUTERS, public)
+    app.include_router(public, prefix=API_PREFIX)
+    app.include_router(authenticated, prefix=API_PREFIX)
+
+    # Last: a mount at "/" matches every path, so it must come after the API routes.
+    if FRONTEND_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""One module per resource, each exporting ``router``; :mod:`tradefleet.api.main` lists which are public."""

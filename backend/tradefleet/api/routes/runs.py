@@ -1,0 +1,99 @@
+"""Strategy runs of the current user. Every route is owner-scoped: another user's run is a 404."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, status
+
+from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.models import (
+    EquitySnapshot,
+    EquitySnapshotPublic,
+    Fill,
+    FillPublic,
+    Order,
+    OrderPublic,
+    RunCreate,
+    RunEvent,
+    RunEventPublic,
+    RunPublic,
+    RunsPublic,
+    Trade,
+    TradePublic,
+    TradeStatus,
+)
+from tradefleet.services import runs as service
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+Skip = Query(0, ge=0)
+Limit = Query(500, ge=1, le=5000)
+
+
+@router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
+def create_run(run_in: RunCreate, session: SessionDep, user: CurrentUser) -> RunPublic:
+    """Create a run (status ``created``); validated against the strategy and the exchange's markets."""
+    return RunPublic.from_run(service.create_run(session=session, owner=user, run_in=run_in))
+
+
+@router.get("", response_model=RunsPublic)
+def list_runs(session: SessionDep, user: CurrentUser, skip: int = Skip,
+              limit: int = Query(100, ge=1, le=1000)) -> RunsPublic:
+    runs, count = service.list_runs(session=session, owner=user, skip=skip, limit=limit)
+    return RunsPublic(data=[RunPublic.from_run(r) for r in runs], count=count)
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
+    """Status, wallet, position and PnL (quote currency) of one run."""
+    return RunPublic.from_run(service.get_run_or_404(session=session, owner=user, run_id=run_id))
+
+
+@router.post("/{run_id}/start", response_model=RunPublic)
+def start_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
+    return RunPublic.from_run(service.start_run(session=session, owner=user, run_id=run_id))
+
+
+@router.post("/{run_id}/stop", response_model=RunPublic)
+def stop_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
+    return RunPublic.from_run(service.stop_run(session=session, owner=user, run_id=run_id))
+
+
+@router.get("/{run_id}/orders", response_model=list[OrderPublic])
+def list_orders(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
+                limit: int = Limit) -> list[Order]:
+    return service.list_children(session=session, owner=user, run_id=run_id, model=Order,
+                                 order_by=Order.created_at, skip=skip, limit=limit)
+
+
+@router.get("/{run_id}/fills", response_model=list[FillPublic])
+def list_fills(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
+               limit: int = Limit) -> list[Fill]:
+    return service.list_children(session=session, owner=user, run_id=run_id, model=Fill,
+                                 order_by=Fill.id, skip=skip, limit=limit)
+
+
+@router.get("/{run_id}/trades", response_model=list[TradePublic])
+def list_trades(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
+                limit: int = Limit, include_open: bool = False) -> list[Trade]:
+    """Closed round trips (entry and exit), oldest first; ``include_open`` adds the open one."""
+    where = None if include_open else Trade.status == TradeStatus.closed
+    return service.list_children(session=session, owner=user, run_id=run_id, model=Trade,
+                                 order_by=Trade.id, skip=skip, limit=limit, where=where)
+
+
+@router.get("/{run_id}/events", response_model=list[RunEventPublic])
+def list_events(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
+                limit: int = Limit) -> list[RunEvent]:
+    return service.list_children(session=session, owner=user, run_id=run_id, model=RunEvent,
+                                 order_by=RunEvent.id, skip=skip, limit=limit)
+
+
+@router.get("/{run_id}/equity", response_model=list[EquitySnapshotPublic])
+def list_equity(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
+                limit: int = Limit, since_ms: int | None = Query(None, ge=0)) -> list[EquitySnapshot]:
+    """One snapshot per evaluated candle: cash, position, close price and equity (quote currency)."""
+    where = EquitySnapshot.candle_ms > since_ms if since_ms is not None else None
+    return service.list_children(session=session, owner=user, run_id=run_id, model=EquitySnapshot,
+                                 order_by=EquitySnapshot.candle_ms, skip=skip, limit=limit, where=where)

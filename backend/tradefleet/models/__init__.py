@@ -1,0 +1,31 @@
+"""SQLModel tables and their API schemas, one family per entity (``RunBase``, ``RunCreate``,
+``Run``, ``RunPublic``). Importing this package registers every table on ``SQLModel.metadata``."""
+
+from tradefleet.models.order import (  # noqa: F401
+    Fill,
+    FillPublic,
+    Order,
+    OrderPublic,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Trade,
+    TradePublic,
+    TradeStatus,
+)
+from tradefleet.models.run import (  # noqa: F401
+    EquitySnapshot,
+    EquitySnapshotPublic,
+    EventLevel,
+    Run,
+    RunCreate,
+    RunEvent,
+    RunEventPublic,
+    RunMode,
+    RunPublic,
+    RunsPublic,
+    RunStatus,
+)
+from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
+from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
+from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401

@@ -1,0 +1,159 @@
+"""Orders, their fills, and trades (closed round trips) of a run."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, Float, ForeignKey, String, Text
+from sqlalchemy import Uuid as SAUuid
+from sqlmodel import Field, SQLModel
+
+from tradefleet.models._types import enum_column, id_column, dt_column, ms_column, utcnow
+
+
+class OrderSide(str, enum.Enum):
+    buy = "buy"
+    sell = "sell"
+
+
+class OrderType(str, enum.Enum):
+    market = "market"
+    limit = "limit"
+
+
+class OrderStatus(str, enum.Enum):
+    """``open`` until filled; ``cancelled`` when its run stops first; ``rejected`` by the broker."""
+
+    open = "open"
+    filled = "filled"
+    cancelled = "cancelled"
+    rejected = "rejected"
+
+
+class Order(SQLModel, table=True):
+    """One order of a run. ``client_order_id`` is deterministic (run, candle, side) and unique, so an
+    order can never be written twice for the same decision."""
+
+    __tablename__ = "order"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    run_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("run.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    client_order_id: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    exchange_order_id: str | None = Field(default=None, max_length=64)
+    symbol: str = Field(max_length=50)
+    side: OrderSide = Field(sa_column=enum_column(OrderSide))
+    type: OrderType = Field(sa_column=enum_column(OrderType))
+    amount: float = Field(description="requested amount, base currency")
+    price: float | None = Field(default=None, description="limit price, quote currency")
+    quote_amount: float | None = Field(
+        default=None, description="market buys sized in quote: spend this much, fee included"
+    )
+    status: OrderStatus = Field(sa_column=enum_column(OrderStatus, index=True))
+    reason: str = Field(default="", max_length=40, description="enter_long, exit_long, stoploss...")
+    signal_candle_ms: int = Field(sa_column=ms_column(nullable=False))
+    filled: float = 0.0
+    average: float | None = None
+    cost: float = Field(default=0.0, description="filled amount times price, quote currency")
+    fee: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    fee_currency: str | None = Field(default=None, max_length=16)
+    status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
+
+
+class OrderPublic(SQLModel):
+    id: uuid.UUID
+    client_order_id: str
+    exchange_order_id: str | None
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    amount: float
+    price: float | None
+    quote_amount: float | None
+    status: OrderStatus
+    reason: str
+    signal_candle_ms: int
+    filled: float
+    average: float | None
+    cost: float
+    fee: float
+    fee_currency: str | None
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class Fill(SQLModel, table=True):
+    """An execution of (part of) an order: amount in base, price and fee in the quote currency."""
+
+    id: int | None = Field(default=None, sa_column=id_column())
+    order_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("order.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    run_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("run.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    side: OrderSide = Field(sa_column=enum_column(OrderSide))
+    time_ms: int = Field(sa_column=ms_column(nullable=False))
+    price: float
+    amount: float
+    cost: float
+    fee: float
+    fee_currency: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
+
+
+class FillPublic(SQLModel):
+    id: int
+    order_id: uuid.UUID
+    side: OrderSide
+    time_ms: int
+    price: float
+    amount: float
+    cost: float
+    fee: float
+    fee_currency: str
+
+
+class TradeStatus(str, enum.Enum):
+    open = "open"
+    closed = "closed"
+
+
+class Trade(SQLModel, table=True):
+    """A round trip: opened by an entry fill, closed by an exit fill. ``pnl`` is net of both fees."""
+
+    id: int | None = Field(default=None, sa_column=id_column())
+    run_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("run.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    status: TradeStatus = Field(sa_column=enum_column(TradeStatus))
+    amount: float = Field(description="base currency")
+    entry_time_ms: int = Field(sa_column=ms_column(nullable=False))
+    entry_price: float
+    entry_fee: float
+    exit_time_ms: int | None = Field(default=None, sa_column=ms_column())
+    exit_price: float | None = None
+    exit_fee: float | None = None
+    exit_reason: str | None = Field(default=None, max_length=40)
+    pnl: float | None = Field(default=None, description="quote currency, net of fees")
+    pnl_pct: float | None = Field(default=None, description="pnl over entry cost plus entry fee, percent")
+
+
+class TradePublic(SQLModel):
+    id: int
+    status: TradeStatus
+    amount: float
+    entry_time_ms: int
+    entry_price: float
+    entry_fee: float
+    exit_time_ms: int | None
+    exit_price: float | None
+    exit_fee: float | None
+    exit_reason: str | None
+    pnl: float | None
+    pnl_pct: float | None

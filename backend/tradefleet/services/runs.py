@@ -1,0 +1,185 @@
+"""Strategy runs: create, start, stop, read. Keyword-only, session first; the only place that commits.
+
+Every read takes the owner and filters on it, so another user's run is indistinguishable from a
+run that does not exist (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from sqlalchemy import func
+from sqlmodel import Session, SQLModel, select
+
+from tradefleet.api.errors import ConflictError, DomainError, NotFoundError, validation_error
+from tradefleet.config import get_settings
+from tradefleet.db import lock_for_write
+from tradefleet.market.catalog import catalog_loaded, get_market_info
+from tradefleet.models import (
+    EquitySnapshot,
+    EventLevel,
+    Fill,
+    Order,
+    OrderStatus,
+    Run,
+    RunCreate,
+    RunEvent,
+    RunMode,
+    RunStatus,
+    Trade,
+    TradeStatus,
+    User,
+)
+from tradefleet.models._types import utcnow
+from tradefleet.strategy.params import ParamError
+from tradefleet.strategy.registry import UnknownStrategy, get_registry
+
+T = TypeVar("T", bound=SQLModel)
+
+ACTIVE = (RunStatus.created, RunStatus.running, RunStatus.paused)
+
+
+class ServiceUnavailable(DomainError):
+    status_code = 503
+    detail = "service unavailable"
+
+
+def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
+    """Check a new run against the strategy registry and the exchange's market catalog.
+
+    Returns the run's parameters with defaults filled in. Raises a 422 naming the field for an
+    unknown exchange, strategy, symbol or timeframe, a parameter of the wrong type or out of range,
+    a stake below the market's minimum order, or a mode this platform cannot run yet; 503 when the
+    exchange's market catalog has not been loaded by a worker yet.
+    """
+    settings = get_settings()
+    if run_in.exchange not in settings.EXCHANGES_ENABLED:
+        raise validation_error("exchange", f"exchange {run_in.exchange!r} is not enabled on this platform "
+                               f"(enabled: {', '.join(settings.EXCHANGES_ENABLED)})")
+    if run_in.mode != RunMode.paper:
+        raise validation_error("mode", "live trading is not available yet; use \"paper\"")
+    registry = get_registry()
+    try:
+        klass = registry.get(run_in.strategy)
+    except UnknownStrategy:
+        names = ", ".join(k.name for k in registry.all())
+        raise validation_error("strategy", f"unknown strategy {run_in.strategy!r} (available: {names})") from None
+    try:
+        params = klass.validate_params(run_in.params)
+    except ParamError as exc:
+        raise validation_error(f"params.{exc.field}", exc.message) from None
+    if not catalog_loaded(session=session, exchange_id=run_in.exchange):
+        raise ServiceUnavailable(f"the markets of {run_in.exchange} are not loaded yet; try again shortly")
+    info = get_market_info(session=session, exchange_id=run_in.exchange, symbol=run_in.symbol)
+    if info is None or not info.active:
+        raise validation_error("symbol", f"{run_in.exchange} has no active market {run_in.symbol!r} "
+                               "(use ccxt's unified notation, e.g. BTC/USDT)")
+    if run_in.timeframe not in info.timeframes:
+        raise validation_error("timeframe", f"{run_in.exchange} has no timeframe {run_in.timeframe!r} "
+                               f"(available: {', '.join(info.timeframes)})")
+    if info.min_cost and run_in.stake < info.min_cost:
+        raise validation_error("stake", f"must be at least the market's minimum order of {info.min_cost} {info.quote}")
+    return params
+
+
+def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
+    """Validate and store a new run (status ``created``; its wallet holds the stake in cash)."""
+    params = validate_run(session=session, run_in=run_in)
+    active = session.exec(
+        select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(ACTIVE))
+    ).one()
+    limit = get_settings().MAX_RUNS_PER_USER
+    if active >= limit:
+        raise ConflictError(f"you already have {active} active runs (limit {limit}); stop one first")
+    run = Run(owner_id=owner.id, strategy=run_in.strategy, params=params, exchange=run_in.exchange,
+              symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
+              cash=run_in.stake)
+    session.add(run)
+    session.add(RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
+                         f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})"))
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def get_run_or_404(*, session: Session, owner: User, run_id: uuid.UUID, lock: bool = False) -> Run:
+    """The owner's run; 404 if it does not exist or belongs to someone else."""
+    statement = select(Run).where(Run.id == run_id, Run.owner_id == owner.id)
+    if lock:  # a tick may be writing this run: take the row (PostgreSQL) or the write lock (SQLite)
+        lock_for_write(session)
+        statement = statement.with_for_update()
+    run = session.exec(statement).first()
+    if run is None:
+        raise NotFoundError("run not found")
+    return run
+
+
+def list_runs(*, session: Session, owner: User, skip: int = 0, limit: int = 100) -> tuple[list[Run], int]:
+    """The owner's runs, newest first, and their total count."""
+    count = session.exec(select(func.count()).select_from(Run).where(Run.owner_id == owner.id)).one()
+    runs = session.exec(select(Run).where(Run.owner_id == owner.id).order_by(Run.created_at.desc())
+                        .offset(skip).limit(limit)).all()
+    return list(runs), count
+
+
+def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
+    """Set the run running from the next closed candle. 409 if it is already running; 422 if its
+    strategy or parameters are no longer valid."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
+    if run.status == RunStatus.running:
+        raise ConflictError("run is already running")
+    try:
+        get_registry().get(run.strategy).validate_params(run.params)
+    except UnknownStrategy:
+        raise validation_error("strategy", f"strategy {run.strategy!r} is no longer available") from None
+    except ParamError as exc:
+        raise validation_error(f"params.{exc.field}", exc.message) from None
+    run.status = RunStatus.running
+    run.status_reason = None
+    run.started_at = utcnow()
+    run.stopped_at = None
+    # Start from the market's latest closed candle, not from where a previous start left off.
+    run.last_candle_ms = None
+    session.add(RunEvent(run_id=run.id, kind="started", message="run started"))
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
+    """Stop the run and cancel its open orders. The position is kept (and reported); stopping a
+    stopped run changes nothing."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
+    if run.status == RunStatus.stopped:
+        return run
+    now = utcnow()
+    cancelled = 0
+    for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
+        order.status = OrderStatus.cancelled
+        order.status_reason = "run stopped"
+        order.updated_at = now
+        cancelled += 1
+    run.status = RunStatus.stopped
+    run.stopped_at = now
+    message = "run stopped" + (f"; cancelled {cancelled} open order(s)" if cancelled else "")
+    session.add(RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info))
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: type[T], order_by: Any,
+                  skip: int = 0, limit: int = 500, where: Any = None) -> list[T]:
+    """Rows of ``model`` (orders, fills, trades, events, equity) of the owner's run, paginated."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id)
+    statement = select(model).where(model.run_id == run.id)
+    if where is not None:
+        statement = statement.where(where)
+    return list(session.exec(statement.order_by(order_by).offset(skip).limit(limit)).all())
+
+
+__all__ = [
+    "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
+    "create_run", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "validate_run",
+]

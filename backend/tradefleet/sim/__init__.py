@@ -1,0 +1,37 @@
+"""Exchange simulator: recorded Binance spot candles replayed behind Binance's spot REST paths.
+
+ccxt's ``binance`` talks to it unchanged through
+``tradefleet.market.exchange.make_exchange("binance", api_base_url="http://127.0.0.1:8100")``.
+Public market data only for now (``tradefleet.sim.public``); only candles closed on the sim clock
+(:class:`SimClock`) are ever served.
+"""
+
+from tradefleet.sim.app import SimState, create_app
+from tradefleet.sim.clock import SimClock
+from tradefleet.sim.data import (
+    DEFAULT_DATA_DIR,
+    INTERVAL_MS,
+    DataFile,
+    MarketData,
+    Series,
+    list_data_files,
+    load_market_data,
+)
+from tradefleet.sim.errors import BinanceAPIError
+from tradefleet.sim.server import BackgroundServer, serve
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "INTERVAL_MS",
+    "BackgroundServer",
+    "BinanceAPIError",
+    "DataFile",
+    "MarketData",
+    "Series",
+    "SimClock",
+    "SimState",
+    "create_app",
+    "list_data_files",
+    "load_market_data",
+    "serve",
+]

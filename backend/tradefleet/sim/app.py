@@ -1,0 +1,148 @@
+"""The simulator's ASGI app: Binance spot REST paths served from recorded candles.
+
+Routes come from route modules (``tradefleet.sim.public`` now; a ``tradefleet.sim.private`` with the
+signed account/order endpoints can add its ``ROUTES`` list to :data:`ROUTE_MODULES`). Handlers get the
+shared :class:`SimState` as ``request.app.state.sim``, raise
+:class:`~tradefleet.sim.errors.BinanceAPIError` for Binance-format errors and call
+:func:`~tradefleet.sim.public.set_weight` to report their request weight.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tradefleet.sim.clock import SimClock
+from tradefleet.sim.data import DEFAULT_DATA_DIR, MarketData, load_market_data
+from tradefleet.sim.errors import BinanceAPIError, binance_error_handler
+from tradefleet.sim.markets import SymbolRules, build_rules
+from tradefleet.sim.public import WEIGHT_SCOPE_KEY
+
+ROUTE_MODULES: tuple[str, ...] = ("tradefleet.sim.public",)
+"""Modules whose ``ROUTES`` (a list of Starlette routes) make up the app, in order."""
+
+
+class WeightCounter:
+    """Binance's per-IP request weight of the current wall-clock minute (reported, not enforced)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._used: dict[str, int] = {}
+
+    def add(self, client: str, weight: int) -> int:
+        """Add ``weight`` for ``client`` and return its weight used in this minute."""
+        minute = int(time.time() // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute, self._used = minute, {}
+            used = self._used.get(client, 0) + weight
+            self._used[client] = used
+            return used
+
+
+@dataclass
+class SimState:
+    """Everything the endpoints share: recorded data, clock, market rules, weight counter.
+
+    ``exchange_info_entries[symbol]`` is the prebuilt ``exchangeInfo.symbols`` element.
+    """
+
+    data: MarketData
+    clock: SimClock
+    rules: dict[str, SymbolRules]
+    exchange_info_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: WeightCounter = field(default_factory=WeightCounter)
+
+    @classmethod
+    def build(cls, data: MarketData, clock: SimClock) -> SimState:
+        """State over ``data`` with the rules of :func:`~tradefleet.sim.markets.build_rules`."""
+        rules = build_rules(data)
+        entries = {symbol: r.exchange_info_entry() for symbol, r in rules.items()}
+        return cls(data=data, clock=clock, rules=rules, exchange_info_entries=entries)
+
+
+class WeightHeaderMiddleware:
+    """Adds ``X-MBX-USED-WEIGHT-1M`` (and ``X-MBX-USED-WEIGHT``) to every HTTP reply.
+
+    The weight is what the handler stored with ``set_weight`` (1 when it stored none).
+    """
+
+    def __init__(self, app: ASGIApp, counter: WeightCounter) -> None:
+        self.app = app
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        host = client[0] if client else "-"
+
+        async def send_with_weight(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                used = self.counter.add(host, int(scope.get(WEIGHT_SCOPE_KEY, 1)))
+                value = str(used).encode()
+                headers = list(message.get("headers", []))
+                headers.append((b"x-mbx-used-weight", value))
+                headers.append((b"x-mbx-used-weight-1m", value))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_weight)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        body = {"msg": f"Not found: {request.method} {request.url.path}"}
+    else:
+        body = {"msg": str(exc.detail)}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for name in ROUTE_MODULES:
+        routes.extend(importlib.import_module(name).ROUTES)
+    return routes
+
+
+def create_app(
+    *,
+    data_dir: Path = DEFAULT_DATA_DIR,
+    speed: float = 60,
+    start_ms: int | None = None,
+    clock: SimClock | None = None,
+    data: MarketData | None = None,
+) -> Starlette:
+    """The simulator app over the recorded candles of ``data_dir``.
+
+    ``clock`` wins over ``speed``/``start_ms``; otherwise a :class:`SimClock` starting at
+    ``start_ms`` (ms, UTC; default: the earliest recorded candle open time) running ``speed`` times
+    wall time (0 = frozen). ``data`` lets callers share already loaded candles between apps.
+    The state is ``app.state.sim`` (:class:`SimState`). Raises ``FileNotFoundError`` when
+    ``data_dir`` holds no recorded candles.
+    """
+    market_data = data if data is not None else load_market_data(data_dir)
+    if clock is None:
+        clock = SimClock(market_data.first_open_ms if start_ms is None else start_ms, speed)
+    state = SimState.build(market_data, clock)
+    app = Starlette(
+        routes=_routes(),
+        exception_handlers={BinanceAPIError: binance_error_handler, HTTPException: _http_error},
+    )
+    app.state.sim = state
+    app.add_middleware(WeightHeaderMiddleware, counter=state.weights)
+    return app

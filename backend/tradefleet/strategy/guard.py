@@ -1,0 +1,99 @@
+"""The one guard around every call into strategy code (freqtrade's ``strategy_wrapper`` pattern).
+
+Exceptions, time-outs and bad return values all become a :class:`StrategyError`, which the engine
+turns into a run event and a paused run; the worker itself never dies of a strategy's bug.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
+
+T = TypeVar("T")
+
+
+class StrategyError(Exception):
+    """A strategy raised, timed out or returned something unusable. The message is for the trader."""
+
+
+class StrategyTimeout(StrategyError):
+    pass
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    # SIGALRM interrupts pure-Python loops in the main thread (Celery's prefork children run tasks
+    # there). Elsewhere (threads) the call cannot be interrupted; it is measured and failed after.
+    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    if not use_alarm:
+        start = time.monotonic()
+        yield
+        if time.monotonic() - start > seconds:
+            raise StrategyTimeout(f"strategy took longer than {seconds:g} s")
+        return
+
+    def _on_alarm(signum, frame):  # noqa: ARG001
+        raise StrategyTimeout(f"strategy took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call_guarded(fn: Callable[..., T], *args: Any, timeout_s: float, what: str = "strategy") -> T:
+    """Call ``fn(*args)``; any exception or a run past ``timeout_s`` raises :class:`StrategyError`."""
+    try:
+        with _deadline(timeout_s):
+            return fn(*args)
+    except StrategyError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the point of the guard
+        raise StrategyError(f"{what} raised {type(exc).__name__}: {exc}") from exc
+
+
+def compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: float) -> pd.DataFrame:
+    """Run ``strategy.signals`` under the guard and check its output.
+
+    Returns a DataFrame with the same index as ``candles`` and boolean columns ``enter_long`` and
+    ``exit_long`` (NaN kept as NaN for the caller to judge per row). Raises :class:`StrategyError` if
+    the strategy raises, times out, returns something that is not a DataFrame, changes the index, or
+    lacks a signal column.
+    """
+    result = call_guarded(strategy.signals, candles.copy(deep=False), timeout_s=timeout_s,
+                          what=f"{strategy.name}.signals()")
+    if not isinstance(result, pd.DataFrame):
+        raise StrategyError(f"{strategy.name}.signals() returned {type(result).__name__}, expected a DataFrame")
+    if len(result) != len(candles) or not result.index.equals(candles.index):
+        raise StrategyError(
+            f"{strategy.name}.signals() returned {len(result)} rows for {len(candles)} candles "
+            "(the index must be the candles' index)"
+        )
+    missing = [c for c in SIGNAL_COLUMNS if c not in result.columns]
+    if missing:
+        raise StrategyError(f"{strategy.name}.signals() returned no column {', '.join(missing)}")
+    return result[list(SIGNAL_COLUMNS)]
+
+
+def signal_at(signals: pd.DataFrame, row: int, column: str, strategy_name: str) -> bool:
+    """The boolean signal in ``column`` at position ``row``; NaN or a non-boolean raises :class:`StrategyError`."""
+    value = signals[column].iat[row]
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        raise StrategyError(f"{strategy_name}.signals() gave NaN in {column} at {signals.index[row]}")
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise StrategyError(f"{strategy_name}.signals() gave {value!r} in {column}, expected a boolean")

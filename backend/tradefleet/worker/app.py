@@ -1,0 +1,48 @@
+"""The Celery application. Broker: Redis when ``REDIS_URL`` is set, else kombu's SQLAlchemy
+transport on a SQLite file (the embedded ``make run`` defaults). Start a worker with
+``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default`` and beat with
+``celery -A tradefleet.worker.app beat``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from tradefleet.config import get_settings
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("tradefleet", broker=settings.broker_url, include=["tradefleet.worker.tasks"])
+    app.conf.update(
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        task_default_queue="default",
+        task_routes={
+            "engine.schedule": {"queue": "schedule"},
+            "engine.evaluate_market": {"queue": "evaluate"},
+        },
+        # Redis: unacknowledged (acks_late) tasks come back after the visibility timeout. kombu's
+        # SQLAlchemy transport passes its options to create_engine, so it gets none.
+        broker_transport_options={"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {},
+        beat_schedule={
+            "engine.schedule": {
+                "task": "engine.schedule",
+                "schedule": settings.SCHEDULE_INTERVAL_S,
+                # A schedule call that waited longer than two intervals is stale: drop it.
+                "options": {"expires": max(2.0, 2 * settings.SCHEDULE_INTERVAL_S)},
+            },
+            "worker.heartbeat": {"task": "worker.heartbeat", "schedule": 5.0, "options": {"expires": 10}},
+            "market.refresh_catalogs": {"task": "market.refresh_catalogs", "schedule": 3600.0},
+        },
+    )
+    return app
+
+
+celery_app = create_celery()
+app = celery_app

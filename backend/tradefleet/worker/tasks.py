@@ -1,0 +1,105 @@
+"""Celery tasks. Each takes ids and plain values, re-reads the world itself, and is safe to retry
+(the Celery user guide, "Tasks: State" and "Database transactions")."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import asdict
+
+import ccxt
+from celery.signals import worker_ready
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tradefleet.config import get_settings
+from tradefleet.db import get_engine, session_scope
+from tradefleet.engine.evaluate import evaluate_market as _evaluate_market
+from tradefleet.engine.evaluate import pause_runs
+from tradefleet.engine.schedule import plan
+from tradefleet.market.candles import Market, MarketDataNotReady
+from tradefleet.market.catalog import refresh_catalog
+from tradefleet.models import WorkerHeartbeat
+from tradefleet.models._types import utcnow
+from tradefleet.worker.app import celery_app
+
+log = logging.getLogger(__name__)
+
+# Errors after which a retry can succeed: the exchange is slow, down or rate-limiting us.
+TRANSIENT = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, MarketDataNotReady)
+# Errors that no retry fixes for this market: the exchange says the symbol or timeframe is wrong.
+PERMANENT = (ccxt.BadSymbol, ccxt.BadRequest)
+
+
+@celery_app.task(name="engine.schedule", ignore_result=True)
+def schedule() -> int:
+    """Dispatch the due evaluations (see :func:`tradefleet.engine.schedule.plan`); returns how many."""
+    dispatches = plan()
+    for d in dispatches:
+        evaluate_market.apply_async(
+            args=[d.market.exchange, d.market.symbol, d.market.timeframe, d.candle_ms,
+                  [str(i) for i in d.run_ids], d.limit],
+        )
+    return len(dispatches)
+
+
+@celery_app.task(name="engine.evaluate_market", bind=True, acks_late=True, reject_on_worker_lost=True,
+                 max_retries=5, ignore_result=True)
+def evaluate_market(self, exchange: str, symbol: str, timeframe: str, candle_ms: int, run_ids: list[str],
+                    limit: int) -> dict:
+    """Tick ``run_ids`` of one market up to ``candle_ms``. Idempotent, so late acknowledgement is safe."""
+    market = Market(exchange, symbol, timeframe)
+    ids = [uuid.UUID(i) for i in run_ids]
+    try:
+        report = _evaluate_market(market, candle_ms, ids, limit=limit)
+    except TRANSIENT as exc:
+        # Bounded exponential backoff, kept short: the next candle's dispatch catches up anyway.
+        countdown = min(30, 2 ** self.request.retries)
+        log.warning("%s at %s: %s; retry in %ss", market.key, candle_ms, exc, countdown)
+        raise self.retry(exc=exc, countdown=countdown) from None
+    except PERMANENT as exc:
+        pause_runs(ids, f"exchange rejected market {symbol} {timeframe}: {type(exc).__name__}: {exc}",
+                   candle_ms=candle_ms)
+        return {"market": market.key, "paused": len(ids)}
+    log.info("evaluated %s", report)
+    return asdict(report)
+
+
+@celery_app.task(name="market.refresh_catalogs", ignore_result=True, max_retries=3, bind=True)
+def refresh_catalogs(self) -> dict[str, int]:
+    """Reload the market catalog of every enabled exchange."""
+    counts = {}
+    for exchange_id in get_settings().EXCHANGES_ENABLED:
+        try:
+            with session_scope() as session:
+                counts[exchange_id] = refresh_catalog(session=session, exchange_id=exchange_id)
+        except (ccxt.BaseError, OSError) as exc:
+            log.warning("cannot load %s markets: %s", exchange_id, exc)
+            raise self.retry(exc=exc, countdown=10) from None
+    return counts
+
+
+@celery_app.task(name="worker.heartbeat", ignore_result=True)
+def heartbeat() -> None:
+    """Record that a worker of this host is alive (read by ``GET /api/v1/health``)."""
+    write_heartbeat()
+
+
+def write_heartbeat() -> None:
+    values = dict(hostname=f"{socket.gethostname()}:{os.getppid()}", pid=os.getpid(), beat_at=utcnow())
+    engine = get_engine()
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(WorkerHeartbeat).values(**values)
+    statement = statement.on_conflict_do_update(index_elements=["hostname"],
+                                                set_=dict(pid=values["pid"], beat_at=values["beat_at"]))
+    with engine.begin() as connection:
+        connection.execute(statement)
+
+
+@worker_ready.connect
+def _on_worker_ready(sender=None, **kwargs) -> None:  # noqa: ARG001
+    # Load the market catalogs as soon as a worker is up, so new runs can be validated.
+    write_heartbeat()
+    refresh_catalogs.apply_async()
