@@ -25,6 +25,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -336,3 +337,69 @@ def redis_url(settings_env: Callable[..., Settings]) -> Iterator[str]:
     finally:
         conn.flushdb()
         conn.close()
+
+
+# --- the exchange simulator ----------------------------------------------------------------------
+
+SIM_T0 = 1704067200000
+"""2024-01-01 00:00 UTC: the first recorded candle of every file."""
+
+
+@dataclass
+class SimServer:
+    """A running simulator: its base URL, its clock (frozen unless a test sets a speed), and the
+    path and query of every request it received (cleared per test)."""
+
+    base_url: str
+    clock: Any
+    requests: list[str]
+
+    def klines_requests(self) -> list[str]:
+        return [r for r in self.requests if r.startswith("/api/v3/klines")]
+
+
+@pytest.fixture(scope="session")
+def _sim_server() -> Iterator[SimServer]:
+    from tradefleet.sim import DEFAULT_DATA_DIR, BackgroundServer, SimClock, create_app, load_market_data
+
+    clock = SimClock(SIM_T0, speed=0)
+    app = create_app(data=load_market_data(DEFAULT_DATA_DIR), clock=clock)
+    seen: list[str] = []
+
+    async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").decode()
+            seen.append(scope["path"] + ("?" + query if query else ""))
+        await app(scope, receive, send)
+
+    with BackgroundServer(recording) as server:
+        yield SimServer(base_url=server.base_url, clock=clock, requests=seen)
+
+
+@pytest.fixture
+def exchange_sim(_sim_server: SimServer, settings_env: Callable[..., Settings]) -> Iterator[SimServer]:
+    """The session's exchange simulator, its clock frozen at :data:`SIM_T0`, with ``EXCHANGE_API_URLS``
+    pointing ccxt's binance at it and the per-process ccxt and cache singletons reset."""
+    from tradefleet.cache import get_cache
+    from tradefleet.market.candles import public_exchange
+
+    _sim_server.clock.set_speed(0)
+    _sim_server.clock.set(SIM_T0)
+    _sim_server.requests.clear()
+    settings_env(EXCHANGE_API_URLS=f'{{"binance": "{_sim_server.base_url}"}}')
+    public_exchange.cache_clear()
+    get_cache.cache_clear()
+    yield _sim_server
+    public_exchange.cache_clear()
+    get_cache.cache_clear()
+
+
+@pytest.fixture
+def market_catalog(db: Engine, exchange_sim: SimServer) -> SimServer:
+    """The binance market catalog loaded from the simulator through ccxt into ``exchange_market``."""
+    from tradefleet.db import session_scope
+    from tradefleet.market.catalog import refresh_catalog
+
+    with session_scope() as s:
+        refresh_catalog(session=s, exchange_id="binance")
+    return exchange_sim

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-import httpx
 import typer
 
 from tradefleet.config import REPO_ROOT, get_settings
@@ -80,21 +77,6 @@ def demo() -> None:
     typer.echo(f"demo run: {run.id} ({run.strategy} {run.symbol} {run.timeframe}, {run.status.value})")
 
 
-def _wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer in {timeout_s} s")
-
-
 @app.command()
 def dev(
     sim: bool = typer.Option(True, help="start the exchange simulator and point binance at it"),
@@ -107,66 +89,53 @@ def dev(
 
     Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set.
     """
-    env = dict(os.environ)
-    if sim and not env.get("EXCHANGE_API_URLS"):
-        env["EXCHANGE_API_URLS"] = f'{{"binance": "http://127.0.0.1:{sim_port}"}}'
-    os.environ.update(env)
+    from tradefleet.devstack import Stack
+
+    if sim and not os.environ.get("EXCHANGE_API_URLS"):
+        os.environ["EXCHANGE_API_URLS"] = f'{{"binance": "http://127.0.0.1:{sim_port}"}}'
     get_settings.cache_clear()
     settings = get_settings()
     (REPO_ROOT / "var").mkdir(exist_ok=True)
-    bindir = Path(sys.executable).parent
-    procs: list[subprocess.Popen] = []
-
-    def spawn(*args: str) -> subprocess.Popen:
-        # Own process group, so Ctrl-C reaches each child once, through us.
-        proc = subprocess.Popen(list(args), env=env, cwd=REPO_ROOT, start_new_session=True)
-        procs.append(proc)
-        return proc
-
-    def stop_all(*_: object) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for proc in procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    stack = Stack()
     try:
-        typer.echo(f"database: {settings.DATABASE_URL.split('@')[-1]}; broker: {settings.broker_url.split('@')[-1]}")
+        typer.echo(f"database: {_redact(settings.DATABASE_URL)}; broker: {_redact(settings.broker_url)}")
         migrate("head")
         if sim:
-            spawn(str(bindir / "tradefleet"), "exchange-sim", "--port", str(sim_port), "--speed", str(speed))
-            _wait_http(f"http://127.0.0.1:{sim_port}/api/v3/ping", 60, procs)
-            typer.echo(f"exchange simulator on http://127.0.0.1:{sim_port} at {speed:g}x")
+            url = stack.simulator(port=sim_port, speed=speed)
+            typer.echo(f"exchange simulator on {url} at {speed:g}x")
         refresh_markets()
         # Without Redis the cache lives in process memory and SQLite has one writer: one worker process.
-        concurrency = "2" if settings.REDIS_URL else "1"
-        spawn(str(bindir / "celery"), "-A", "tradefleet.worker.app", "worker", "-Q", "schedule,evaluate,default",
-              "--concurrency", concurrency, "--loglevel", "INFO", "-n", "tradefleet@%h")
-        spawn(str(bindir / "celery"), "-A", "tradefleet.worker.app", "beat", "--loglevel", "INFO",
-              "-s", str(REPO_ROOT / "var" / "celerybeat-schedule"))
-        spawn(str(bindir / "uvicorn"), "tradefleet.api.main:app", "--host", "127.0.0.1", "--port", str(api_port))
-        _wait_http(f"http://127.0.0.1:{api_port}/api/v1/health", 60, procs)
+        stack.worker(concurrency=2 if settings.REDIS_URL else 1, name="tradefleet")
+        stack.beat(schedule_file=REPO_ROOT / "var" / "celerybeat-schedule")
+        url = stack.api(port=api_port)
         if seed_demo:
             demo()
-        typer.echo(f"\nTradefleet is up: http://127.0.0.1:{api_port}/ (API docs at /api/v1/docs). Ctrl-C stops it.")
-        while all(proc.poll() is None for proc in procs):
+        typer.echo(f"\nTradefleet is up: {url}/ (API docs at {url}/api/v1/docs). Ctrl-C stops it.")
+        while True:
+            stack.check_alive()
             time.sleep(0.5)
-        failed = [p for p in procs if p.poll() is not None]
-        typer.echo(f"{failed[0].args[0]} exited with {failed[0].returncode}; stopping everything", err=True)
-        raise typer.Exit(1)
     except KeyboardInterrupt:
         typer.echo("\nstopping...")
+    except RuntimeError as exc:
+        typer.echo(f"{exc}; stopping everything", err=True)
+        raise typer.Exit(1) from None
     finally:
-        stop_all()
+        stack.stop()
+
+
+def _redact(url: str) -> str:
+    """A URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (redis://...)
+        return url.split("@")[-1]
 
 
 if __name__ == "__main__":

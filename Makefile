@@ -1,0 +1,34 @@
+# Tradefleet: `make run` brings the platform up on this machine; `make test` runs the whole suite.
+# Both install what they need first (a virtual environment in .venv from backend/pyproject.toml).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test bench install clean
+
+$(STAMP): backend/pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e 'backend[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Migrate, then start the exchange simulator, the API on http://127.0.0.1:8000, a Celery worker and beat,
+## and create the demo account. SQLite and an embedded broker unless DATABASE_URL / REDIS_URL are set.
+run: $(STAMP)
+	$(BIN)/tradefleet dev
+
+## The whole test suite (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used for real).
+test: $(STAMP)
+	cd backend && ../$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (print figures; not tests).
+bench: $(STAMP)
+	$(BIN)/python bench/fleet.py
+
+clean:
+	rm -rf $(VENV) var backend/*.egg-info

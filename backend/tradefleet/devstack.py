@@ -1,0 +1,131 @@
+"""Starting the platform's processes on one machine: simulator, API, Celery worker and beat.
+
+Used by ``tradefleet dev`` (``make run``), the end-to-end tests and the fleet benchmark, so that all
+three run the same real processes the same way. Each child gets its own process group; stopping the
+stack sends SIGTERM to every group and SIGKILL to any still alive after ``grace_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from tradefleet.config import REPO_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    """A set of child processes sharing one environment.
+
+    ``env`` is added to the current environment (``DATABASE_URL``, ``REDIS_URL``,
+    ``EXCHANGE_API_URLS``...). ``log_dir``, if set, receives one ``<name>.log`` per process;
+    otherwise children write to this process's stdout and stderr.
+    """
+
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    grace_s: float = 15.0
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _logs: list[IO] = field(default_factory=list)
+
+    def full_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen:
+        """Start ``args`` as the process ``name`` in its own process group."""
+        stdout = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(handle)
+            stdout = handle
+        proc = subprocess.Popen(list(args), env=self.full_env(), cwd=REPO_ROOT, stdout=stdout,
+                                stderr=subprocess.STDOUT if stdout else None, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    # ------------------------------------------------------------------ the platform's processes
+    def simulator(self, *, port: int = 8100, speed: float = 60.0, start: str | None = None) -> str:
+        """Start the exchange simulator; returns its base URL once it answers."""
+        args = [str(BIN / "tradefleet"), "exchange-sim", "--port", str(port), "--speed", str(speed)]
+        if start:
+            args += ["--start", start]
+        self.spawn("simulator", *args)
+        url = f"http://127.0.0.1:{port}"
+        self.wait_http(f"{url}/api/v3/ping")
+        return url
+
+    def worker(self, *, concurrency: int = 2, name: str = "worker", pool: str = "prefork") -> subprocess.Popen:
+        return self.spawn(name, str(BIN / "celery"), "-A", "tradefleet.worker.app", "worker",
+                          "-Q", "schedule,evaluate,default", "--concurrency", str(concurrency), "--pool", pool,
+                          "--loglevel", "INFO", "-n", f"{name}@%h")
+
+    def beat(self, *, schedule_file: Path) -> subprocess.Popen:
+        schedule_file.parent.mkdir(parents=True, exist_ok=True)
+        return self.spawn("beat", str(BIN / "celery"), "-A", "tradefleet.worker.app", "beat",
+                          "--loglevel", "INFO", "-s", str(schedule_file))
+
+    def api(self, *, port: int = 8000) -> str:
+        """Start uvicorn on 127.0.0.1; returns the base URL once ``/api/v1/health`` answers."""
+        self.spawn("api", str(BIN / "uvicorn"), "tradefleet.api.main:app", "--host", "127.0.0.1",
+                   "--port", str(port), "--no-access-log")
+        url = f"http://127.0.0.1:{port}"
+        self.wait_http(f"{url}/api/v1/health")
+        return url
+
+    # ------------------------------------------------------------------ control
+    def wait_http(self, url: str, timeout_s: float = 60.0) -> None:
+        """Wait until ``url`` answers below 500... or any answer for health (503 = up, degraded)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                httpx.get(url, timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise TimeoutError(f"{url} did not answer in {timeout_s:g} s")
+
+    def check_alive(self) -> None:
+        """Raise ``RuntimeError`` naming the first child that has exited."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode}")
+
+    def stop(self) -> None:
+        """SIGTERM every child's group, wait, then SIGKILL what is left."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.grace_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        for handle in self._logs:
+            handle.close()
+        self._logs.clear()
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
