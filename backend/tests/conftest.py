@@ -38,22 +38,11 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
+from testsupport import CI, DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, unavailable  # noqa: F401
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
-
-CI = os.environ.get("CI", "").strip().lower() == "true"
-DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-TEST_JWT_SECRET = "test-jwt-secret-not-for-production-0123456789"
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test because a service is missing, or fail it when ``CI=true`` (CI must run everything)."""
-    if CI:
-        pytest.fail(f"{reason} (CI=true: this service is required)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _reload_settings() -> None:

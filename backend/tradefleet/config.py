@@ -79,6 +79,22 @@ class Settings(BaseSettings):
             return {k.strip(): v.strip() for k, v in pairs}
         return value
 
+    @field_validator("STRATEGIES_DIR", mode="after")
+    @classmethod
+    def _anchor_dir(cls, value: Path) -> Path:
+        # Relative paths are relative to the repository, whatever the process's working directory.
+        return value if value.is_absolute() else REPO_ROOT / value
+
+    @field_validator("DATABASE_URL", mode="after")
+    @classmethod
+    def _anchor_sqlite(cls, value: str) -> str:
+        prefix = "sqlite:///"
+        if value.startswith(prefix) and not value.startswith(prefix + "/") and value != "sqlite://":
+            path = value[len(prefix):]
+            if path and path != ":memory:":
+                return prefix + str(REPO_ROOT / path)
+        return value
+
     @field_validator("EXCHANGES_ENABLED", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:

@@ -120,6 +120,11 @@ def test_create_without_params_takes_every_default(user_client, catalog):
     assert body["params"] == {"period": 14, "oversold": 30.0, "overbought": 70.0}
 
 
+def test_stake_equal_to_the_market_minimum_is_accepted(user_client, catalog):
+    body = create(user_client, symbol="DOGE/USDT", timeframe="5m", stake=5)
+    assert body["stake"] == 5 and body["cash"] == 5 and body["timeframe"] == "5m"
+
+
 def test_list_and_get(user_client, catalog, make_user, auth_headers, app):
     first = create(user_client)
     second = create(user_client, strategy="rsi_reversion", symbol="SOL/USDT", stake=50)
@@ -298,9 +303,6 @@ def test_malformed_body_is_422_on_body(user_client, catalog, db, raw):
     assert row_counts(db) == before
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="product bug: DecimalParam.validate calls float() on an unbounded int "
-                          "(OverflowError -> 500); remove this marker once fixed")
 def test_huge_integer_for_a_decimal_param_is_422_not_500(user_client, catalog, db, app):
     """JSON integers have no size limit; ``float()`` of a 400-digit one overflows."""
     before = row_counts(db)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from tradefleet.api.errors import ConflictError, DomainError, NotFoundError, validation_error
+from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
 from tradefleet.market.catalog import catalog_loaded, get_market_info

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from tradefleet.api.errors import ConflictError
+from tradefleet.errors import ConflictError
 from tradefleet.models import Role, User, UserCreate
 from tradefleet.security.passwords import dummy_hash, hash_password, verify_and_update, verify_password
 

@@ -52,9 +52,40 @@ class WeightCounter:
             return used
 
 
+class RequestStats:
+    """Requests served since start: per path, and per ``(symbol, interval)`` for klines.
+
+    For benchmarks and tests (``GET /sim/stats``): the requests an exchange would have received.
+    Thread-safe, counts only (no timing).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: dict[str, int] = {}
+        self._klines: dict[tuple[str, str], int] = {}
+
+    def count_path(self, path: str) -> None:
+        with self._lock:
+            self._paths[path] = self._paths.get(path, 0) + 1
+
+    def count_klines(self, symbol: str, interval: str) -> None:
+        with self._lock:
+            key = (symbol, interval)
+            self._klines[key] = self._klines.get(key, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"requests": {path: n}, "klines": {symbol: {interval: n}}}`` (sorted)."""
+        with self._lock:
+            paths = dict(sorted(self._paths.items()))
+            klines: dict[str, dict[str, int]] = {}
+            for (symbol, interval), n in sorted(self._klines.items()):
+                klines.setdefault(symbol, {})[interval] = n
+        return {"requests": paths, "klines": klines}
+
+
 @dataclass
 class SimState:
-    """Everything the endpoints share: recorded data, clock, market rules, weight counter.
+    """Everything the endpoints share: recorded data, clock, market rules, weight and request counters.
 
     ``exchange_info_entries[symbol]`` is the prebuilt ``exchangeInfo.symbols`` element.
     """
@@ -64,6 +95,7 @@ class SimState:
     rules: dict[str, SymbolRules]
     exchange_info_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     weights: WeightCounter = field(default_factory=WeightCounter)
+    stats: RequestStats = field(default_factory=RequestStats)
 
     @classmethod
     def build(cls, data: MarketData, clock: SimClock) -> SimState:
@@ -74,19 +106,23 @@ class SimState:
 
 
 class WeightHeaderMiddleware:
-    """Adds ``X-MBX-USED-WEIGHT-1M`` (and ``X-MBX-USED-WEIGHT``) to every HTTP reply.
+    """Adds ``X-MBX-USED-WEIGHT-1M`` (and ``X-MBX-USED-WEIGHT``) to every HTTP reply, and counts
+    the request's path in ``stats`` (unknown paths included: they reached the exchange too).
 
     The weight is what the handler stored with ``set_weight`` (1 when it stored none).
     """
 
-    def __init__(self, app: ASGIApp, counter: WeightCounter) -> None:
+    def __init__(self, app: ASGIApp, counter: WeightCounter, stats: RequestStats | None = None) -> None:
         self.app = app
         self.counter = counter
+        self.stats = stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.stats is not None:
+            self.stats.count_path(scope["path"])
         client = scope.get("client")
         host = client[0] if client else "-"
 
@@ -144,5 +180,5 @@ def create_app(
         exception_handlers={BinanceAPIError: binance_error_handler, HTTPException: _http_error},
     )
     app.state.sim = state
-    app.add_middleware(WeightHeaderMiddleware, counter=state.weights)
+    app.add_middleware(WeightHeaderMiddleware, counter=state.weights, stats=state.stats)
     return app

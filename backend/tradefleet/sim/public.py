@@ -336,6 +336,7 @@ async def klines(request: Request) -> Response:
     series = state.data.get(symbol, interval)
     if series is None:
         raise invalid_interval()
+    state.stats.count_klines(symbol, interval)
     limit = int_param(request, "limit", KLINES_DEFAULT_LIMIT)
     assert limit is not None
     if limit < 1:
@@ -463,6 +464,18 @@ async def sim_status(request: Request) -> Response:
     )
 
 
+async def sim_stats(request: Request) -> Response:
+    """``GET /sim/stats`` (not a Binance path): requests served since the simulator started.
+
+    ``{"now_ms", "requests": {"/api/v3/klines": 12, ...}, "klines": {"BTCUSDT": {"1m": 12}}}``:
+    every HTTP request by path (this one included), and the klines requests that named a recorded
+    market and interval (before the other parameters are checked), by symbol and interval.
+    """
+    set_weight(request, 0)
+    state = sim_state(request)
+    return JSONResponse({"now_ms": state.clock.now_ms(), **state.stats.snapshot()})
+
+
 ROUTES: list[Route] = [
     Route("/api/v3/ping", ping, methods=["GET"]),
     Route("/api/v3/time", server_time, methods=["GET"]),
@@ -474,5 +487,6 @@ ROUTES: list[Route] = [
     Route("/api/v3/ticker/price", ticker_price, methods=["GET"]),
     Route("/api/v3/ticker/bookTicker", book_ticker, methods=["GET"]),
     Route("/sim/status", sim_status, methods=["GET"]),
+    Route("/sim/stats", sim_stats, methods=["GET"]),
 ]
 """The public routes; :func:`tradefleet.sim.app.create_app` mounts them."""

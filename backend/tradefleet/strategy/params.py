@@ -103,7 +103,10 @@ class DecimalParam(_NumberParam):
     def validate(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamError(self.name, f"must be a number, got {type(value).__name__}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond float's range
+            raise ParamError(self.name, f"must be between {self.low} and {self.high}") from None
         if not math.isfinite(value):
             raise ParamError(self.name, "must be a finite number")
         self._check_range(value)

@@ -11,6 +11,7 @@ new and edited files are picked up without a restart and no file is executed twi
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import sys
@@ -58,6 +59,8 @@ class StrategyRegistry:
         self._lock = threading.Lock()
         self.imports = 0
         """How many times a file was executed (tests check that unchanged files are not)."""
+        # Modules are named per folder, so two registries (two folders) never share sys.modules entries.
+        self._prefix = f"{MODULE_PREFIX}_{hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:8]}"
 
     def refresh(self) -> None:
         """Import new and changed files, forget deleted ones."""
@@ -76,13 +79,13 @@ class StrategyRegistry:
                     changed = True
             for gone in set(self._files) - set(paths):
                 del self._files[gone]
-                sys.modules.pop(f"{MODULE_PREFIX}.{gone.stem}", None)
+                sys.modules.pop(f"{self._prefix}.{gone.stem}", None)
                 changed = True
             if changed or not self._by_name and self._files:
                 self._index()
 
     def _load(self, path: Path, stamp: tuple[int, int]) -> _FileEntry:
-        module_name = f"{MODULE_PREFIX}.{path.stem}"
+        module_name = f"{self._prefix}.{path.stem}"
         self.imports += 1
         try:
             spec = importlib.util.spec_from_file_location(module_name, path)
@@ -108,23 +111,26 @@ class StrategyRegistry:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
                 raise
             sys.modules.pop(module_name, None)
+            # Name the file, not the server's path to it (the message reaches the admin page).
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            error = error.replace(str(path), path.name)
             log.warning("strategy file %s is broken: %s", path.name, error)
             return _FileEntry(stamp=stamp, error=error)
 
     def _index(self) -> None:
         by_name: dict[str, type[Strategy]] = {}
+        defined_in: dict[str, Path] = {}
         duplicates: dict[Path, str] = {}
         for path, entry in sorted(self._files.items()):
             for klass in entry.classes:
                 if klass.name in by_name:
-                    other = by_name[klass.name]
                     duplicates[path] = (
                         f"duplicate strategy name {klass.name!r}: already defined by "
-                        f"{other.__name__} in {Path(sys.modules[other.__module__].__file__ or '').name}"
+                        f"{by_name[klass.name].__name__} in {defined_in[klass.name].name}"
                     )
                     continue
                 by_name[klass.name] = klass
+                defined_in[klass.name] = path
         self._by_name, self._duplicates = by_name, duplicates
 
     # ------------------------------------------------------------------ queries
