@@ -92,7 +92,7 @@ def test_broken_reports_each_file_with_a_useful_error(registry: StrategyRegistry
     assert "line 7" in broken["syntax_error.py"]  # the line of the missing colon
     assert broken["import_error.py"].startswith("ModuleNotFoundError")
     assert "tradefleet_no_such_module" in broken["import_error.py"]
-    assert "NoSignals does not implement signals()" in broken["no_signals.py"]
+    assert "NoSignals implements neither signals() nor on_candle()" in broken["no_signals.py"]
     assert "period" in broken["bad_default.py"] and "500" in broken["bad_default.py"]
     assert "between 2 and 100" in broken["bad_default.py"]
     dup = broken["duplicate_b.py"]
@@ -130,7 +130,7 @@ def test_a_broken_strategy_does_not_break_its_good_neighbours_in_the_same_file(t
     reg = StrategyRegistry(tmp_path)
     reg.refresh()
     assert reg.all() == []
-    assert "Unfinished does not implement signals()" in reg.broken()[0].error
+    assert "Unfinished implements neither signals() nor on_candle()" in reg.broken()[0].error
 
 
 def test_raises_in_signals_loads_and_fails_only_when_called(registry: StrategyRegistry):

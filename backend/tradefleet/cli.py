@@ -64,6 +64,157 @@ def refresh_markets() -> None:
         typer.echo(f"{exchange_id}: {count} spot markets")
 
 
+# --- historical candles: tradefleet data ... ----------------------------------------------------
+
+data_app = typer.Typer(help="Historical candles: import CSV files, download through ccxt, list what is stored.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _data_fail(message: str) -> None:
+    """Print a one-line error on stderr and exit with code 2 (no traceback)."""
+    line = " ".join(str(message).split())
+    typer.echo(f"error: {line[:500]}", err=True)
+    raise typer.Exit(2)
+
+
+def _data_time_ms(value: str, option: str) -> int:
+    """``--since``/``--until``: epoch ms, or an ISO date or datetime (UTC unless it has a zone)."""
+    from datetime import UTC
+
+    if value.isdigit():
+        return int(value)
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _data_fail(f"{option} {value!r}: give a date (2024-01-01), an ISO datetime or epoch ms")
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return int(stamp.timestamp() * 1000)
+
+
+def _data_time_str(ms: Optional[int]) -> str:
+    from datetime import UTC
+
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+@data_app.command("import")
+def data_import(
+    paths: list[Path] = typer.Argument(..., help="candle CSV files (gzip or plain): timestamp,open,high,low,close,volume"),
+    exchange: str = typer.Option("binance", help="exchange the candles come from"),
+    symbol: Optional[str] = typer.Option(None, help="e.g. BTC/USDT (default: from the file name)"),
+    timeframe: Optional[str] = typer.Option(None, help="e.g. 1h (default: from the file name)"),
+) -> None:
+    """Import candle CSV files into the database; candles already stored are not duplicated."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tradefleet.db import session_scope
+    from tradefleet.market.store import CandleDataError, import_csv
+
+    for path in paths:
+        try:
+            with session_scope() as session:
+                r = import_csv(session=session, path=path, exchange=exchange, symbol=symbol, timeframe=timeframe)
+        except CandleDataError as exc:
+            _data_fail(exc.detail)
+        except SQLAlchemyError as exc:
+            _data_fail(f"{path.name}: database error: {getattr(exc, 'orig', None) or exc}")
+        missing = sum(g.missing for g in r.gaps)
+        typer.echo(f"{path.name}: {r.exchange} {r.symbol} {r.timeframe}: {r.rows} rows read, {r.stored} stored, "
+                   f"{r.updated} updated, {r.duplicates} duplicates, {len(r.gaps)} gaps ({missing} candles missing), "
+                   f"{_data_time_str(r.first_ms)} to {_data_time_str(r.last_ms)} in {r.seconds:.2f} s")
+
+
+@data_app.command("download")
+def data_download(
+    exchange: str = typer.Option("binance", help="ccxt exchange id"),
+    symbol: str = typer.Option(..., help="e.g. BTC/USDT"),
+    timeframe: str = typer.Option(..., help="e.g. 1h"),
+    since: str = typer.Option(..., help="first candle: date (UTC), ISO datetime or epoch ms"),
+    until: Optional[str] = typer.Option(None, help="stop before this time (default: the last closed candle)"),
+) -> None:
+    """Download closed candles through ccxt (paginated, rate-limited, retried) into the database."""
+    import sys
+
+    import ccxt
+    from sqlalchemy.exc import SQLAlchemyError
+    from tqdm import tqdm
+
+    from tradefleet.db import session_scope
+    from tradefleet.market.exchange import UnknownExchange
+    from tradefleet.market.store import CandleDataError, DownloadReport, download
+
+    since_ms = _data_time_ms(since, "--since")
+    until_ms = _data_time_ms(until, "--until") if until else None
+    bars: list[tqdm] = []  # made at the first page, once the number of candles is known
+    latest: list[DownloadReport] = []
+
+    def progress(report: DownloadReport) -> None:
+        if not bars:
+            bars.append(tqdm(desc=f"{report.symbol} {report.timeframe}", total=report.expected, unit="candle",
+                             file=sys.stderr, dynamic_ncols=True))
+            latest.append(report)
+        bars[0].n = report.done
+        bars[0].refresh()
+
+    def close_bar() -> None:
+        for bar in bars:
+            bar.close()
+
+    try:
+        with session_scope() as session:
+            r = download(session=session, exchange_id=exchange, symbol=symbol, timeframe=timeframe,
+                         since_ms=since_ms, until_ms=until_ms, progress=progress)
+    except KeyboardInterrupt:
+        close_bar()
+        stored = latest[0].stored if latest else 0
+        typer.echo(f"interrupted: {stored} new candles were stored; run it again to continue", err=True)
+        raise typer.Exit(130) from None
+    except (CandleDataError, UnknownExchange) as exc:
+        close_bar()
+        _data_fail(getattr(exc, "detail", None) or str(exc))
+    except ccxt.BaseError as exc:
+        close_bar()
+        _data_fail(f"{exchange}: {type(exc).__name__}: {exc}")
+    except SQLAlchemyError as exc:
+        close_bar()
+        _data_fail(f"database error: {getattr(exc, 'orig', None) or exc}")
+    close_bar()
+    missing = sum(g.missing for g in r.gaps)
+    typer.echo(f"{r.exchange} {r.symbol} {r.timeframe}: {r.pages} pages, {r.received} candles received, "
+               f"{r.stored} stored, {r.updated} updated, {r.duplicates} duplicates, {len(r.gaps)} gaps "
+               f"({missing} candles missing), {_data_time_str(r.start_ms)} to {_data_time_str(r.last_ms)}")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The stored candle series with their ranges, counts and gaps."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tradefleet.db import session_scope
+    from tradefleet.market.store import find_gaps, list_series
+
+    try:
+        with session_scope() as session:
+            rows = []
+            for s in list_series(session):
+                gaps = find_gaps(session=session, exchange=s.exchange, symbol=s.symbol,
+                                 timeframe=s.timeframe) if s.missing else []
+                rows.append((s.exchange, s.symbol, s.timeframe, _data_time_str(s.first_ms),
+                             _data_time_str(s.last_ms), str(s.count), str(len(gaps)), str(s.missing)))
+    except SQLAlchemyError as exc:
+        _data_fail(f"database error: {getattr(exc, 'orig', None) or exc}")
+    if not rows:
+        typer.echo("no candles stored (tradefleet data import / tradefleet data download)")
+        return
+    header = ("exchange", "symbol", "timeframe", "first", "last", "candles", "gaps", "missing")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.rjust(w) if i >= 5 else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+
+
 @app.command()
 def demo() -> None:
     """Create the demo account with a running paper sma_cross run on BTC/USDT 1m."""
@@ -116,8 +267,11 @@ def dev(
         if seed_demo:
             demo()
         typer.echo(f"\nTradefleet is up: {url}/ (API docs at {url}/api/v1/docs). Ctrl-C stops it.")
+        parent = os.getppid()
         while True:
             stack.check_alive()
+            if os.getppid() != parent:  # whoever started us (make) is gone: stop, leave no orphans
+                raise KeyboardInterrupt
             time.sleep(0.5)
     except KeyboardInterrupt:
         typer.echo("\nstopping...")
@@ -136,6 +290,89 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - not a SQLAlchemy URL (redis://...)
         return url.split("@")[-1]
+
+
+@app.command()
+def backtest(
+    strategy: str = typer.Argument(..., help="strategy name, from STRATEGIES_DIR (e.g. sma_cross)"),
+    candles: Path = typer.Option(..., "--candles", help="candle CSV, gzip or plain: timestamp,open,high,low,close,volume"),
+    symbol: str = typer.Option("BTC/USDT", help="the market the candles are from (a label in the report)"),
+    timeframe: Optional[str] = typer.Option(None, help="candle timeframe, e.g. 1h (default: the candles' spacing)"),
+    param: list[str] = typer.Option([], "--param", help="strategy parameter name=value, repeatable; JSON values"),
+    stake: float = typer.Option(10_000.0, help="starting balance, quote currency"),
+    fee: float = typer.Option(0.001, help="taker fee rate per fill (0.001 = 0.1 %)"),
+    amount_step: Optional[float] = typer.Option(None, help="amount precision, base currency (default: none)"),
+    min_cost: Optional[float] = typer.Option(None, help="minimum order value, quote currency"),
+    start: Optional[str] = typer.Option(None, help="first candle, ISO 8601 (UTC unless zoned)"),
+    end: Optional[str] = typer.Option(None, help="end of the range (exclusive), ISO 8601"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: metrics, trades, lookahead"),
+    no_lookahead: bool = typer.Option(False, "--no-lookahead", help="skip the look-ahead check"),
+) -> None:
+    """Backtest a strategy on a candle CSV: metrics and the trade list (fills at the next candle's open)."""
+    import json
+
+    from tradefleet.backtest import BacktestError, load_csv, run_backtest
+    from tradefleet.strategy.params import ParamError
+    from tradefleet.strategy.registry import UnknownStrategy, get_registry
+
+    def fail(message: str) -> None:
+        typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+        raise typer.Exit(2)
+
+    raw: dict[str, object] = {}
+    for item in param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            fail(f"--param {item!r}: expected name=value")
+        try:
+            raw[name.strip()] = json.loads(text)
+        except ValueError:
+            raw[name.strip()] = text
+    registry = get_registry()
+    try:
+        strategy_cls = registry.get(strategy)
+    except UnknownStrategy:
+        known = ", ".join(k.name for k in registry.all()) or "none"
+        fail(f"unknown strategy {strategy!r} (available: {known})")
+    try:
+        params = strategy_cls.validate_params(raw)
+    except ParamError as exc:
+        fail(f"invalid parameter {exc.field}: {exc.message}")
+    try:
+        data = load_csv(candles)
+        result = run_backtest(strategy_cls, data, params=params, stake=stake, fee=fee, amount_step=amount_step,
+                              min_cost=min_cost, timeframe=timeframe, start=start, end=end,
+                              lookahead=not no_lookahead)
+    except (BacktestError, ParamError) as exc:
+        fail(str(exc))
+    if as_json:
+        out = {"symbol": symbol, **result.to_dict()}
+        typer.echo(json.dumps(out, allow_nan=False))
+        return
+
+    typer.echo(f"{result.strategy} {symbol} {result.timeframe}  {result.to_dict()['start']} to "
+               f"{result.to_dict()['end']}  params {json.dumps(result.params)}  stake {stake:g}  fee {fee:g}")
+    width = max(len(k) for k in result.metrics)
+    for key, value in result.metrics.items():
+        shown = "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+        typer.echo(f"  {key.ljust(width)}  {shown}")
+    if result.lookahead is not None:
+        if result.lookahead.flagged:
+            first = result.lookahead.mismatches[0]
+            typer.echo(f"  LOOK-AHEAD: signals change when the future is cut off ({len(result.lookahead.mismatches)} "
+                       f"mismatches, first {first[1]} at {first[0]}); these results cannot be trusted")
+        else:
+            typer.echo(f"  look-ahead check: passed ({len(result.lookahead.checked)} sampled candles)")
+    header = ("entry time", "exit time", "entry price", "exit price", "amount", "pnl", "pnl %", "exit")
+    rows = [(t["entry_time"], t["exit_time"] or "(open)", f"{t['entry_price']:.8g}",
+             "-" if t["exit_price"] is None else f"{t['exit_price']:.8g}", f"{t['amount']:.8g}",
+             f"{t['pnl']:.2f}", f"{t['pnl_pct']:.2f}", t["exit_reason"] or "open") for t in result.trades]
+    typer.echo(f"\n{len(rows)} trades")
+    if rows:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            typer.echo("  ".join(c.rjust(w) if 2 <= i <= 6 else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths))).rstrip())
 
 
 if __name__ == "__main__":

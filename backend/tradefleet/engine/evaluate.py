@@ -6,9 +6,23 @@ first): fills the run's pending orders at that candle's open, applies the stoplo
 reads the strategy's signals for that candle, writes order intents, and snapshots equity at the
 close. All of a batch's writes commit in one transaction.
 
+Cost (the fleet benchmark, ``bench/fleet.py``): a tick is dominated by the strategy's own
+``signals()``; around it the engine keeps per-run work small. Runs are read and written as plain
+rows (one ``SELECT ... FOR UPDATE`` and one executemany ``UPDATE`` per batch, no ORM unit of work),
+snapshots, fills and events are bulk inserts, a run's validated parameters and window size are
+remembered per process (keyed by the strategy class, so an edited strategy file is re-validated),
+and only the two signal columns of the strategy's output are read, as arrays. Orders and trades,
+written on a small fraction of ticks, stay ORM objects.
+
 Idempotence: each run row is locked (``SELECT ... FOR UPDATE``) and re-read; candles at or before
 its ``last_candle_ms`` are skipped, and ``(run_id, candle_ms)`` is unique in ``equity_snapshot``,
 so a task delivered twice changes nothing the second time.
+
+Runs whose row another transaction holds (the previous candle's task of the same runs, still
+running; a stop from the API) are skipped, not waited for (``SKIP LOCKED``), and listed in the
+report's ``busy_run_ids``: the Celery task evaluates them again shortly. Waiting would park a worker
+process on a row lock while other markets' tasks queue, which turns a short overload into a
+growing backlog.
 """
 
 from __future__ import annotations
@@ -23,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -48,7 +62,8 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.strategy.base import Strategy
-from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals, signal_at
+from tradefleet.strategy.base import SIGNAL_COLUMNS
+from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.registry import UnknownStrategy, get_registry
 
@@ -88,6 +103,9 @@ class TickReport:
     orders: int = 0
     fills: int = 0
     seconds: float = 0.0
+    busy: int = 0
+    """Runs skipped because another transaction held their row (see ``busy_run_ids``)."""
+    busy_run_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -98,10 +116,87 @@ class _Batch:
     events: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
 
-    def event(self, run: Run, kind: str, message: str, *, level: EventLevel = EventLevel.info,
+    def event(self, run: Run | _RunRow, kind: str, message: str, *, level: EventLevel = EventLevel.info,
               candle_ms: int | None = None, data: dict[str, Any] | None = None) -> None:
         self.events.append(dict(run_id=run.id, created_at=utcnow(), candle_ms=candle_ms, level=level.value,
                                 kind=kind, message=message, data=data or {}))
+
+
+class _RunRow:
+    """The columns of a ``run`` row that a tick reads and writes (a plain object: no ORM tracking).
+    Duck-compatible with :class:`Run` for :func:`pause_run` and the order and event helpers."""
+
+    __slots__ = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
+                 "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
+                 "last_tick_at", "ticked")
+
+    COLUMNS = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
+               "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
+               "last_tick_at")
+
+    def __init__(self, row: Any) -> None:
+        for name, value in zip(self.COLUMNS, row):
+            setattr(self, name, value)
+        self.ticked = False
+
+
+_TICKED = ("cash", "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_candle_ms",
+           "last_price", "last_tick_at")
+"""The columns a tick changes; a paused run changes ``status`` and ``status_reason``."""
+
+_CACHE_LIMIT = 50_000
+_validated: dict[tuple[type, str], tuple[dict[str, Any], int]] = {}
+"""Per process: (strategy class, parameters as JSON) -> (validated parameters, required candles)."""
+
+
+class _Signals:
+    """The ``enter_long`` / ``exit_long`` values of one ``signals()`` result, read by row."""
+
+    __slots__ = ("columns", "index", "name")
+
+    def __init__(self, result: pd.DataFrame, name: str) -> None:
+        self.name = name
+        self.index = result.index
+        self.columns = {}
+        for column in SIGNAL_COLUMNS:
+            values = result[column]
+            if isinstance(values, pd.DataFrame):
+                raise StrategyError(f"{name}.signals() returned more than one {column} column")
+            # bool columns (the usual case) as a numpy array; others as pandas stores them, so that
+            # a row reads exactly as ``Series.iat`` would (NaN, pd.NA, numpy scalars...).
+            self.columns[column] = values.to_numpy() if values.dtype == np.bool_ else values.array
+
+    def at(self, row: int, column: str) -> bool:
+        """Like :func:`tradefleet.strategy.guard.signal_at`: NaN or a non-boolean raises StrategyError."""
+        values = self.columns[column]
+        value = values[row]
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            raise StrategyError(f"{self.name}.signals() gave NaN in {column} at {self.index[row]}")
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, np.integer)) and value in (0, 1):
+            return bool(value)
+        raise StrategyError(f"{self.name}.signals() gave {value!r} in {column}, expected a boolean")
+
+
+def _compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: float) -> _Signals:
+    """:func:`tradefleet.strategy.guard.compute_signals` without its copies: ``candles`` is already
+    this call's own frame (a fresh ``iloc`` slice, copy-on-write), and only the two signal columns
+    are kept. Same checks, same messages."""
+    result = call_guarded(strategy.signals, candles, timeout_s=timeout_s, what=f"{strategy.name}.signals()")
+    if not isinstance(result, pd.DataFrame):
+        raise StrategyError(f"{strategy.name}.signals() returned {type(result).__name__}, expected a DataFrame")
+    if len(result) != len(candles) or not result.index.equals(candles.index):
+        raise StrategyError(
+            f"{strategy.name}.signals() returned {len(result)} rows for {len(candles)} candles "
+            "(the index must be the candles' index)"
+        )
+    missing = [c for c in SIGNAL_COLUMNS if c not in result.columns]
+    if missing:
+        raise StrategyError(f"{strategy.name}.signals() returned no column {', '.join(missing)}")
+    return _Signals(result, strategy.name)
 
 
 def _rules(info: ExchangeMarket) -> MarketRules:
@@ -109,7 +204,7 @@ def _rules(info: ExchangeMarket) -> MarketRules:
                        min_cost=info.min_cost)
 
 
-def pause_run(run: Run, reason: str, batch: _Batch, *, candle_ms: int | None = None) -> None:
+def pause_run(run: Run | _RunRow, reason: str, batch: _Batch, *, candle_ms: int | None = None) -> None:
     """Pause ``run`` with a visible reason (status, ``status_reason`` and an error event)."""
     run.status = RunStatus.paused
     run.status_reason = reason
@@ -135,14 +230,20 @@ class _RunTicker:
         self.report = report
         self.settings = get_settings()
         self.registry = get_registry()
-        self._signals: dict[tuple[str, str, int], pd.DataFrame] = {}
+        self._signals: dict[tuple[str, str, int], _Signals] = {}
 
     # ------------------------------------------------------------------ strategy
-    def _strategy(self, run: Run) -> Strategy:
+    def _strategy(self, run: _RunRow) -> tuple[Strategy, str, int]:
+        """The run's strategy instance, its parameters as JSON and the candles one evaluation needs."""
         try:
             klass = self.registry.get(run.strategy)
         except UnknownStrategy:
             raise StrategyError(f"strategy {run.strategy!r} is not available (file removed or broken)") from None
+        raw = json.dumps(run.params, sort_keys=True)
+        logger = logging.getLogger(f"tradefleet.strategy.{run.strategy}")
+        known = _validated.get((klass, raw))
+        if known is not None:
+            return klass(known[0], logger=logger), raw, known[1]
         try:
             params = call_guarded(klass.validate_params, run.params, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                   what=f"{run.strategy} parameter check")
@@ -150,18 +251,24 @@ class _RunTicker:
             if isinstance(exc.__cause__, ParamError):
                 raise StrategyError(f"parameters no longer valid for {run.strategy}: {exc.__cause__}") from None
             raise
-        return klass(params, logger=logging.getLogger(f"tradefleet.strategy.{run.strategy}"))
+        strategy = klass(params, logger=logger)
+        need = int(call_guarded(strategy.required_candles, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
+                                what=f"{run.strategy}.startup_candles"))
+        if len(_validated) >= _CACHE_LIMIT:
+            _validated.clear()
+        _validated[(klass, raw)] = (params, need)
+        return strategy, raw, need
 
-    def _signals_for(self, strategy: Strategy, run: Run, start: int) -> pd.DataFrame:
+    def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str, start: int) -> _Signals:
         # Runs of the same strategy and parameters on this market share one computation.
-        key = (run.strategy, json.dumps(strategy.params, sort_keys=True), start)
+        key = (run.strategy, key_params, start)
         if key not in self._signals:
-            self._signals[key] = compute_signals(strategy, self.candles.iloc[start:],
-                                                 timeout_s=self.settings.STRATEGY_TIMEOUT_S)
+            self._signals[key] = _compute_signals(strategy, self.candles.iloc[start:],
+                                                  timeout_s=self.settings.STRATEGY_TIMEOUT_S)
         return self._signals[key]
 
     # ------------------------------------------------------------------ one run
-    def tick(self, run: Run, pending: list[Order], trade: Trade | None) -> None:
+    def tick(self, run: _RunRow, pending: list[Order], trade: Trade | None) -> None:
         n = len(self.times)
         last = run.last_candle_ms
         if last is None:
@@ -180,17 +287,14 @@ class _RunTicker:
                 self.batch.event(run, "skipped", f"run was {behind} candles behind; skipped {skipped} "
                                  "candles to catch up", level=EventLevel.warning, candle_ms=int(self.times[-1]))
 
-        strategy = self._strategy(run)
-        need = int(call_guarded(strategy.required_candles, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
-                                what=f"{run.strategy}.startup_candles"))
+        strategy, key_params, need = self._strategy(run)
         start = max(0, first - (need - 1))
-        signals = self._signals_for(strategy, run, start)
+        signals = self._signals_for(strategy, run, key_params, start)
         # Read (and check) every signal this tick needs before changing anything, so a strategy
         # error leaves the run exactly as it was.
         decisions: dict[int, tuple[bool, bool]] = {}
         for i in range(max(first, start + need - 1), n):
-            decisions[i] = (signal_at(signals, i - start, "enter_long", strategy.name),
-                            signal_at(signals, i - start, "exit_long", strategy.name))
+            decisions[i] = (signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long"))
         wallet = Wallet(cash=run.cash, position_amount=run.position_amount,
                         position_entry_price=run.position_entry_price, realised_pnl=run.realised_pnl,
                         fees_paid=run.fees_paid)
@@ -212,8 +316,9 @@ class _RunTicker:
         run.last_candle_ms = int(self.times[-1])
         run.last_price = float(self.close[-1])
         run.last_tick_at = utcnow()
+        run.ticked = True
 
-    def _fill_pending(self, run: Run, wallet: Wallet, pending: list[Order], trade: Trade | None,
+    def _fill_pending(self, run: _RunRow, wallet: Wallet, pending: list[Order], trade: Trade | None,
                       i: int) -> Trade | None:
         candle_ms = int(self.times[i])
         price = float(self.open[i])
@@ -235,7 +340,7 @@ class _RunTicker:
             trade = self._record_fill(run, wallet, order, fill, trade, candle_ms, order.reason)
         return trade
 
-    def _record_fill(self, run: Run, wallet: Wallet, order: Order, fill, trade: Trade | None,
+    def _record_fill(self, run: _RunRow, wallet: Wallet, order: Order, fill, trade: Trade | None,
                      candle_ms: int, reason: str) -> Trade | None:
         order.status = OrderStatus.filled
         order.amount = fill.amount
@@ -265,7 +370,7 @@ class _RunTicker:
             wallet.realised_pnl += trade.pnl
         return None
 
-    def _check_stoploss(self, run: Run, wallet: Wallet, stoploss: float, trade: Trade, i: int) -> Trade | None:
+    def _check_stoploss(self, run: _RunRow, wallet: Wallet, stoploss: float, trade: Trade, i: int) -> Trade | None:
         stop = trade.entry_price * (1.0 + stoploss)
         if self.low[i] > stop:
             return trade
@@ -276,7 +381,7 @@ class _RunTicker:
         fill = self.broker.fill_sell(wallet, price)
         return self._record_fill(run, wallet, order, fill, trade, candle_ms, "stoploss")
 
-    def _new_order(self, run: Run, side: OrderSide, signal_ms: int, amount: float, reason: str,
+    def _new_order(self, run: _RunRow, side: OrderSide, signal_ms: int, amount: float, reason: str,
                    *, quote_amount: float | None = None) -> Order:
         order = Order(run_id=run.id, client_order_id=client_order_id(run.id, signal_ms, reason),
                       symbol=run.symbol, side=side, type=OrderType.market, amount=amount,
@@ -286,7 +391,7 @@ class _RunTicker:
         self.report.orders += 1
         return order
 
-    def _decide(self, run: Run, strategy: Strategy, decision: tuple[bool, bool], wallet: Wallet,
+    def _decide(self, run: _RunRow, strategy: Strategy, decision: tuple[bool, bool], wallet: Wallet,
                 pending: list[Order], i: int) -> None:
         candle_ms = int(self.times[i])
         enter, exit_ = decision
@@ -318,18 +423,30 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
         info = session.get(ExchangeMarket, (market.exchange, market.symbol))
         if info is None:
             raise LookupError(f"market {market.exchange} {market.symbol} is not in the catalog")
-        runs = session.exec(
-            select(Run).where(Run.id.in_(run_ids), Run.status == RunStatus.running)
-            .order_by(Run.id).with_for_update()
-        ).all()
+        table = Run.__table__
+        runs = [_RunRow(row) for row in session.execute(
+            select(*(table.c[name] for name in _RunRow.COLUMNS))
+            .where(table.c.id.in_(run_ids), table.c.status == RunStatus.running)
+            .order_by(table.c.id).with_for_update(skip_locked=True)
+        )]
         ids = [run.id for run in runs]
+        if len(ids) < len(run_ids):
+            # Not running any more, or locked by another transaction: the latter are retried.
+            seen = set(ids)
+            rest = [i for i in run_ids if i not in seen]
+            report.busy_run_ids = list(session.execute(
+                select(table.c.id).where(table.c.id.in_(rest), table.c.status == RunStatus.running)).scalars())
+            report.busy = len(report.busy_run_ids)
         pending: dict[uuid.UUID, list[Order]] = defaultdict(list)
-        for order in session.exec(select(Order).where(Order.run_id.in_(ids), Order.status == OrderStatus.open)
-                                  .order_by(Order.created_at)):
-            pending[order.run_id].append(order)
-        trades = {t.run_id: t for t in session.exec(
-            select(Trade).where(Trade.run_id.in_(ids), Trade.status == TradeStatus.open))}
+        trades: dict[uuid.UUID, Trade] = {}
+        if ids:
+            for order in session.exec(select(Order).where(Order.run_id.in_(ids), Order.status == OrderStatus.open)
+                                      .order_by(Order.created_at)):
+                pending[order.run_id].append(order)
+            trades = {t.run_id: t for t in session.exec(
+                select(Trade).where(Trade.run_id.in_(ids), Trade.status == TradeStatus.open))}
         ticker = _RunTicker(session, market, candles, info, batch, report)
+        paused: list[_RunRow] = []
         for run in runs:
             report.runs += 1
             try:
@@ -337,8 +454,15 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             except StrategyError as exc:
                 report.paused += 1
                 pause_run(run, str(exc), batch, candle_ms=candle_ms)
+                paused.append(run)
         try:
-            session.flush()
+            session.flush()  # orders and trades (ORM objects)
+            ticked = [{"id": run.id, **{name: getattr(run, name) for name in _TICKED}} for run in runs if run.ticked]
+            if ticked:
+                session.execute(update(Run), ticked)  # executemany, by primary key
+            if paused:
+                session.execute(update(Run), [{"id": run.id, "status": run.status,
+                                               "status_reason": run.status_reason} for run in paused])
             if batch.snapshots:
                 session.execute(insert(EquitySnapshot), batch.snapshots)
             if batch.fills:

@@ -26,7 +26,7 @@ from tradefleet.db import session_scope
 from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_candle_ms
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
-from tradefleet.strategy.registry import UnknownStrategy, get_registry
+from tradefleet.strategy.registry import StrategyRegistry, UnknownStrategy, get_registry
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,25 @@ class Dispatch:
     limit: int
 
 
-def _required_candles(strategy: str, params: dict, cache: dict) -> int:
+_CACHE_LIMIT = 50_000
+_required: dict[tuple[type, str], int] = {}
+"""Per process: (strategy class, parameters as JSON) -> candles one evaluation needs. Keyed by the
+class, so an edited strategy file (a new class) is asked again; failures are not remembered."""
+
+
+def _required_candles(registry: StrategyRegistry, strategy: str, params: dict, cache: dict) -> int:
     key = (strategy, json.dumps(params, sort_keys=True))
     if key not in cache:
         try:
-            klass = get_registry().get(strategy)
-            instance = klass(klass.validate_params(params))
-            cache[key] = int(call_guarded(instance.required_candles, timeout_s=get_settings().STRATEGY_TIMEOUT_S))
+            klass = registry.get(strategy)
+            known = _required.get((klass, key[1]))
+            if known is None:
+                instance = klass(klass.validate_params(params))
+                known = int(call_guarded(instance.required_candles, timeout_s=get_settings().STRATEGY_TIMEOUT_S))
+                if len(_required) >= _CACHE_LIMIT:
+                    _required.clear()
+                _required[(klass, key[1])] = known
+            cache[key] = known
         except (UnknownStrategy, StrategyError, ValueError):
             cache[key] = 1  # the evaluation pauses the run with the reason
     return cache[key]
@@ -70,6 +82,7 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
         ).all()
         clocks: dict[str, int | None] = {}
         startup_cache: dict = {}
+        registry: StrategyRegistry | None = None
         for exchange, symbol, timeframe, oldest in markets:
             if exchange not in clocks:
                 try:
@@ -101,7 +114,8 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
             if not due:
                 continue
             tf = market.timeframe_ms
-            startup = max(_required_candles(s, p, startup_cache) for _, s, p, _ in due)
+            registry = registry or get_registry()
+            startup = max(_required_candles(registry, s, p, startup_cache) for _, s, p, _ in due)
             behind = max(((latest - last) // tf) if last is not None else 1 for *_, last in due)
             catchup = min(int(behind), settings.ENGINE_MAX_CATCHUP_CANDLES)
             limit = min(MAX_WINDOW, startup + catchup)

@@ -26,6 +26,7 @@ from tradefleet.models.run import (  # noqa: F401
     RunsPublic,
     RunStatus,
 )
+from tradefleet.models.candle import Candle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
 from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401

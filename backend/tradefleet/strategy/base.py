@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
 from tradefleet.strategy.params import Param, ParamError
+
+if TYPE_CHECKING:
+    from tradefleet.strategy.context import CandleContext
 
 INTERFACE_VERSION = 1
 """Bumped when a hook's contract changes; a strategy may pin the version it was written for."""
@@ -34,7 +37,12 @@ class Strategy:
     - ``startup_candles``: closed candles needed before the first valid signal. May be a property
       computed from the parameters.
     - ``stoploss``: optional, a negative fraction of the entry price (``-0.05`` = 5 % below entry).
+    - ``take_profit``: optional, a positive fraction of the entry price (``0.1`` = exit 10 % above).
+    - ``trailing_stop``: optional, a fraction (``0.03`` = exit 3 % below the highest high since entry).
     - ``position_size``: fraction of the run's available quote balance spent on an entry (0..1].
+
+    How stoploss, trailing stop and take-profit resolve inside one candle is the fill model of
+    :mod:`tradefleet.execution.account` (and STRATEGIES.md).
     - parameters: :class:`~tradefleet.strategy.params.Param` instances (``fast = IntParam(10, ...)``).
 
     The docstring's first paragraph is the catalog description.
@@ -45,6 +53,8 @@ class Strategy:
     timeframe: ClassVar[str] = "1h"
     startup_candles: int = 0
     stoploss: ClassVar[float | None] = None
+    take_profit: ClassVar[float | None] = None
+    trailing_stop: ClassVar[float | None] = None
     position_size: ClassVar[float] = 1.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -73,11 +83,40 @@ class Strategy:
         platform compares full-history and truncated-window signals and flags strategies that look
         ahead. Rows inside the startup period may be False; NaN in an evaluated row is an error.
 
-        Not implemented: the strategy cannot be loaded (the registry reports the file as broken).
+        Not implemented: allowed only when :meth:`on_candle` is implemented (the strategy then has no
+        signals); otherwise the registry reports the file as broken.
 
         Must not: do network or disk I/O, block, sleep, or keep state between calls.
         """
         raise NotImplementedError
+
+    def on_candle(self, ctx: "CandleContext") -> None:
+        """Optional stateful hook, for logic that cannot be vectorised (grids, DCA).
+
+        Called: once per closed candle, after the fills at that candle's open, the protective exits
+        and the ``signals`` decision (so ``ctx`` shows their effect), in backtest, paper and live.
+
+        Receives: a :class:`~tradefleet.strategy.context.CandleContext`: the candle, the window,
+        cash, position, average entry price, pending orders, ``state`` (a dict persisted with the
+        run between candles), ``buy(quote_amount)`` / ``sell(amount=None)`` (market orders filled at
+        the next open) and ``log`` (lines become run events).
+
+        Returns: nothing. Changes go through ``ctx``. ``state`` must stay JSON-serialisable (at most
+        64 KiB); otherwise the run is paused.
+
+        Not implemented: nothing is called; the strategy trades on ``signals`` alone.
+
+        Must not: do network or disk I/O, block, or keep state anywhere but ``ctx.state`` (a strategy
+        object is not kept between candles).
+        """
+
+    @classmethod
+    def has_signals(cls) -> bool:
+        return cls.signals is not Strategy.signals
+
+    @classmethod
+    def is_stateful(cls) -> bool:
+        return cls.on_candle is not Strategy.on_candle
 
     # ------------------------------------------------------------------ platform side
     @classmethod
@@ -129,8 +168,8 @@ class Strategy:
     def check_definition(cls) -> None:
         """Raise ``TypeError``/:class:`ParamError` if the class itself is unusable: ``signals`` not
         implemented, a default outside its range, a bad stoploss or position size."""
-        if cls.signals is Strategy.signals:
-            raise TypeError(f"{cls.__name__} does not implement signals()")
+        if not cls.has_signals() and not cls.is_stateful():
+            raise TypeError(f"{cls.__name__} implements neither signals() nor on_candle()")
         for name, p in cls.parameters().items():
             try:
                 p.validate(p.default)
@@ -139,6 +178,10 @@ class Strategy:
         cls.check_params({name: p.default for name, p in cls.parameters().items()})
         if cls.stoploss is not None and not -1 < cls.stoploss < 0:
             raise TypeError(f"{cls.__name__}.stoploss must be a negative fraction, got {cls.stoploss}")
+        if cls.take_profit is not None and not cls.take_profit > 0:
+            raise TypeError(f"{cls.__name__}.take_profit must be a positive fraction, got {cls.take_profit}")
+        if cls.trailing_stop is not None and not 0 < cls.trailing_stop < 1:
+            raise TypeError(f"{cls.__name__}.trailing_stop must be a fraction in (0, 1), got {cls.trailing_stop}")
         if not 0 < cls.position_size <= 1:
             raise TypeError(f"{cls.__name__}.position_size must be in (0, 1], got {cls.position_size}")
 

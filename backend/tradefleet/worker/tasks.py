@@ -64,7 +64,18 @@ def evaluate_market(self, exchange: str, symbol: str, timeframe: str, candle_ms:
                    candle_ms=candle_ms)
         return {"market": market.key, "paused": len(ids)}
     log.info("evaluated %s", report)
-    return asdict(report)
+    if report.busy_run_ids:
+        # Runs another task still holds (usually the previous candle's): evaluate them once it is
+        # done, without parking this worker process on their row locks meanwhile.
+        if self.request.retries < self.max_retries:
+            countdown = min(2.0, 0.25 * 2 ** self.request.retries)
+            raise self.retry(args=[exchange, symbol, timeframe, candle_ms, [str(i) for i in report.busy_run_ids],
+                                   limit], countdown=countdown)
+        log.warning("%s at %s: %d runs still busy after %d retries; the next candle catches them up",
+                    market.key, candle_ms, report.busy, self.request.retries)
+    result = asdict(report)
+    result.pop("busy_run_ids")
+    return result
 
 
 @celery_app.task(name="market.refresh_catalogs", ignore_result=True, max_retries=3, bind=True)

@@ -1,0 +1,226 @@
+"""A paper account stepped candle by candle: the one implementation of the per-candle fill rules.
+
+The fleet engine steps one for every paper run on each new closed candle; the backtest steps one
+for strategies with a stateful ``on_candle`` hook, and its vectorised path for signal strategies is
+tested to give exactly the same trades. The rules, per candle ``i`` (see STRATEGIES.md, "The fill
+model"; the convention is backtesting.py's ``trade_on_close=False``):
+
+1. :meth:`PaperAccount.open_candle`: orders decided at candle ``i-1``'s close fill at ``open[i]``, in
+   the order they were placed (:class:`~tradefleet.execution.paper.PaperBroker`: taker fee in quote,
+   buys spend their quote budget fee included, amounts floored to the market's step).
+2. :meth:`PaperAccount.protect`: exits that a resting order would have made during candle ``i``,
+   for a position held during it (also one entered at ``open[i]``), with average entry ``E``:
+   stop = max(``E × (1 + stoploss)``, trailing level ``HWM × (1 − trailing_stop)``) where the
+   high-water mark ``HWM`` = max(``E``, highs of the candles before ``i`` since entry) (known at the
+   candle's open: no intrabar look-ahead); take-profit target ``T = E × (1 + take_profit)``.
+   If ``open ≤ stop``: exit at the open; elif ``open ≥ T``: exit at the open; elif ``low ≤ stop``:
+   exit at the stop; elif ``high ≥ T``: exit at ``T``. A stop wins when both could have been hit
+   inside the candle (the order of prices inside a candle is unknown: assume the worse). Then
+   ``HWM`` takes ``high[i]``.
+3. :meth:`PaperAccount.close_candle`: with no order pending, ``exit_long`` sells the whole position
+   and ``enter_long`` (without ``exit_long``) buys with ``position_size`` of the cash; a position
+   closed in step 2 may be re-entered here. A stateful strategy may then place its own orders
+   (:meth:`buy`, :meth:`sell`).
+4. Equity at the close: ``cash + position × close``.
+
+A round trip (:class:`Position`) opens with the first buy from flat and closes when the position
+returns to zero; several buys average the entry, partial sells average the exit, and its PnL is
+``bought × (average exit − average entry) − all fees`` (quote currency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradefleet.execution.paper import MarketRules, OrderRejected, PaperBroker, PaperFill, Wallet
+
+EXIT_REASONS = ("exit_long", "stoploss", "trailing_stop", "take_profit")
+
+
+@dataclass
+class Intent:
+    """An order decided at a candle's close, filled at the next candle's open.
+
+    ``quote_amount`` (buys): the budget, fee included. ``amount`` (sells): base amount, ``None`` for
+    the whole position. ``ref`` is the caller's handle (the engine's ``Order`` row)."""
+
+    side: str
+    reason: str
+    signal_ms: int
+    quote_amount: float | None = None
+    amount: float | None = None
+    ref: Any = None
+
+
+@dataclass
+class Position:
+    """The open round trip. Amounts in base, prices and fees in quote."""
+
+    entry_time_ms: int
+    amount: float
+    entry_price: float
+    bought: float
+    entry_fee: float
+    high_water: float
+    sold: float = 0.0
+    exit_price: float | None = None
+    exit_fee: float = 0.0
+    ref: Any = None
+
+    @property
+    def buy_cost(self) -> float:
+        return self.bought * self.entry_price
+
+
+@dataclass
+class FillEvent:
+    intent: Intent
+    fill: PaperFill
+    time_ms: int
+
+
+@dataclass
+class ClosedTrade:
+    position: Position
+    exit_time_ms: int
+    exit_price: float
+    reason: str
+    pnl: float
+    pnl_pct: float
+
+
+@dataclass
+class StepEvents:
+    """What happened on the candles stepped since the last :meth:`PaperAccount.take_events`."""
+
+    fills: list[FillEvent] = field(default_factory=list)
+    opened: list[Position] = field(default_factory=list)
+    closed: list[ClosedTrade] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+    rejected: list[tuple[Intent, str]] = field(default_factory=list)
+
+
+class PaperAccount:
+    """A wallet, its open round trip and its pending orders, with the rules above."""
+
+    def __init__(self, rules: MarketRules, *, wallet: Wallet, position: Position | None = None,
+                 pending: list[Intent] | None = None, stoploss: float | None = None,
+                 take_profit: float | None = None, trailing_stop: float | None = None) -> None:
+        self.broker = PaperBroker(rules)
+        self.wallet = wallet
+        self.position = position
+        self.pending: list[Intent] = list(pending or [])
+        self.stoploss, self.take_profit, self.trailing_stop = stoploss, take_profit, trailing_stop
+        self.events = StepEvents()
+
+    def take_events(self) -> StepEvents:
+        events, self.events = self.events, StepEvents()
+        return events
+
+    # ------------------------------------------------------------------ fills
+    def _apply(self, intent: Intent, price: float, time_ms: int) -> None:
+        wallet = self.wallet
+        try:
+            if intent.side == "buy":
+                fill = self.broker.fill_buy(wallet, price, intent.quote_amount or wallet.cash)
+            else:
+                fill = self.broker.fill_sell(wallet, price, intent.amount)
+        except OrderRejected as exc:
+            self.events.rejected.append((intent, str(exc)))
+            return
+        self.events.fills.append(FillEvent(intent, fill, time_ms))
+        if fill.side == "buy":
+            if self.position is None:
+                self.position = Position(entry_time_ms=time_ms, amount=fill.amount, entry_price=fill.price,
+                                         bought=fill.amount, entry_fee=fill.fee, high_water=fill.price)
+                self.events.opened.append(self.position)
+            else:
+                p = self.position
+                p.entry_price = (p.buy_cost + fill.cost) / (p.bought + fill.amount)
+                p.bought += fill.amount
+                p.amount += fill.amount
+                p.entry_fee += fill.fee
+                p.high_water = max(p.high_water, fill.price)
+            wallet.position_entry_price = self.position.entry_price
+            return
+        p = self.position
+        if p is None:  # a sell without a round trip (cannot happen: the broker rejects it)
+            return
+        # Averages are kept exact for the usual single buy and single sell (no a*p/a round trip).
+        p.exit_price = fill.price if p.sold == 0 else (p.exit_price * p.sold + fill.cost) / (p.sold + fill.amount)
+        p.sold += fill.amount
+        p.exit_fee += fill.fee
+        p.amount = wallet.position_amount
+        if wallet.position_amount == 0:
+            pnl = p.bought * (p.exit_price - p.entry_price) - p.entry_fee - p.exit_fee
+            closed = ClosedTrade(p, time_ms, p.exit_price, intent.reason, pnl,
+                                 pnl / (p.buy_cost + p.entry_fee) * 100.0)
+            wallet.realised_pnl += pnl
+            self.events.closed.append(closed)
+            self.position = None
+
+    def open_candle(self, time_ms: int, open_: float) -> None:
+        """Step 1: fill the pending orders at this candle's open."""
+        pending, self.pending = self.pending, []
+        for intent in pending:
+            if intent.signal_ms < time_ms:
+                self._apply(intent, open_, time_ms)
+            else:
+                self.pending.append(intent)
+
+    def protect(self, time_ms: int, open_: float, high: float, low: float) -> None:
+        """Step 2: stoploss, trailing stop and take-profit on this candle."""
+        p = self.position
+        if p is None:
+            return
+        stop, reason = None, "stoploss"
+        if self.stoploss is not None:
+            stop = p.entry_price * (1.0 + self.stoploss)
+        if self.trailing_stop is not None:
+            trail = p.high_water * (1.0 - self.trailing_stop)
+            if stop is None or trail > stop:
+                stop, reason = trail, "trailing_stop"
+        target = p.entry_price * (1.0 + self.take_profit) if self.take_profit is not None else None
+        price = None
+        if stop is not None and open_ <= stop:
+            price = open_
+        elif target is not None and open_ >= target:
+            price, reason = open_, "take_profit"
+        elif stop is not None and low <= stop:
+            price = stop
+        elif target is not None and high >= target:
+            price, reason = target, "take_profit"
+        if price is None:
+            p.high_water = max(p.high_water, high)
+            return
+        intent = Intent("sell", reason, time_ms)
+        self.events.intents.append(intent)
+        self._apply(intent, price, time_ms)
+
+    def close_candle(self, time_ms: int, close: float, *, enter: bool, exit_: bool, size: float) -> None:
+        """Step 3: act on the candle's signals when no order is pending."""
+        if self.pending:
+            return
+        if self.wallet.position_amount > 0 and exit_:
+            self.sell(time_ms, reason="exit_long")
+        elif self.wallet.position_amount == 0 and enter and not exit_:
+            self.buy(time_ms, quote_amount=self.wallet.cash * size, reason="enter_long")
+
+    # ------------------------------------------------------------------ orders of a stateful strategy
+    def buy(self, time_ms: int, *, quote_amount: float, reason: str = "buy") -> Intent:
+        """Place a market buy spending ``quote_amount`` (fee included) at the next open."""
+        intent = Intent("buy", reason, time_ms, quote_amount=quote_amount)
+        self.pending.append(intent)
+        self.events.intents.append(intent)
+        return intent
+
+    def sell(self, time_ms: int, *, amount: float | None = None, reason: str = "sell") -> Intent:
+        """Place a market sell of ``amount`` base (``None``: the whole position) at the next open."""
+        intent = Intent("sell", reason, time_ms, amount=amount)
+        self.pending.append(intent)
+        self.events.intents.append(intent)
+        return intent
+
+    def equity(self, price: float) -> float:
+        return self.wallet.equity(price)

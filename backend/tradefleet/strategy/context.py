@@ -1,0 +1,95 @@
+"""What a stateful strategy's :meth:`~tradefleet.strategy.base.Strategy.on_candle` receives."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+STATE_MAX_BYTES = 64 * 1024
+"""A run's persisted ``state`` may hold at most this much JSON."""
+
+
+@dataclass(frozen=True)
+class Candle:
+    """One closed candle: open time (epoch ms, UTC), prices in quote, volume in base."""
+
+    time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class CandleContext:
+    """The run as the strategy may see and change it on one closed candle.
+
+    Read: ``candle`` (the candle just closed), ``candles`` (the window up to and including it,
+    as given to ``signals``), ``cash`` (quote), ``position`` (base), ``entry_price`` (average, quote,
+    or None), ``pending`` (orders not filled yet), ``equity`` (quote, at the close).
+    Change: ``state`` (a dict kept between candles and persisted with the run; JSON values only),
+    :meth:`buy` and :meth:`sell` (market orders filled at the next candle's open),
+    ``log`` (a logger whose lines become run events).
+    """
+
+    def __init__(self, *, account: Any, candle: Candle, candles: pd.DataFrame, state: dict[str, Any],
+                 log: logging.Logger | logging.LoggerAdapter) -> None:
+        self._account = account
+        self.candle = candle
+        self.candles = candles
+        self.state = state
+        self.log = log
+
+    @property
+    def cash(self) -> float:
+        return self._account.wallet.cash
+
+    @property
+    def position(self) -> float:
+        return self._account.wallet.position_amount
+
+    @property
+    def entry_price(self) -> float | None:
+        p = self._account.position
+        return p.entry_price if p is not None else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._account.pending)
+
+    @property
+    def equity(self) -> float:
+        return self._account.equity(self.candle.close)
+
+    def buy(self, quote_amount: float) -> None:
+        """Buy for ``quote_amount`` of the quote currency (fee included) at the next open.
+        Raises ``ValueError`` if it is not positive or exceeds the cash."""
+        if not quote_amount > 0:
+            raise ValueError(f"buy amount must be positive, got {quote_amount}")
+        if quote_amount > self.cash * (1 + 1e-9):
+            raise ValueError(f"buy of {quote_amount:g} exceeds the cash {self.cash:g}")
+        self._account.buy(self.candle.time_ms, quote_amount=min(quote_amount, self.cash), reason="buy")
+
+    def sell(self, amount: float | None = None) -> None:
+        """Sell ``amount`` of the base currency (default: the whole position) at the next open."""
+        if amount is not None and not amount > 0:
+            raise ValueError(f"sell amount must be positive, got {amount}")
+        self._account.sell(self.candle.time_ms, amount=amount, reason="sell")
+
+
+def check_state(state: Any) -> dict[str, Any]:
+    """Return ``state`` if it is a JSON-serialisable dict of at most :data:`STATE_MAX_BYTES`; else
+    raise ``ValueError`` saying what is wrong."""
+    if not isinstance(state, dict):
+        raise ValueError(f"state must be a dict, got {type(state).__name__}")
+    try:
+        encoded = json.dumps(state, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"state must hold JSON values only: {exc}") from None
+    if len(encoded) > STATE_MAX_BYTES:
+        raise ValueError(f"state is {len(encoded)} bytes, above the limit of {STATE_MAX_BYTES}")
+    return state
