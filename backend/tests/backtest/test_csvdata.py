@@ -39,16 +39,16 @@ def test_plain_and_gzip(tmp_path, name):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("timestamp,open,high,close,volume\n1,1,1,1,1\n", r"missing column\(s\) low"),
+    ("timestamp,open,high,close,volume\n1,1,1,1,1\n", r"missing column low"),
     (HEADER, "no candles"),
     ("", "empty"),
-    (HEADER + ROWS[0] + ROWS[2] + ROWS[1], "line 4: candle time 2024-01-01T01:00:00\\+00:00 is earlier"),
-    (HEADER + ROWS[0] + ROWS[1] + ROWS[1], "line 4: .* repeats the previous timestamp"),
-    (HEADER + ROWS[0] + "1704070800000,1.5,abc,1,1.8,11\n", "line 3: high is not a finite number \\('abc'\\)"),
-    (HEADER + ROWS[0] + "1704070800000,1.5,2,,1.8,11\n", "line 3: low is not a finite number"),
-    (HEADER + "2024-01-01,1,2,0.5,1.5,10\n", "line 2: timestamp is not a finite number"),
-    (HEADER + "1704067200000.5,1,2,0.5,1.5,10\n", "line 2: timestamp .* is not an integer"),
-    (HEADER + ROWS[0] + "1704070800000,1.5,2,1,inf,11\n", "line 3: close is not a finite number"),
+    (HEADER + ROWS[0] + ROWS[2] + ROWS[1], "line 4: timestamp 1704070800000 is earlier than 1704074400000 on line 3"),
+    (HEADER + ROWS[0] + ROWS[1] + ROWS[1], "line 4: duplicate timestamp .* \\(also on line 3\\)"),
+    (HEADER + ROWS[0] + "1704070800000,1.5,abc,1,1.8,11\n", "line 3: high is not a number: 'abc'"),
+    (HEADER + ROWS[0] + "1704070800000,1.5,2,,1.8,11\n", "line 3: low is not a number"),
+    (HEADER + "2024-01-01,1,2,0.5,1.5,10\n", "line 2: timestamp is not a number"),
+    (HEADER + "1704067200000.5,1,2,0.5,1.5,10\n", "line 2: timestamp is not a whole number of epoch milliseconds"),
+    (HEADER + ROWS[0] + "1704070800000,1.5,2,1,inf,11\n", "line 3: close is not a number"),
 ])
 def test_bad_files_name_the_problem(tmp_path, text, message):
     with pytest.raises(BacktestError, match=message):
@@ -56,12 +56,11 @@ def test_bad_files_name_the_problem(tmp_path, text, message):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(BacktestError, match="does not exist"):
+    with pytest.raises(BacktestError, match="no such file"):
         load_csv(tmp_path / "nope.csv")
 
 
-def test_not_gzip_despite_the_name(tmp_path):
+def test_compression_is_read_from_the_bytes_not_the_name(tmp_path):
     path = tmp_path / "c.csv.gz"
     path.write_text(HEADER + "".join(ROWS))
-    with pytest.raises(BacktestError, match="cannot read"):
-        load_csv(path)
+    assert len(load_csv(path)) == 3

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from tradefleet.backtest.errors import BacktestError
+from tradefleet.market.candles import frame_from_ohlcv
+from tradefleet.market.csvio import CandleDataError, read_ohlcv_csv
 
 OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
-CSV_COLUMNS = ("timestamp", *OHLCV_COLUMNS)
 
 
 def load_csv(path: str | Path) -> pd.DataFrame:
@@ -27,76 +28,19 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     ``time_ms`` (the open time in epoch ms): the same shape as the live engine's
     ``market.candles.frame_from_ohlcv``.
 
-    Raises :class:`BacktestError` naming the problem: file missing or unreadable, empty, a missing
-    column, a non-numeric or empty value (with its line number, the header being line 1), a
-    timestamp out of order or repeated (with its line number).
+    The file is read and checked by :func:`tradefleet.market.csvio.read_ohlcv_csv` (the same reader
+    as ``tradefleet data import``); its errors (missing file or column, a value that is not a
+    number, a row out of order or repeated, each with its line number) come back as
+    :class:`BacktestError`, as does a file without candles.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BacktestError(f"candle file {path} does not exist")
-    fast = _read_numeric(path)
-    if fast is not None:
-        check_candles(fast, source=path.name, csv_lines=True)
-        return fast
-    # Something is off: read everything as text to say exactly what and where.
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
-    except pd.errors.EmptyDataError:
-        raise BacktestError(f"{path.name}: the file is empty") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, EOFError) as exc:
-        raise BacktestError(f"{path.name}: cannot read the file: {exc}") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    missing = [c for c in CSV_COLUMNS if c not in raw.columns]
-    if missing:
-        raise BacktestError(f"{path.name}: missing column(s) {', '.join(missing)} "
-                            f"(expected header {','.join(CSV_COLUMNS)})")
-    if raw.empty:
+        arrays = read_ohlcv_csv(path)
+    except CandleDataError as exc:
+        raise BacktestError(exc.detail) from None
+    if not len(arrays):
         raise BacktestError(f"{path.name}: no candles in the file")
-    values: dict[str, np.ndarray] = {}
-    for column in CSV_COLUMNS:
-        text = raw[column].str.strip()
-        numbers = pd.to_numeric(text, errors="coerce")
-        bad = numbers.isna().to_numpy() | ~np.isfinite(numbers.to_numpy(dtype="float64", na_value=np.nan))
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise BacktestError(f"{path.name}: line {row + 2}: {column} is not a finite number "
-                                f"({raw[column].iat[row]!r})")
-        values[column] = numbers.to_numpy(dtype="float64")
-    stamps = values["timestamp"]
-    if (stamps != np.floor(stamps)).any():
-        row = int(np.argmax(stamps != np.floor(stamps)))
-        raise BacktestError(f"{path.name}: line {row + 2}: timestamp {raw['timestamp'].iat[row]!r} is not "
-                            "an integer number of milliseconds")
-    times = stamps.astype("int64")
-    frame = pd.DataFrame({c: values[c] for c in OHLCV_COLUMNS},
-                         index=pd.DatetimeIndex(pd.to_datetime(times, unit="ms", utc=True), name="time"))
-    frame["time_ms"] = times
-    check_candles(frame, source=path.name, csv_lines=True)
-    return frame
-
-
-def _read_numeric(path: Path) -> pd.DataFrame | None:
-    """The fast path: the whole file parsed as numbers, or ``None`` when anything is unusual."""
-    try:
-        raw = pd.read_csv(path, compression="infer")
-    except Exception:  # noqa: BLE001 - the slow path reports the problem
-        return None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    if raw.empty or any(c not in raw.columns for c in CSV_COLUMNS):
-        return None
-    if not pd.api.types.is_integer_dtype(raw["timestamp"]):
-        return None
-    for column in OHLCV_COLUMNS:
-        kind = raw[column].dtype
-        if not (pd.api.types.is_float_dtype(kind) or pd.api.types.is_integer_dtype(kind)):
-            return None
-        if not np.isfinite(raw[column].to_numpy(dtype="float64")).all():
-            return None
-    times = raw["timestamp"].to_numpy(dtype="int64")
-    frame = pd.DataFrame({c: raw[c].to_numpy(dtype="float64") for c in OHLCV_COLUMNS},
-                         index=pd.DatetimeIndex(pd.to_datetime(times, unit="ms", utc=True), name="time"))
-    frame["time_ms"] = times
-    return frame
+    return frame_from_ohlcv(np.column_stack([arrays.times.astype("float64"), arrays.values]))
 
 
 def check_candles(candles: pd.DataFrame, *, source: str = "candles", csv_lines: bool = False) -> None:
