@@ -243,9 +243,57 @@ def test_bad_candle_frames(mutate, message):
         run_backtest(Always, mutate(frame([(100, 101, 99, 100)] * 20)))
 
 
-def test_a_stateful_strategy_is_refused_clearly(btc_1h):
-    if not hasattr(Strategy, "on_candle"):
-        pytest.skip("the SDK has no on_candle hook")
-    klass = type("Grid", (Always,), {"on_candle": lambda self, ctx: None, "name": "grid"})
-    with pytest.raises(BacktestError, match="grid implements on_candle"):
-        run_backtest(klass, btc_1h)
+def test_stateful_path_equals_the_vectorised_path(btc_1h):
+    """A no-op on_candle hook sends the same signals through the per-candle PaperAccount loop: the
+    trades and every equity value must equal the vectorised engine's."""
+    from tradefleet.strategy.registry import get_registry
+
+    sma = get_registry().get("sma_cross")
+    hooked = type("SmaCrossHooked", (sma,), {"on_candle": lambda self, ctx: None, "name": "sma_cross_hooked",
+                                             "stoploss": -0.02, "trailing_stop": 0.03, "take_profit": 0.05})
+    plain = type("SmaCrossPlain", (sma,), {"name": "sma_cross_plain", "stoploss": -0.02, "trailing_stop": 0.03,
+                                           "take_profit": 0.05})
+    a = run_backtest(plain, btc_1h, params={"fast": 8, "slow": 21}, amount_step=0.00001)
+    b = run_backtest(hooked, btc_1h, params={"fast": 8, "slow": 21}, amount_step=0.00001)
+    assert len(a.trades) > 50
+    assert a.trades == b.trades
+    assert np.array_equal(a.equity, b.equity)
+    assert {t["exit_reason"] for t in a.trades} >= {"exit_long", "stoploss", "take_profit"}
+
+
+class Dca(Strategy):
+    """Buys 1,000 quote on each of the first three candles, sells everything on the tenth."""
+
+    name = "dca_test"
+
+    def on_candle(self, ctx):
+        n = ctx.state.get("n", 0)
+        ctx.state["n"] = n + 1
+        if n < 3:
+            ctx.buy(1000)
+        elif n == 9:
+            ctx.sell()
+
+
+def test_a_stateful_strategy_averages_in_and_keeps_state(btc_1h):
+    result = run_backtest(Dca, btc_1h.iloc[:50], fee=0.001)
+    closed = [t for t in result.trades if not t["is_open"]]
+    assert len(closed) == 1
+    trade = closed[0]
+    opens = btc_1h["open"].to_numpy()
+    amounts = [1000 / (opens[i] * 1.001) for i in (1, 2, 3)]
+    assert trade["amount"] == pytest.approx(sum(amounts), rel=1e-12)
+    assert trade["entry_price"] == pytest.approx(sum(a * opens[i] for a, i in zip(amounts, (1, 2, 3))) / sum(amounts),
+                                                 rel=1e-12)
+    assert trade["exit_price"] == opens[10] and trade["entry_time_ms"] == int(btc_1h["time_ms"].iat[1])
+    assert trade["pnl"] == pytest.approx(sum(amounts) * opens[10] * 0.999 - 3000, rel=1e-9)
+
+
+def test_a_stateful_strategy_that_fails_is_a_clear_error(btc_1h):
+    bad_state = type("BadState", (Strategy,), {"name": "bad_state",
+                                               "on_candle": lambda self, ctx: ctx.state.update(x=object())})
+    with pytest.raises(BacktestError, match="state must hold JSON values only"):
+        run_backtest(bad_state, btc_1h.iloc[:30])
+    raises = type("Raises", (Strategy,), {"name": "raises", "on_candle": lambda self, ctx: 1 / 0})
+    with pytest.raises(BacktestError, match="ZeroDivisionError"):
+        run_backtest(raises, btc_1h.iloc[:30])

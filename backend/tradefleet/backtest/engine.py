@@ -63,6 +63,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,9 @@ from tradefleet.backtest.csvdata import check_candles
 from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.lookahead import LookaheadReport, check_lookahead
 from tradefleet.backtest.metrics import compute_metrics
-from tradefleet.execution.paper import floor_to_step
+from tradefleet.execution.account import PaperAccount
+from tradefleet.execution.paper import MarketRules, Wallet, floor_to_step
+from tradefleet.strategy.context import Candle, CandleContext, check_state
 from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
 from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals
 
@@ -371,6 +374,57 @@ def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.nda
                       fees_paid=fees)
 
 
+def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], frame: pd.DataFrame, offset: int,
+                      enter: np.ndarray, exit_: np.ndarray, *, stake: float, rules: MarketRules,
+                      stoploss: float | None, take_profit: float | None, trailing_stop: float | None,
+                      position_size: float, timeout_s: float,
+                      progress: Callable[[float], None] | None = None) -> Simulation:
+    """Step a :class:`PaperAccount` over ``frame[offset:]`` candle by candle, calling the strategy's
+    ``on_candle`` after each candle's fills, protective exits and signal decision, exactly as the
+    fleet engine does for a paper run. ``frame[:offset]`` is the startup window; ``enter``/``exit_``
+    are the tested candles' signals. Raises :class:`BacktestError` when the hook raises or leaves a
+    state that is not JSON."""
+    import logging
+
+    times = frame["time_ms"].to_numpy()
+    o, h, low, c, v = (frame[col].to_numpy() for col in ("open", "high", "low", "close", "volume"))
+    n = len(frame) - offset
+    account = PaperAccount(rules, wallet=Wallet(cash=stake), stoploss=stoploss, take_profit=take_profit,
+                           trailing_stop=trailing_stop)
+    strategy = strategy_cls(params, logger=logging.getLogger(f"tradefleet.backtest.{strategy_cls.name}"))
+    state: dict[str, Any] = {}
+    equity, cash, position = np.empty(n), np.empty(n), np.empty(n)
+    row_of = {int(t): k for k, t in enumerate(times[offset:])}
+    trades: list[tuple[int, float, float, float, int, float, float, str]] = []
+    step = max(1, n // 100)
+    for k in range(n):
+        i = offset + k
+        t = int(times[i])
+        account.open_candle(t, float(o[i]))
+        account.protect(t, float(o[i]), float(h[i]), float(low[i]))
+        account.close_candle(t, float(c[i]), enter=bool(enter[k]), exit_=bool(exit_[k]), size=position_size)
+        ctx = CandleContext(account=account, candle=Candle(t, float(o[i]), float(h[i]), float(low[i]), float(c[i]),
+                                                           float(v[i])),
+                            candles=lambda i=i: frame.iloc[: i + 1], state=state, log=strategy.logger)
+        try:
+            call_guarded(strategy.on_candle, ctx, timeout_s=timeout_s, what=f"{strategy.name}.on_candle()")
+            check_state(state)
+        except (StrategyError, ValueError) as exc:
+            raise BacktestError(f"{exc} (candle {iso_ms(t)})") from None
+        for closed in account.take_events().closed:
+            p = closed.position
+            trades.append((row_of[p.entry_time_ms], p.entry_price, p.bought, p.entry_fee,
+                           row_of[closed.exit_time_ms], closed.exit_price, p.exit_fee, closed.reason))
+        equity[k] = account.equity(float(c[i]))
+        cash[k], position[k] = account.wallet.cash, account.wallet.position_amount
+        if progress is not None and k % step == 0:
+            progress(k / n)
+    p = account.position
+    open_trade = (row_of[p.entry_time_ms], p.entry_price, p.amount, p.entry_fee) if p is not None else None
+    return Simulation(trades=trades, open_trade=open_trade, equity=equity, cash=cash, position=position,
+                      fees_paid=account.wallet.fees_paid)
+
+
 # ---------------------------------------------------------------------------------------- the API
 def _protective_settings(strategy: Strategy) -> tuple[float | None, float | None, float | None]:
     stoploss = getattr(strategy, "stoploss", None)
@@ -390,7 +444,8 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
                  min_cost: float | None = None, min_amount: float | None = None, timeframe: str | None = None,
                  start: str | datetime | int | None = None, end: str | datetime | int | None = None,
                  lookahead: bool = False, lookahead_samples: int = 20,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> BacktestResult:
+                 timeout_s: float = DEFAULT_TIMEOUT_S,
+                 progress: Callable[[float], None] | None = None) -> BacktestResult:
     """Backtest ``strategy_cls`` over ``candles`` with the fill model of the module docstring.
 
     ``candles``: DataFrame indexed by candle open time (UTC ``DatetimeIndex``, ascending, unique),
@@ -403,6 +458,12 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
     8601 (UTC when no zone), datetime or epoch ms; candles before ``start`` still serve as the
     strategy's startup period when there are any. ``lookahead``: also run
     :func:`~tradefleet.backtest.lookahead.check_lookahead` with ``lookahead_samples`` samples.
+    ``progress``: called with the simulated fraction (0..1) at the start, during a stateful
+    strategy's per-candle loop and at the end.
+
+    Strategies with only ``signals()`` run on the vectorised engine (:func:`simulate`); strategies
+    with the stateful ``on_candle`` hook are stepped candle by candle through the same
+    :class:`~tradefleet.execution.account.PaperAccount` as paper runs (:func:`simulate_stateful`).
 
     Raises :class:`BacktestError` (before anything is computed, or when the strategy fails) for bad
     candles, a bad or empty date range, too few candles for the strategy's startup period, a bad
@@ -449,11 +510,6 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
     if hi <= lo:
         raise BacktestError(f"no candles between {iso_ms(start_ms)} and {iso_ms(end_ms)}")
 
-    base_hook = getattr(Strategy, "on_candle", None)
-    if base_hook is not None and getattr(strategy_cls, "on_candle", base_hook) is not base_hook:
-        # A stateful hook runs per candle with the run's state: the vectorised engine cannot run it.
-        raise BacktestError(f"{strategy_cls.name} implements on_candle(): backtests of stateful strategies "
-                            "are not supported yet (signals() strategies only)")
     validated = strategy_cls.validate_params(params)
     strategy = strategy_cls(validated)
     try:
@@ -474,18 +530,33 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
             f"too few candles: {strategy.name} needs {startup} startup candles plus two (a signal and its fill), "
             f"got {len(frame)} from {iso_ms(int(times[warm]))} to {iso_ms(int(times[hi - 1]))}")
 
-    try:
-        result = compute_signals(strategy, frame, timeout_s=timeout_s)
-    except StrategyError as exc:
-        raise BacktestError(str(exc)) from None
-    enter, exit_ = signal_arrays(result, startup, strategy.name)
+    if progress is not None:
+        progress(0.0)
+    if strategy_cls.has_signals():
+        try:
+            result = compute_signals(strategy, frame, timeout_s=timeout_s)
+        except StrategyError as exc:
+            raise BacktestError(str(exc)) from None
+        enter, exit_ = signal_arrays(result, startup, strategy.name)
+    else:
+        enter = exit_ = np.zeros(len(frame), dtype=bool)
     enter, exit_ = enter[offset:], exit_[offset:]
     tested = frame.iloc[offset:]
 
-    sim = simulate(tested["open"].to_numpy(), tested["high"].to_numpy(), tested["low"].to_numpy(),
-                   tested["close"].to_numpy(), enter, exit_, stake=float(stake), fee=float(fee),
-                   amount_step=amount_step, min_cost=min_cost, min_amount=min_amount, position_size=position_size,
-                   stoploss=stoploss, take_profit=take_profit, trailing_stop=trailing_stop)
+    if strategy_cls.is_stateful():
+        sim = simulate_stateful(strategy_cls, validated, frame, offset, enter, exit_, stake=float(stake),
+                                rules=MarketRules(taker=float(fee), amount_step=amount_step, min_amount=min_amount,
+                                                  min_cost=min_cost),
+                                stoploss=stoploss, take_profit=take_profit, trailing_stop=trailing_stop,
+                                position_size=position_size, timeout_s=timeout_s, progress=progress)
+    else:
+        sim = simulate(tested["open"].to_numpy(), tested["high"].to_numpy(), tested["low"].to_numpy(),
+                       tested["close"].to_numpy(), enter, exit_, stake=float(stake), fee=float(fee),
+                       amount_step=amount_step, min_cost=min_cost, min_amount=min_amount,
+                       position_size=position_size, stoploss=stoploss, take_profit=take_profit,
+                       trailing_stop=trailing_stop)
+    if progress is not None:
+        progress(1.0)
     time_ms = times[lo:hi]
     trades = _trade_dicts(time_ms, sim.trades)
     closed = list(trades)

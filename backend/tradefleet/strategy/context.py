@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -36,13 +37,20 @@ class CandleContext:
     ``log`` (a logger whose lines become run events).
     """
 
-    def __init__(self, *, account: Any, candle: Candle, candles: pd.DataFrame, state: dict[str, Any],
-                 log: logging.Logger | logging.LoggerAdapter) -> None:
+    def __init__(self, *, account: Any, candle: Candle, candles: pd.DataFrame | Callable[[], pd.DataFrame],
+                 state: dict[str, Any], log: logging.Logger | logging.LoggerAdapter) -> None:
         self._account = account
         self.candle = candle
-        self.candles = candles
+        self._candles = candles
         self.state = state
         self.log = log
+
+    @property
+    def candles(self) -> pd.DataFrame:
+        """The closed candles up to and including :attr:`candle` (built on first use)."""
+        if callable(self._candles):
+            self._candles = self._candles()
+        return self._candles
 
     @property
     def cash(self) -> float:
