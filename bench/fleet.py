@@ -226,6 +226,7 @@ class ProcSampler:
     interval_s: float = 0.5
     peak_rss: int = 0
     last_rss: int = 0
+    peak_pss: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _seen: dict[int, psutil.Process] = field(default_factory=dict)
@@ -240,21 +241,28 @@ class ProcSampler:
         except psutil.NoSuchProcess:
             return []
 
-    def worker_rss(self) -> int:
-        total = 0
+    def worker_memory(self) -> tuple[int, int]:
+        """(RSS, PSS) summed over the worker's process tree. RSS counts the pages the prefork
+        children share with their parent once per process; PSS splits shared pages between them."""
+        rss = pss = 0
         for p in self.tree("worker"):
             try:
-                total += p.memory_info().rss
+                info = p.memory_full_info()
+                rss += info.rss
+                pss += getattr(info, "pss", info.rss)
             except psutil.NoSuchProcess:
                 pass
-        return total
+            except psutil.AccessDenied:
+                rss += p.memory_info().rss
+        return rss, pss
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
-            rss = self.worker_rss()
+            rss, pss = self.worker_memory()
             if rss:
                 self.last_rss = rss
                 self.peak_rss = max(self.peak_rss, rss)
+                self.peak_pss = max(self.peak_pss, pss)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
@@ -645,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.time()
         stats1 = sim_stats()
         cpu1 = sampler.cpu_seconds()
-        rss_end = sampler.worker_rss()
+        rss_end, pss_end = sampler.worker_memory()
         engine = get_engine()
         from tradefleet.market.candles import last_closed_candle_ms
 
@@ -677,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
             clock_uncertainty_ms=clock.uncertainty_s * 1000, clock_drift_ms=drift * 1000,
             runs_behind_at_end=n_behind, runs_behind_more_than_target=n_late, most_candles_behind=worst,
             worker_rss_end_mb=rss_end / 2**20, worker_rss_peak_mb=sampler.peak_rss / 2**20,
+            worker_pss_end_mb=pss_end / 2**20, worker_pss_peak_mb=sampler.peak_pss / 2**20,
+            worker_processes=len(sampler.tree("worker")),
             cpu_cores_used=cpu,
             tasks=worker_task_stats(log_dir / "worker.log", t0, t1),
             speed_note=SPEED_NOTE.format(speed=clock.speed, every=60.0 / clock.speed,
@@ -746,8 +756,9 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> None:
             + (f"; {coalesced} candles coalesced into another's fetch" if coalesced > 0 else ""))
     out(f"                 /api/v3/time {r['time_requests_per_s']:.2f}/s, klines {r['klines_requests_per_s_window']:.2f}/s; "
         f"other requests: {r['other_requests']}")
-    out(f"worker memory    RSS of the process tree: {r['worker_rss_end_mb']:.0f} MB at the end, "
-        f"{r['worker_rss_peak_mb']:.0f} MB peak")
+    out(f"worker memory    RSS of the process tree ({r['worker_processes']} processes): {r['worker_rss_end_mb']:.0f} MB "
+        f"at the end, {r['worker_rss_peak_mb']:.0f} MB peak (PSS, shared pages counted once: "
+        f"{r['worker_pss_end_mb']:.0f} MB, peak {r['worker_pss_peak_mb']:.0f} MB)")
     cpu = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["cpu_cores_used"].items(), key=lambda kv: -kv[1]))
     out(f"cpu (cores)      {cpu}")
     if r["cpu_cores_used"].get("other", 0.0) > 0.2:

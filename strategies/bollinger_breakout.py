@@ -1,5 +1,9 @@
 """Bollinger band breakout, long only."""
 
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
 from tradefleet.strategy import DecimalParam, IntParam, Strategy
 
 
@@ -23,8 +27,17 @@ class BollingerBreakout(Strategy):
 
     def signals(self, candles):
         close = candles["close"]
-        middle = close.rolling(self.period).mean()
-        upper = middle + self.width * close.rolling(self.period).std(ddof=0)
+        # Mean and deviation of each window computed from that window alone (numpy over a sliding
+        # view), not by pandas' running sums: the value at a candle is then bit-for-bit the same
+        # whether the history starts a year or `period` candles earlier, so live and backtest agree.
+        n = self.period
+        middle = pd.Series(np.nan, index=close.index)
+        upper = middle.copy()
+        if len(close) >= n:
+            windows = sliding_window_view(close.to_numpy(), n)
+            mean, std = windows.mean(axis=1), windows.std(axis=1)
+            middle.iloc[n - 1:] = mean
+            upper.iloc[n - 1:] = mean + self.width * std
         crossed_up = (close > upper) & (close.shift(1) <= upper.shift(1))
         return candles.assign(
             enter_long=crossed_up.fillna(False),

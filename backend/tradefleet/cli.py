@@ -292,6 +292,103 @@ def _redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+# --- strategy files: tradefleet strategy ... ------------------------------------------------------
+
+strategy_app = typer.Typer(help="Strategy files: check one before putting it in STRATEGIES_DIR.",
+                           no_args_is_help=True)
+app.add_typer(strategy_app, name="strategy")
+
+CHECK_CANDLES = DEFAULT_DATA_DIR / "binance_spot_BTCUSDT_1h_2024-01_2024-09.csv.gz"
+CHECK_METRICS = ("total_return_pct", "max_drawdown_pct", "sharpe", "sortino", "win_rate_pct", "profit_factor",
+                 "exposure_pct", "final_equity")
+
+
+@strategy_app.command("check")
+def strategy_check(
+    file: Path = typer.Argument(..., help="the strategy's .py file (it need not be in STRATEGIES_DIR)"),
+    candles: Path = typer.Option(CHECK_CANDLES, "--candles", help="candle CSV for the short backtest (gzip or plain)"),
+    stake: float = typer.Option(10_000.0, help="starting balance of the backtest, quote currency"),
+    fee: float = typer.Option(0.001, help="taker fee rate per fill"),
+) -> None:
+    """Import one strategy file on its own and check it: load errors, each strategy's name, description
+    and parameters, a backtest with the default parameters, and the look-ahead check.
+
+    Exit code 0 when everything passes; 1 when the file does not load, a backtest fails or a strategy
+    looks ahead; 2 for a missing file or unreadable candles.
+    """
+    import shutil
+    import tempfile
+
+    from tradefleet.backtest import BacktestError, load_csv, run_backtest
+    from tradefleet.strategy.params import ParamError
+    from tradefleet.strategy.registry import StrategyRegistry
+
+    def usage(message: str) -> None:
+        typer.echo(f"error: {' '.join(str(message).split())}", err=True)
+        raise typer.Exit(2)
+
+    def shown(value: object) -> str:
+        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    if not file.is_file() or file.suffix != ".py":
+        usage(f"{file}: not a .py file")
+    with tempfile.TemporaryDirectory(prefix="tradefleet-check-") as folder:
+        # A registry over a folder holding only a copy: imported in isolation, exactly as the platform
+        # imports STRATEGIES_DIR (the registry skips names starting with "_").
+        copy = Path(folder) / (file.name if not file.name.startswith("_") else "checked" + file.name)
+        shutil.copyfile(file, copy)
+        registry = StrategyRegistry(Path(folder))
+        registry.refresh()
+        broken = registry.broken()
+        if broken:
+            for entry in broken:
+                typer.echo(f"FAIL {file.name} does not load: {entry.error}")
+            raise typer.Exit(1)
+        classes = registry.all()
+    try:
+        data = load_csv(candles)
+    except BacktestError as exc:
+        usage(str(exc))
+
+    failed = 0
+    for klass in classes:
+        typer.echo(f"{klass.name} ({klass.__name__}, timeframe {klass.timeframe})")
+        typer.echo(f"  {klass.description() or '(no description: write a class docstring)'}")
+        properties = klass.params_schema()["properties"]
+        typer.echo("  parameters:" + ("" if properties else " none"))
+        for name, schema in properties.items():
+            extra = ", ".join(f"{k} {v}" for k, v in schema.items() if k not in ("type", "default", "description"))
+            typer.echo(f"    {name}: {schema['type']} = {schema['default']!r}" + (f" ({extra})" if extra else "")
+                       + (f"  {schema['description']}" if schema.get("description") else ""))
+        try:
+            result = run_backtest(klass, data, params={}, stake=stake, fee=fee, lookahead=klass.has_signals())
+        except (BacktestError, ParamError) as exc:
+            typer.echo(f"  FAIL backtest with the default parameters: {' '.join(str(exc).split())}")
+            failed += 1
+            continue
+        summary = result.to_dict()
+        typer.echo(f"  backtest with the default parameters on {candles.name}, {summary['start']} to "
+                   f"{summary['end']} ({len(result.equity)} candles):")
+        typer.echo(f"    {'trades'.ljust(18)}  {result.metrics['trades']}")
+        for key in CHECK_METRICS:
+            typer.echo(f"    {key.ljust(18)}  {shown(result.metrics.get(key))}")
+        report = result.lookahead
+        if report is None:
+            typer.echo("  look-ahead check: not applicable (no signals(); on_candle sees only closed candles)")
+        elif report.flagged:
+            failed += 1
+            typer.echo(f"  FAIL look-ahead: {len(report.mismatches)} sampled signals change when the future is "
+                       "cut off (the strategy reads candles after the one it decides on):")
+            for when, column, full, truncated in report.mismatches[:20]:
+                typer.echo(f"    {when} {column}: {full} with the full history, {truncated} without the future")
+        else:
+            typer.echo(f"  look-ahead check: passed ({len(report.checked)} sampled candles)")
+    if failed:
+        typer.echo(f"FAIL {file.name}: {failed} of {len(classes)} strategies failed")
+        raise typer.Exit(1)
+    typer.echo(f"OK {file.name}: {len(classes)} strateg{'y' if len(classes) == 1 else 'ies'} checked")
+
+
 @app.command()
 def backtest(
     strategy: str = typer.Argument(..., help="strategy name, from STRATEGIES_DIR (e.g. sma_cross)"),

@@ -28,6 +28,8 @@ ROUTERS = [
     "users",
     "runs",
     "strategies",
+    "backtests",
+    "admin",  # every route of it also requires an admin (403 otherwise)
 ]
 
 # Public routers, each for a reason:

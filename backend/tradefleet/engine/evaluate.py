@@ -43,7 +43,8 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
-from tradefleet.execution.paper import MarketRules, OrderRejected, PaperBroker, Wallet
+from tradefleet.execution.account import Intent, PaperAccount, Position, StepEvents
+from tradefleet.execution.paper import MarketRules, PaperBroker, Wallet
 from tradefleet.market.candles import Market, get_candles
 from tradefleet.models import (
     EquitySnapshot,
@@ -61,8 +62,8 @@ from tradefleet.models import (
     TradeStatus,
 )
 from tradefleet.models._types import utcnow
-from tradefleet.strategy.base import Strategy
-from tradefleet.strategy.base import SIGNAL_COLUMNS
+from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
+from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.registry import UnknownStrategy, get_registry
@@ -80,15 +81,20 @@ def _base36(number: int, width: int) -> str:
     return "".join(reversed(digits)).rjust(width, "0")
 
 
-_REASON_TAGS = {"enter_long": "e", "exit_long": "x", "stoploss": "s"}
+_REASON_TAGS = {"enter_long": "e", "exit_long": "x", "stoploss": "s", "trailing_stop": "r",
+                "take_profit": "p", "buy": "b", "sell": "o"}
 
 
-def client_order_id(run_id: uuid.UUID, signal_candle_ms: int, reason: str) -> str:
-    """The deterministic client order id of a run's decision on one candle: 36 characters, within
-    Binance's ``newClientOrderId`` rule ``^[.A-Z:/a-z0-9_-]{1,36}$``. The same decision always
-    gets the same id, which is what lets the order manager find an order before re-sending it."""
-    tag = _REASON_TAGS.get(reason, "o")
-    return f"tf{_base36(run_id.int, 25)}{_base36(signal_candle_ms, 8)}{tag}"
+def client_order_id(run_id: uuid.UUID, signal_candle_ms: int, reason: str, seq: int = 0) -> str:
+    """The deterministic client order id of a run's ``seq``-th order decided on one candle:
+    ``t`` + run id (25 base-36 digits) + candle open time (8) + reason tag (1) + ``seq`` (1), 36
+    characters, within Binance's ``newClientOrderId`` rule ``^[.A-Z:/a-z0-9_-]{1,36}$``. The same
+    decision always gets the same id, which is what lets the order manager find an order before
+    re-sending it."""
+    if not 0 <= seq < 36:
+        raise ValueError(f"at most 36 orders per run and candle, got sequence {seq}")
+    tag = _REASON_TAGS.get(reason, "z")
+    return f"t{_base36(run_id.int, 25)}{_base36(signal_candle_ms, 8)}{tag}{_B36[seq]}"
 
 
 @dataclass
@@ -128,11 +134,11 @@ class _RunRow:
 
     __slots__ = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                  "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-                 "last_tick_at", "ticked")
+                 "last_tick_at", "state", "ticked")
 
     COLUMNS = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-               "last_tick_at")
+               "last_tick_at", "state")
 
     def __init__(self, row: Any) -> None:
         for name, value in zip(self.COLUMNS, row):
@@ -141,7 +147,7 @@ class _RunRow:
 
 
 _TICKED = ("cash", "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_candle_ms",
-           "last_price", "last_tick_at")
+           "last_price", "last_tick_at", "state")
 """The columns a tick changes; a paused run changes ``status`` and ``status_reason``."""
 
 _CACHE_LIMIT = 50_000
@@ -224,13 +230,14 @@ class _RunTicker:
         self.high = candles["high"].to_numpy()
         self.low = candles["low"].to_numpy()
         self.close = candles["close"].to_numpy()
+        self.volume = candles["volume"].to_numpy()
         self.info = info
         self.broker = PaperBroker(_rules(info))
         self.batch = batch
         self.report = report
         self.settings = get_settings()
         self.registry = get_registry()
-        self._signals: dict[tuple[str, str, int], _Signals] = {}
+        self._signals: dict[tuple[str, str, int], tuple[_Signals, list[tuple[str, str]]]] = {}
 
     # ------------------------------------------------------------------ strategy
     def _strategy(self, run: _RunRow) -> tuple[Strategy, str, int]:
@@ -259,16 +266,24 @@ class _RunTicker:
         _validated[(klass, raw)] = (params, need)
         return strategy, raw, need
 
-    def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str, start: int) -> _Signals:
-        # Runs of the same strategy and parameters on this market share one computation.
+    def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str,
+                     start: int) -> tuple[_Signals, list[tuple[str, str]]]:
+        """The strategy's signals on the window from ``start``, and the lines it logged meanwhile.
+        Runs of the same strategy and parameters on this market share one computation (and its
+        log lines)."""
         key = (run.strategy, key_params, start)
         if key not in self._signals:
-            self._signals[key] = _compute_signals(strategy, self.candles.iloc[start:],
-                                                  timeout_s=self.settings.STRATEGY_TIMEOUT_S)
+            logger = RunLogger(run.strategy)
+            strategy.logger = logger
+            signals = _compute_signals(strategy, self.candles.iloc[start:], timeout_s=self.settings.STRATEGY_TIMEOUT_S)
+            self._signals[key] = (signals, logger.take())
         return self._signals[key]
 
     # ------------------------------------------------------------------ one run
     def tick(self, run: _RunRow, pending: list[Order], trade: Trade | None) -> None:
+        """Step ``run`` through the candles it has not seen. The strategy's calls and the account's
+        steps happen in memory first; rows are written only if the whole tick succeeded, so a
+        :class:`StrategyError` leaves the run exactly as it was."""
         n = len(self.times)
         last = run.last_candle_ms
         if last is None:
@@ -289,59 +304,128 @@ class _RunTicker:
 
         strategy, key_params, need = self._strategy(run)
         start = max(0, first - (need - 1))
-        signals = self._signals_for(strategy, run, key_params, start)
-        # Read (and check) every signal this tick needs before changing anything, so a strategy
-        # error leaves the run exactly as it was.
         decisions: dict[int, tuple[bool, bool]] = {}
-        for i in range(max(first, start + need - 1), n):
-            decisions[i] = (signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long"))
-        wallet = Wallet(cash=run.cash, position_amount=run.position_amount,
-                        position_entry_price=run.position_entry_price, realised_pnl=run.realised_pnl,
-                        fees_paid=run.fees_paid)
+        log_lines: list[tuple[int, str, str]] = []
+        if strategy.has_signals():
+            signals, lines = self._signals_for(strategy, run, key_params, start)
+            log_lines += [(int(self.times[-1]), level, text) for level, text in lines]
+            for i in range(max(first, start + need - 1), n):
+                decisions[i] = (signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long"))
+
+        account = self._account(run, strategy, pending, trade)
+        stateful = strategy.is_stateful()
+        state = dict(run.state or {})
+        logger = RunLogger(run.strategy)
+        strategy.logger = logger
+        steps: list[tuple[int, StepEvents, float, float, float]] = []
         for i in range(first, n):
-            candle_ms = int(self.times[i])
-            trade = self._fill_pending(run, wallet, pending, trade, i)
-            pending = [o for o in pending if o.status == OrderStatus.open]
-            if trade is not None and strategy.stoploss is not None and wallet.position_amount > 0:
-                trade = self._check_stoploss(run, wallet, strategy.stoploss, trade, i)
+            t = int(self.times[i])
+            o, h, lo, c = float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i])
+            account.open_candle(t, o)
+            account.protect(t, o, h, lo)
             if i in decisions:
-                self._decide(run, strategy, decisions[i], wallet, pending, i)
+                enter, exit_ = decisions[i]
+                account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
+            if stateful and i - start >= need - 1:
+                ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
+                                    candles=lambda i=i: self.candles.iloc[start:i + 1], state=state, log=logger)
+                call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
+                             what=f"{run.strategy}.on_candle()")
+                try:
+                    check_state(state)
+                except ValueError as exc:
+                    raise StrategyError(f"{run.strategy}.on_candle(): {exc}") from None
+            log_lines += [(t, level, text) for level, text in logger.take()]
+            steps.append((i, account.take_events(), account.equity(c), account.wallet.cash,
+                          account.wallet.position_amount))
+
+        # The tick succeeded: write it.
+        for i, events, equity, cash, position in steps:
+            self._apply(run, i, events, position)
             self.batch.snapshots.append(dict(
-                run_id=run.id, candle_ms=candle_ms, cash=wallet.cash, position_amount=wallet.position_amount,
-                price=float(self.close[i]), equity=wallet.equity(float(self.close[i])), evaluated_at=utcnow()))
+                run_id=run.id, candle_ms=int(self.times[i]), cash=cash, position_amount=position,
+                price=float(self.close[i]), equity=equity, evaluated_at=utcnow()))
             self.report.ticks += 1
+        for t, level, text in log_lines:
+            self.batch.event(run, "log", text, level=EventLevel(level), candle_ms=t)
+        if account.position is not None:
+            self._sync_trade(account.position)
+        wallet = account.wallet
         run.cash, run.position_amount = wallet.cash, wallet.position_amount
-        run.position_entry_price, run.realised_pnl, run.fees_paid = (
-            wallet.position_entry_price, wallet.realised_pnl, wallet.fees_paid)
+        run.position_entry_price = account.position.entry_price if account.position is not None else None
+        run.realised_pnl, run.fees_paid = wallet.realised_pnl, wallet.fees_paid
+        if stateful:
+            run.state = state
         run.last_candle_ms = int(self.times[-1])
         run.last_price = float(self.close[-1])
         run.last_tick_at = utcnow()
         run.ticked = True
 
-    def _fill_pending(self, run: _RunRow, wallet: Wallet, pending: list[Order], trade: Trade | None,
-                      i: int) -> Trade | None:
-        candle_ms = int(self.times[i])
-        price = float(self.open[i])
-        for order in pending:
-            if order.status != OrderStatus.open or order.signal_candle_ms >= candle_ms:
-                continue
-            try:
-                if order.side == OrderSide.buy:
-                    fill = self.broker.fill_buy(wallet, price, order.quote_amount or wallet.cash)
-                else:
-                    fill = self.broker.fill_sell(wallet, price)
-            except OrderRejected as exc:
-                order.status = OrderStatus.rejected
-                order.status_reason = str(exc)
-                order.updated_at = utcnow()
-                self.batch.event(run, "order_rejected", f"{order.side.value} order rejected: {exc}",
-                                 level=EventLevel.warning, candle_ms=candle_ms)
-                continue
-            trade = self._record_fill(run, wallet, order, fill, trade, candle_ms, order.reason)
-        return trade
+    def _account(self, run: _RunRow, strategy: Strategy, pending: list[Order], trade: Trade | None) -> PaperAccount:
+        """The run's paper account as stored: wallet from the run row, the open round trip from its
+        trade row, pending orders from its open orders."""
+        wallet = Wallet(cash=run.cash, position_amount=run.position_amount,
+                        position_entry_price=run.position_entry_price, realised_pnl=run.realised_pnl,
+                        fees_paid=run.fees_paid)
+        position = None
+        if trade is not None and run.position_amount > 0:
+            sold = max(0.0, trade.amount - run.position_amount)
+            position = Position(entry_time_ms=trade.entry_time_ms, amount=run.position_amount,
+                                entry_price=trade.entry_price, bought=trade.amount, entry_fee=trade.entry_fee,
+                                high_water=trade.high_water_mark or trade.entry_price, sold=sold,
+                                exit_price=trade.exit_price if sold else None, exit_fee=trade.exit_fee or 0.0,
+                                ref=trade)
+        # A sell the platform decided (exit signal) sells the whole position; a strategy's own sell
+        # (on_candle) sells the amount it asked for.
+        intents = [Intent(side=o.side.value, reason=o.reason, signal_ms=o.signal_candle_ms,
+                          quote_amount=o.quote_amount, amount=o.amount if o.reason == "sell" else None, ref=o)
+                   for o in pending if o.status == OrderStatus.open]
+        return PaperAccount(self.broker.rules, wallet=wallet, position=position, pending=intents,
+                            stoploss=strategy.stoploss, take_profit=strategy.take_profit,
+                            trailing_stop=strategy.trailing_stop)
 
-    def _record_fill(self, run: _RunRow, wallet: Wallet, order: Order, fill, trade: Trade | None,
-                     candle_ms: int, reason: str) -> Trade | None:
+    def _apply(self, run: _RunRow, i: int, events: StepEvents, position_amount: float) -> None:
+        """Write one candle's events as rows: new orders, fills, rejections, trades.
+        ``position_amount``: the position at this candle's close (what a whole-position sell decided
+        on it will sell)."""
+        t = int(self.times[i])
+        sequence: dict[int, int] = {}
+        for intent in events.intents:
+            seq = sequence[intent.signal_ms] = sequence.get(intent.signal_ms, -1) + 1
+            estimate = intent.amount
+            if estimate is None:
+                estimate = (self.broker.buy_amount(intent.quote_amount or 0.0, float(self.close[i]))
+                            if intent.side == "buy" else position_amount)
+            intent.ref = self._new_order(run, OrderSide(intent.side), intent.signal_ms, estimate, intent.reason,
+                                         quote_amount=intent.quote_amount, seq=seq)
+        for intent, reason in events.rejected:
+            order = intent.ref
+            order.status, order.status_reason, order.updated_at = OrderStatus.rejected, reason, utcnow()
+            self.batch.event(run, "order_rejected", f"{order.side.value} order rejected: {reason}",
+                             level=EventLevel.warning, candle_ms=t)
+        for position in events.opened:
+            position.ref = Trade(run_id=run.id, status=TradeStatus.open, amount=position.bought,
+                                 entry_time_ms=position.entry_time_ms, entry_price=position.entry_price,
+                                 entry_fee=position.entry_fee, high_water_mark=position.high_water)
+            self.session.add(position.ref)
+        for fill_event in events.fills:
+            self._record_fill(run, fill_event.intent.ref, fill_event.fill, fill_event.time_ms)
+        for closed in events.closed:
+            trade = closed.position.ref
+            self._sync_trade(closed.position)
+            trade.status = TradeStatus.closed
+            trade.exit_time_ms, trade.exit_price, trade.exit_reason = closed.exit_time_ms, closed.exit_price, closed.reason
+            trade.pnl, trade.pnl_pct = closed.pnl, closed.pnl_pct
+
+    @staticmethod
+    def _sync_trade(position: Position) -> None:
+        trade = position.ref
+        trade.amount, trade.entry_price, trade.entry_fee = position.bought, position.entry_price, position.entry_fee
+        trade.exit_fee = position.exit_fee if position.sold else None
+        trade.exit_price = position.exit_price if position.sold else None
+        trade.high_water_mark = position.high_water
+
+    def _record_fill(self, run: _RunRow, order: Order, fill, candle_ms: int) -> None:
         order.status = OrderStatus.filled
         order.amount = fill.amount
         order.filled, order.average, order.cost, order.fee = fill.amount, fill.price, fill.cost, fill.fee
@@ -352,58 +436,20 @@ class _RunTicker:
                                      fee_currency=self.info.quote, created_at=utcnow()))
         self.report.fills += 1
         verb = "bought" if fill.side == "buy" else "sold"
+        why = "" if order.reason in ("enter_long", "exit_long", "buy", "sell") else f" ({order.reason})"
         self.batch.event(run, "fill", f"{verb} {fill.amount:g} {self.info.base} at {fill.price:g} "
-                         f"{self.info.quote} (fee {fill.fee:.6g} {self.info.quote})", candle_ms=candle_ms,
+                         f"{self.info.quote}{why}, fee {fill.fee:.6g} {self.info.quote}", candle_ms=candle_ms,
                          data={"order_id": str(order.id), "side": fill.side, "price": fill.price,
-                               "amount": fill.amount, "fee": fill.fee})
-        if fill.side == "buy":
-            trade = Trade(run_id=run.id, status=TradeStatus.open, amount=fill.amount, entry_time_ms=candle_ms,
-                          entry_price=fill.price, entry_fee=fill.fee)
-            self.session.add(trade)
-            return trade
-        if trade is not None:
-            trade.status = TradeStatus.closed
-            trade.exit_time_ms, trade.exit_price, trade.exit_fee, trade.exit_reason = (
-                candle_ms, fill.price, fill.fee, reason)
-            trade.pnl = trade.amount * (fill.price - trade.entry_price) - trade.entry_fee - fill.fee
-            trade.pnl_pct = trade.pnl / (trade.amount * trade.entry_price + trade.entry_fee) * 100.0
-            wallet.realised_pnl += trade.pnl
-        return None
-
-    def _check_stoploss(self, run: _RunRow, wallet: Wallet, stoploss: float, trade: Trade, i: int) -> Trade | None:
-        stop = trade.entry_price * (1.0 + stoploss)
-        if self.low[i] > stop:
-            return trade
-        # A gap below the stop fills at the open (a stop-market order triggers at the first price).
-        price = min(float(self.open[i]), stop)
-        candle_ms = int(self.times[i])
-        order = self._new_order(run, OrderSide.sell, candle_ms, trade.amount, "stoploss")
-        fill = self.broker.fill_sell(wallet, price)
-        return self._record_fill(run, wallet, order, fill, trade, candle_ms, "stoploss")
+                               "amount": fill.amount, "fee": fill.fee, "reason": order.reason})
 
     def _new_order(self, run: _RunRow, side: OrderSide, signal_ms: int, amount: float, reason: str,
-                   *, quote_amount: float | None = None) -> Order:
-        order = Order(run_id=run.id, client_order_id=client_order_id(run.id, signal_ms, reason),
+                   *, quote_amount: float | None = None, seq: int = 0) -> Order:
+        order = Order(run_id=run.id, client_order_id=client_order_id(run.id, signal_ms, reason, seq),
                       symbol=run.symbol, side=side, type=OrderType.market, amount=amount,
-                      quote_amount=quote_amount,
-                      status=OrderStatus.open, reason=reason, signal_candle_ms=signal_ms)
+                      quote_amount=quote_amount, status=OrderStatus.open, reason=reason, signal_candle_ms=signal_ms)
         self.session.add(order)
         self.report.orders += 1
         return order
-
-    def _decide(self, run: _RunRow, strategy: Strategy, decision: tuple[bool, bool], wallet: Wallet,
-                pending: list[Order], i: int) -> None:
-        candle_ms = int(self.times[i])
-        enter, exit_ = decision
-        if pending:
-            return  # one decision at a time: wait for the pending order to fill
-        if wallet.position_amount > 0 and exit_:
-            pending.append(self._new_order(run, OrderSide.sell, candle_ms, wallet.position_amount, "exit_long"))
-        elif wallet.position_amount == 0 and enter and not exit_:
-            budget = wallet.cash * strategy.position_size
-            estimate = self.broker.buy_amount(budget, float(self.close[i]))
-            pending.append(self._new_order(run, OrderSide.buy, candle_ms, estimate, "enter_long",
-                                           quote_amount=budget))
 
 
 def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *, limit: int) -> TickReport:

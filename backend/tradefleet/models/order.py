@@ -125,7 +125,9 @@ class TradeStatus(str, enum.Enum):
 
 
 class Trade(SQLModel, table=True):
-    """A round trip: opened by an entry fill, closed by an exit fill. ``pnl`` is net of both fees."""
+    """A round trip: opened by the first buy from flat, closed when the position is back to zero.
+    ``amount`` is the base bought, ``entry_price`` / ``exit_price`` the averages, ``entry_fee`` /
+    ``exit_fee`` the sums; ``pnl`` is net of every fee (see :mod:`tradefleet.execution.account`)."""
 
     id: int | None = Field(default=None, sa_column=id_column())
     run_id: uuid.UUID = Field(
@@ -142,6 +144,9 @@ class Trade(SQLModel, table=True):
     exit_reason: str | None = Field(default=None, max_length=40)
     pnl: float | None = Field(default=None, description="quote currency, net of fees")
     pnl_pct: float | None = Field(default=None, description="pnl over entry cost plus entry fee, percent")
+    high_water_mark: float | None = Field(
+        default=None, description="highest price since entry up to the last evaluated candle (trailing stop)"
+    )
 
 
 class TradePublic(SQLModel):

@@ -73,9 +73,18 @@ class CandleContext:
     def equity(self) -> float:
         return self._account.equity(self.candle.close)
 
+    MAX_ORDERS = 10
+    """Orders one candle may place."""
+
+    def _count(self) -> None:
+        self._placed = getattr(self, "_placed", 0) + 1
+        if self._placed > self.MAX_ORDERS:
+            raise ValueError(f"more than {self.MAX_ORDERS} orders on one candle")
+
     def buy(self, quote_amount: float) -> None:
         """Buy for ``quote_amount`` of the quote currency (fee included) at the next open.
         Raises ``ValueError`` if it is not positive or exceeds the cash."""
+        self._count()
         if not quote_amount > 0:
             raise ValueError(f"buy amount must be positive, got {quote_amount}")
         if quote_amount > self.cash * (1 + 1e-9):
@@ -84,6 +93,7 @@ class CandleContext:
 
     def sell(self, amount: float | None = None) -> None:
         """Sell ``amount`` of the base currency (default: the whole position) at the next open."""
+        self._count()
         if amount is not None and not amount > 0:
             raise ValueError(f"sell amount must be positive, got {amount}")
         self._account.sell(self.candle.time_ms, amount=amount, reason="sell")
@@ -101,3 +111,52 @@ def check_state(state: Any) -> dict[str, Any]:
     if len(encoded) > STATE_MAX_BYTES:
         raise ValueError(f"state is {len(encoded)} bytes, above the limit of {STATE_MAX_BYTES}")
     return state
+
+
+class RunLogger:
+    """A strategy's per-run logger: each line (``info("...%s", x)``) is kept, as ``(level, message)``,
+    to become a run event; at most ``limit`` lines per evaluation, then one line saying how many
+    were dropped. Lines also go to the process log at DEBUG."""
+
+    LEVELS = {"debug": "info", "info": "info", "warning": "warning", "error": "error", "critical": "error"}
+
+    def __init__(self, name: str, *, limit: int = 20) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.dropped = 0
+        self.limit = limit
+        self._log = logging.getLogger(f"tradefleet.strategy.{name}")
+
+    def _add(self, level: str, msg: str, *args: Any) -> None:
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args}"
+        self._log.debug(text)
+        if len(self.lines) < self.limit:
+            self.lines.append((self.LEVELS[level], text[:1000]))
+        else:
+            self.dropped += 1
+
+    def debug(self, msg: str, *args: Any, **_: Any) -> None:
+        self._add("debug", msg, *args)
+
+    def info(self, msg: str, *args: Any, **_: Any) -> None:
+        self._add("info", msg, *args)
+
+    def warning(self, msg: str, *args: Any, **_: Any) -> None:
+        self._add("warning", msg, *args)
+
+    def error(self, msg: str, *args: Any, **_: Any) -> None:
+        self._add("error", msg, *args)
+
+    exception = error
+    critical = error
+    warn = warning
+
+    def take(self) -> list[tuple[str, str]]:
+        """The kept lines (and a note of dropped ones), emptying the logger."""
+        lines, self.lines = self.lines, []
+        if self.dropped:
+            lines.append(("warning", f"{self.dropped} more log line(s) dropped (limit {self.limit} per candle)"))
+            self.dropped = 0
+        return lines

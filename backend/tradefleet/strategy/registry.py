@@ -57,14 +57,28 @@ class StrategyRegistry:
         self._by_name: dict[str, type[Strategy]] = {}
         self._duplicates: dict[Path, str] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
         self.imports = 0
         """How many times a file was executed (tests check that unchanged files are not)."""
         # Modules are named per folder, so two registries (two folders) never share sys.modules entries.
         self._prefix = f"{MODULE_PREFIX}_{hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:8]}"
 
     def refresh(self) -> None:
-        """Import new and changed files, forget deleted ones."""
+        """Import new and changed files, forget deleted ones.
+
+        A strategy file that itself asks for the registry while being imported gets it as it is
+        (no nested refresh: that would deadlock or import the file again)."""
+        if getattr(self._local, "refreshing", False):
+            return
         with self._lock:
+            self._local.refreshing = True
+            try:
+                self._refresh()
+            finally:
+                self._local.refreshing = False
+
+    def _refresh(self) -> None:
+        if True:
             paths = sorted(p for p in self.folder.glob("*.py") if not p.name.startswith("_"))
             changed = False
             for path in paths:

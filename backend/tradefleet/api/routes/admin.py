@@ -1,0 +1,52 @@
+"""Platform administration. Every route here is for admins only (403 for other users)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from tradefleet.api.deps import get_current_admin
+from tradefleet.strategy.base import Strategy
+from tradefleet.strategy.registry import get_registry
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
+
+
+class StrategyFile(BaseModel):
+    name: str
+    description: str
+    file: str
+    timeframe: str
+
+
+class BrokenStrategyFile(BaseModel):
+    file: str
+    error: str
+
+
+class StrategyCatalog(BaseModel):
+    strategies: list[StrategyFile]
+    broken: list[BrokenStrategyFile]
+
+
+def _file_name(klass: type[Strategy]) -> str:
+    # The file's name only, never the server's path to it.
+    try:
+        return Path(inspect.getfile(klass)).name
+    except (TypeError, OSError):
+        return klass.__module__.rsplit(".", 1)[-1] + ".py"
+
+
+@router.get("/strategies", response_model=StrategyCatalog)
+def strategy_catalog() -> StrategyCatalog:
+    """Every loadable strategy of ``STRATEGIES_DIR`` with its file, and every file that failed to load
+    (syntax or import error, no hook, bad default, duplicate name) with its error."""
+    registry = get_registry()
+    return StrategyCatalog(
+        strategies=[StrategyFile(name=k.name, description=k.description(), file=_file_name(k), timeframe=k.timeframe)
+                    for k in registry.all()],
+        broken=[BrokenStrategyFile(file=b.path, error=b.error) for b in registry.broken()],
+    )

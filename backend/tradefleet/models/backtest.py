@@ -1,0 +1,146 @@
+"""Backtests requested through the API: the request, its progress, and its stored result.
+
+A backtest is a row written by the API (status ``queued``) and filled in by the Celery task
+``backtest.run`` (``running`` with a progress percentage, then ``done`` with the result or ``failed``
+with a message). The result fields are written in one commit together with the final status, so a
+reader sees either no result or all of it.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import field_validator
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Uuid as SAUuid
+from sqlmodel import Field, SQLModel
+
+from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
+
+
+class BacktestStatus(str, enum.Enum):
+    """``queued`` until a worker takes it; ``running`` with ``progress``; then ``done`` (result stored)
+    or ``failed`` (``error`` says why)."""
+
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class BacktestBase(SQLModel):
+    strategy: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict)
+    exchange: str = Field(default="binance", min_length=1, max_length=50)
+    symbol: str = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
+    timeframe: str = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1h")
+    start: datetime = Field(description="first candle's open time, ISO 8601 (UTC when no zone is given)")
+    end: datetime = Field(description="end of the range, exclusive, ISO 8601 (UTC when no zone is given)")
+    stake: float = Field(default=10_000.0, gt=0, le=1e12, description="starting balance, quote currency")
+
+
+class BacktestCreate(BacktestBase):
+    """Body of ``POST /api/v1/backtests``. ``fee``: taker rate per fill (0.001 = 0.1 %); default: the
+    market's taker fee from the exchange's market catalog."""
+
+    fee: float | None = Field(default=None, ge=0, lt=1)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_object(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # A time without a zone is UTC (as in the CLI and run_backtest); zoned times are converted.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Backtest(SQLModel, table=True):
+    __table_args__ = (Index("ix_backtest_owner_created", "owner_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("user.id", ondelete="CASCADE"), nullable=False)
+    )
+    strategy: str = Field(max_length=100)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    exchange: str = Field(max_length=50)
+    symbol: str = Field(max_length=50)
+    timeframe: str = Field(max_length=8)
+    start: datetime = Field(sa_column=dt_column())
+    end: datetime = Field(sa_column=dt_column())
+    stake: float
+    fee: float = Field(description="taker rate applied to every fill")
+    status: BacktestStatus = Field(default=BacktestStatus.queued, sa_column=enum_column(BacktestStatus))
+    progress: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    """Percent, 0-100, updated by the task at each stage."""
+    stage: str | None = Field(default=None, sa_column=Column(String(40)))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
+    started_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    # The result, written in one commit with status ``done``.
+    candle_count: int | None = Field(default=None, sa_column=Column(Integer))
+    """Candles in the tested range (the startup candles before it not counted)."""
+    tested_start: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    tested_end: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    trades: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONType))
+    equity: list[list[Any]] | None = Field(default=None, sa_column=Column(JSONType))
+    """``[[time_ms, equity], ...]``, at most :data:`EQUITY_POINTS` points (downsampled)."""
+    lookahead: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+
+
+EQUITY_POINTS = 2_000
+"""The most points of an equity curve stored with a backtest."""
+
+
+class BacktestPublic(BacktestBase):
+    """A backtest without its heavy fields (trades, equity curve, look-ahead details): list items."""
+
+    id: uuid.UUID
+    status: BacktestStatus
+    progress: int
+    stage: str | None
+    error: str | None
+    fee: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    candle_count: int | None
+    tested_start: datetime | None
+    tested_end: datetime | None
+    metrics: dict[str, Any] | None
+    lookahead_flagged: bool | None
+
+    @classmethod
+    def from_backtest(cls, backtest: Backtest) -> "BacktestPublic":
+        data = backtest.model_dump(exclude={"trades", "equity", "lookahead"})
+        data["lookahead_flagged"] = None if backtest.lookahead is None else bool(backtest.lookahead.get("flagged"))
+        return cls.model_validate(data)
+
+
+class BacktestDetail(BacktestPublic):
+    """One backtest with its result: ``trades`` (as :class:`~tradefleet.backtest.BacktestResult`
+    describes them), ``equity`` (``[[time_ms, equity], ...]``, at most 2,000 points) and
+    ``lookahead`` (``flagged``, ``samples``, ``mismatches``). Result fields are ``None`` until ``done``."""
+
+    trades: list[dict[str, Any]] | None
+    equity: list[tuple[int, float]] | None
+    lookahead: dict[str, Any] | None
+
+    @classmethod
+    def from_backtest(cls, backtest: Backtest) -> "BacktestDetail":
+        data = BacktestPublic.from_backtest(backtest).model_dump()
+        data.update(trades=backtest.trades, equity=backtest.equity, lookahead=backtest.lookahead)
+        return cls.model_validate(data)
+
+
+class BacktestsPublic(SQLModel):
+    data: list[BacktestPublic]
+    count: int
