@@ -62,9 +62,9 @@ from tradefleet.models import (
     TradeStatus,
 )
 from tradefleet.models._types import utcnow
-from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
+from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
-from tradefleet.strategy.guard import StrategyError, call_guarded
+from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.registry import UnknownStrategy, get_registry
 
@@ -155,56 +155,6 @@ _validated: dict[tuple[type, str], tuple[dict[str, Any], int]] = {}
 """Per process: (strategy class, parameters as JSON) -> (validated parameters, required candles)."""
 
 
-class _Signals:
-    """The ``enter_long`` / ``exit_long`` values of one ``signals()`` result, read by row."""
-
-    __slots__ = ("columns", "index", "name")
-
-    def __init__(self, result: pd.DataFrame, name: str) -> None:
-        self.name = name
-        self.index = result.index
-        self.columns = {}
-        for column in SIGNAL_COLUMNS:
-            values = result[column]
-            if isinstance(values, pd.DataFrame):
-                raise StrategyError(f"{name}.signals() returned more than one {column} column")
-            # bool columns (the usual case) as a numpy array; others as pandas stores them, so that
-            # a row reads exactly as ``Series.iat`` would (NaN, pd.NA, numpy scalars...).
-            self.columns[column] = values.to_numpy() if values.dtype == np.bool_ else values.array
-
-    def at(self, row: int, column: str) -> bool:
-        """Like :func:`tradefleet.strategy.guard.signal_at`: NaN or a non-boolean raises StrategyError."""
-        values = self.columns[column]
-        value = values[row]
-        if isinstance(value, np.bool_):
-            return bool(value)
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-            raise StrategyError(f"{self.name}.signals() gave NaN in {column} at {self.index[row]}")
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, np.integer)) and value in (0, 1):
-            return bool(value)
-        raise StrategyError(f"{self.name}.signals() gave {value!r} in {column}, expected a boolean")
-
-
-def _compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: float) -> _Signals:
-    """:func:`tradefleet.strategy.guard.compute_signals` without its copies: ``candles`` is already
-    this call's own frame (a fresh ``iloc`` slice, copy-on-write), and only the two signal columns
-    are kept. Same checks, same messages."""
-    result = call_guarded(strategy.signals, candles, timeout_s=timeout_s, what=f"{strategy.name}.signals()")
-    if not isinstance(result, pd.DataFrame):
-        raise StrategyError(f"{strategy.name}.signals() returned {type(result).__name__}, expected a DataFrame")
-    if len(result) != len(candles) or not result.index.equals(candles.index):
-        raise StrategyError(
-            f"{strategy.name}.signals() returned {len(result)} rows for {len(candles)} candles "
-            "(the index must be the candles' index)"
-        )
-    missing = [c for c in SIGNAL_COLUMNS if c not in result.columns]
-    if missing:
-        raise StrategyError(f"{strategy.name}.signals() returned no column {', '.join(missing)}")
-    return _Signals(result, strategy.name)
-
-
 def _rules(info: ExchangeMarket) -> MarketRules:
     return MarketRules(taker=info.taker, amount_step=info.amount_step, min_amount=info.min_amount,
                        min_cost=info.min_cost)
@@ -237,7 +187,7 @@ class _RunTicker:
         self.report = report
         self.settings = get_settings()
         self.registry = get_registry()
-        self._signals: dict[tuple[str, str, int], tuple[_Signals, list[tuple[str, str]]]] = {}
+        self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
 
     # ------------------------------------------------------------------ strategy
     def _strategy(self, run: _RunRow) -> tuple[Strategy, str, int]:
@@ -267,7 +217,7 @@ class _RunTicker:
         return strategy, raw, need
 
     def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str,
-                     start: int) -> tuple[_Signals, list[tuple[str, str]]]:
+                     start: int) -> tuple[SignalReader, list[tuple[str, str]]]:
         """The strategy's signals on the window from ``start``, and the lines it logged meanwhile.
         Runs of the same strategy and parameters on this market share one computation (and its
         log lines)."""
@@ -275,7 +225,9 @@ class _RunTicker:
         if key not in self._signals:
             logger = RunLogger(run.strategy)
             strategy.logger = logger
-            signals = _compute_signals(strategy, self.candles.iloc[start:], timeout_s=self.settings.STRATEGY_TIMEOUT_S)
+            # The iloc slice is this call's own frame (copy-on-write): no defensive copy needed.
+            signals = SignalReader(compute_signals(strategy, self.candles.iloc[start:], copy=False,
+                                                   timeout_s=self.settings.STRATEGY_TIMEOUT_S), strategy.name)
             self._signals[key] = (signals, logger.take())
         return self._signals[key]
 

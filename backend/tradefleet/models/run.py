@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import Column, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, Float, ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 

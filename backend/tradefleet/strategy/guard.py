@@ -64,15 +64,17 @@ def call_guarded(fn: Callable[..., T], *args: Any, timeout_s: float, what: str =
         raise StrategyError(f"{what} raised {type(exc).__name__}: {exc}") from exc
 
 
-def compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: float) -> pd.DataFrame:
+def compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: float,
+                    copy: bool = True) -> pd.DataFrame:
     """Run ``strategy.signals`` under the guard and check its output.
 
-    Returns a DataFrame with the same index as ``candles`` and boolean columns ``enter_long`` and
-    ``exit_long`` (NaN kept as NaN for the caller to judge per row). Raises :class:`StrategyError` if
-    the strategy raises, times out, returns something that is not a DataFrame, changes the index, or
-    lacks a signal column.
+    Returns the strategy's DataFrame (same index as ``candles``) holding columns ``enter_long`` and
+    ``exit_long`` (NaN kept as NaN for the caller to judge per row: :class:`SignalReader`). Raises
+    :class:`StrategyError` if the strategy raises, times out, returns something that is not a
+    DataFrame, changes the index, or lacks a signal column. ``copy=False`` when ``candles`` is
+    already a frame of the caller's own (a fresh slice) that the strategy may not spoil.
     """
-    result = call_guarded(strategy.signals, candles.copy(deep=False), timeout_s=timeout_s,
+    result = call_guarded(strategy.signals, candles.copy(deep=False) if copy else candles, timeout_s=timeout_s,
                           what=f"{strategy.name}.signals()")
     if not isinstance(result, pd.DataFrame):
         raise StrategyError(f"{strategy.name}.signals() returned {type(result).__name__}, expected a DataFrame")
@@ -84,16 +86,35 @@ def compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: flo
     missing = [c for c in SIGNAL_COLUMNS if c not in result.columns]
     if missing:
         raise StrategyError(f"{strategy.name}.signals() returned no column {', '.join(missing)}")
-    return result[list(SIGNAL_COLUMNS)]
+    return result
 
 
-def signal_at(signals: pd.DataFrame, row: int, column: str, strategy_name: str) -> bool:
-    """The boolean signal in ``column`` at position ``row``; NaN or a non-boolean raises :class:`StrategyError`."""
-    value = signals[column].iat[row]
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        raise StrategyError(f"{strategy_name}.signals() gave NaN in {column} at {signals.index[row]}")
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) and value in (0, 1):
-        return bool(value)
-    raise StrategyError(f"{strategy_name}.signals() gave {value!r} in {column}, expected a boolean")
+class SignalReader:
+    """The ``enter_long`` / ``exit_long`` values of a :func:`compute_signals` result, read by row.
+
+    :meth:`at` returns a bool; NaN, ``None``, ``pd.NA`` or a non-boolean value raises
+    :class:`StrategyError` naming the column and the candle."""
+
+    __slots__ = ("columns", "index", "name")
+
+    def __init__(self, result: pd.DataFrame, name: str) -> None:
+        self.name = name
+        self.index = result.index
+        self.columns = {}
+        for column in SIGNAL_COLUMNS:
+            values = result[column]
+            if isinstance(values, pd.DataFrame):
+                raise StrategyError(f"{name}.signals() returned more than one {column} column")
+            # bool columns (the usual case) as a numpy array; others as pandas stores them, so a
+            # row reads exactly as ``Series.iat`` would (NaN, pd.NA, numpy scalars...).
+            self.columns[column] = values.to_numpy() if values.dtype == np.bool_ else values.array
+
+    def at(self, row: int, column: str) -> bool:
+        value = self.columns[column][row]
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+            raise StrategyError(f"{self.name}.signals() gave NaN in {column} at {self.index[row]}")
+        if isinstance(value, (int, np.integer)) and value in (0, 1):
+            return bool(value)
+        raise StrategyError(f"{self.name}.signals() gave {value!r} in {column}, expected a boolean")
