@@ -46,7 +46,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar: not
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tradefleet.backtest import load_csv, run_backtest  # noqa: E402
