@@ -260,6 +260,9 @@ def dev(
             url = stack.simulator(port=sim_port, speed=speed)
             typer.echo(f"exchange simulator on {url} at {speed:g}x")
         refresh_markets()
+        recorded = sorted(DEFAULT_DATA_DIR.glob("*.csv.gz"))
+        typer.echo(f"storing {len(recorded)} recorded candle files for backtests (already stored ones are skipped)")
+        data_import(recorded, exchange="binance", symbol=None, timeframe=None)
         # Without Redis the cache lives in process memory and SQLite has one writer: one worker process.
         stack.worker(concurrency=2 if settings.REDIS_URL else 1, name="tradefleet")
         stack.beat(schedule_file=REPO_ROOT / "var" / "celerybeat-schedule")
