@@ -254,42 +254,51 @@ class _RunTicker:
                 self.batch.event(run, "skipped", f"run was {behind} candles behind; skipped {skipped} "
                                  "candles to catch up", level=EventLevel.warning, candle_ms=int(self.times[-1]))
 
-        strategy, key_params, need = self._strategy(run)
-        start = max(0, first - (need - 1))
-        decisions: dict[int, tuple[bool, bool]] = {}
-        log_lines: list[tuple[int, str, str]] = []
-        if strategy.has_signals():
-            signals, lines = self._signals_for(strategy, run, key_params, start)
-            log_lines += [(int(self.times[-1]), level, text) for level, text in lines]
-            for i in range(max(first, start + need - 1), n):
-                decisions[i] = (signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long"))
+        try:
+            strategy, key_params, need = self._strategy(run)
+            start = max(0, first - (need - 1))
+            decisions: dict[int, tuple[bool, bool]] = {}
+            log_lines: list[tuple[int, str, str]] = []
+            if strategy.has_signals():
+                signals, lines = self._signals_for(strategy, run, key_params, start)
+                log_lines += [(int(self.times[-1]), level, text) for level, text in lines]
+                for i in range(max(first, start + need - 1), n):
+                    decisions[i] = (signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long"))
 
-        account = self._account(run, strategy, pending, trade)
-        stateful = strategy.is_stateful()
-        state = dict(run.state or {})
-        logger = RunLogger(run.strategy)
-        strategy.logger = logger
-        steps: list[tuple[int, StepEvents, float, float, float]] = []
-        for i in range(first, n):
-            t = int(self.times[i])
-            o, h, lo, c = float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i])
-            account.open_candle(t, o)
-            account.protect(t, o, h, lo)
-            if i in decisions:
-                enter, exit_ = decisions[i]
-                account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
-            if stateful and i - start >= need - 1:
-                ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
-                                    candles=lambda i=i: self.candles.iloc[start:i + 1], state=state, log=logger)
-                call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
-                             what=f"{run.strategy}.on_candle()")
-                try:
-                    check_state(state)
-                except ValueError as exc:
-                    raise StrategyError(f"{run.strategy}.on_candle(): {exc}") from None
-            log_lines += [(t, level, text) for level, text in logger.take()]
-            steps.append((i, account.take_events(), account.equity(c), account.wallet.cash,
-                          account.wallet.position_amount))
+            account = self._account(run, strategy, pending, trade)
+            stateful = strategy.is_stateful()
+            state = dict(run.state or {})
+            logger = RunLogger(run.strategy)
+            strategy.logger = logger
+            steps: list[tuple[int, StepEvents, float, float, float]] = []
+            for i in range(first, n):
+                t = int(self.times[i])
+                o, h, lo, c = float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i])
+                account.open_candle(t, o)
+                account.protect(t, o, h, lo)
+                if i in decisions:
+                    enter, exit_ = decisions[i]
+                    account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
+                if stateful and i - start >= need - 1:
+                    ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
+                                        candles=lambda i=i: self.candles.iloc[start:i + 1], state=state, log=logger)
+                    call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
+                                 what=f"{run.strategy}.on_candle()")
+                    try:
+                        check_state(state)
+                    except ValueError as exc:
+                        raise StrategyError(f"{run.strategy}.on_candle(): {exc}") from None
+                log_lines += [(t, level, text) for level, text in logger.take()]
+                steps.append((i, account.take_events(), account.equity(c), account.wallet.cash,
+                              account.wallet.position_amount))
+        except StrategyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - our own bug must not stall the other runs
+            # Nothing has been written for this run yet (the steps above are in memory), so pausing
+            # it is safe; the traceback goes to the worker log, the trader sees a reason.
+            log.exception("run %s: internal error while evaluating", run.id)
+            raise StrategyError(f"internal error while evaluating the run ({type(exc).__name__}); "
+                                "the platform's operators have the details") from exc
 
         # The tick succeeded: write it.
         for i, events, equity, cash, position in steps:
