@@ -67,7 +67,7 @@ class Stack:
 
     def worker(self, *, concurrency: int = 2, name: str = "worker", pool: str = "prefork") -> subprocess.Popen:
         return self.spawn(name, str(BIN / "celery"), "-A", "tradefleet.worker.app", "worker",
-                          "-Q", "schedule,evaluate,default", "--concurrency", str(concurrency), "--pool", pool,
+                          "-Q", "schedule,evaluate,default,backtests", "--concurrency", str(concurrency), "--pool", pool,
                           "--loglevel", "INFO", "-n", f"{name}@%h")
 
     def beat(self, *, schedule_file: Path) -> subprocess.Popen:

@@ -1,6 +1,6 @@
 """The Celery application. Broker: Redis when ``REDIS_URL`` is set, else kombu's SQLAlchemy
 transport on a SQLite file (the embedded ``make run`` defaults). Start a worker with
-``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default`` and beat with
+``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default,backtests`` and beat with
 ``celery -A tradefleet.worker.app beat``."""
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def create_celery() -> Celery:
         task_routes={
             "engine.schedule": {"queue": "schedule"},
             "engine.evaluate_market": {"queue": "evaluate"},
+            # Backtests can take seconds: on a busy server give them their own worker
+            # (`celery ... worker -Q backtests`) so that they never delay a tick.
+            "backtest.run": {"queue": "backtests"},
         },
         # Redis: unacknowledged (acks_late) tasks come back after the visibility timeout. kombu's
         # SQLAlchemy transport passes its options to create_engine, so it gets none.
