@@ -392,3 +392,26 @@ def market_catalog(db: Engine, exchange_sim: SimServer) -> SimServer:
     with session_scope() as s:
         refresh_catalog(session=s, exchange_id="binance")
     return exchange_sim
+
+
+@pytest.fixture
+def e2e_database() -> Iterator[str]:
+    """A fresh, empty (unmigrated) PostgreSQL database for the real processes of an end-to-end test,
+    dropped afterwards. Skipped without PostgreSQL (failed with ``CI=true``)."""
+    server = make_url(os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_SERVER).set(
+        drivername="postgresql+psycopg")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        unavailable(f"PostgreSQL unreachable: {exc.orig}")
+    name = f"tradefleet_e2e_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -4,6 +4,10 @@ by name from every folder)."""
 from __future__ import annotations
 
 import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -18,3 +22,23 @@ def unavailable(reason: str) -> None:
     if CI:
         pytest.fail(f"{reason} (CI=true: this service is required)", pytrace=False)
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, stack: Any, every_s: float = 0.3) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); fail if a process of
+    ``stack`` exits or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")

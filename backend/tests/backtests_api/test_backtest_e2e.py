@@ -5,20 +5,15 @@ queues a backtest through the API, polls it to ``done``, and the result equals a
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
-from testsupport import DEFAULT_POSTGRES_SERVER, unavailable
+from testsupport import free_port, wait_for
 
 from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT
@@ -26,45 +21,6 @@ from tradefleet.devstack import BIN, Stack
 from tradefleet.strategy.registry import StrategyRegistry
 
 BTC_1H = REPO_ROOT / "data" / "ohlcv" / "binance_spot_BTCUSDT_1h_2024-01_2024-09.csv.gz"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def e2e_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the processes of this test, dropped afterwards."""
-    server = make_url(os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_SERVER).set(
-        drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable: {exc.orig}")
-    name = f"tradefleet_e2e_bt_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def wait_for(predicate, timeout_s: float, what: str, stack: Stack):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def test_backtest_through_the_api_and_a_real_worker(e2e_database, redis_url, tmp_path):

@@ -4,66 +4,18 @@ the trades it gets are checked against the crossovers this test computes from th
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from testsupport import DEFAULT_POSTGRES_SERVER, unavailable
+from testsupport import free_port, wait_for
 from reference import expected_trades, load_candles
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
 
 MINUTE = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def e2e_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the processes of this test, migrated by ``tradefleet migrate``."""
-    server = make_url(os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_SERVER).set(
-        drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable: {exc.orig}")
-    name = f"tradefleet_e2e_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def wait_for(predicate, timeout_s: float, what: str, stack: Stack):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        stack.check_alive()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
 
 
 def test_paper_sma_cross_end_to_end(e2e_database, redis_url, tmp_path):
