@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, Float, ForeignKey, String, Text
+from sqlalchemy import Column, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
@@ -37,6 +37,10 @@ class Order(SQLModel, table=True):
     order can never be written twice for the same decision."""
 
     __tablename__ = "order"
+    # Each tick reads the open orders and the open trade of its runs: partial indexes keep those
+    # lookups off the growing history.
+    __table_args__ = (Index("ix_order_run_open", "run_id", postgresql_where=text("status = 'open'"),
+                            sqlite_where=text("status = 'open'")),)
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     run_id: uuid.UUID = Field(
         sa_column=Column(SAUuid, ForeignKey("run.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -129,6 +133,8 @@ class Trade(SQLModel, table=True):
     ``amount`` is the base bought, ``entry_price`` / ``exit_price`` the averages, ``entry_fee`` /
     ``exit_fee`` the sums; ``pnl`` is net of every fee (see :mod:`tradefleet.execution.account`)."""
 
+    __table_args__ = (Index("ix_trade_run_open", "run_id", postgresql_where=text("status = 'open'"),
+                            sqlite_where=text("status = 'open'")),)
     id: int | None = Field(default=None, sa_column=id_column())
     run_id: uuid.UUID = Field(
         sa_column=Column(SAUuid, ForeignKey("run.id", ondelete="CASCADE"), nullable=False, index=True)
