@@ -19,6 +19,7 @@ from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
+from tradefleet.models.run import StrategyOnMarket
 
 
 class BacktestStatus(str, enum.Enum):
@@ -31,12 +32,7 @@ class BacktestStatus(str, enum.Enum):
     failed = "failed"
 
 
-class BacktestBase(SQLModel):
-    strategy: str = Field(min_length=1, max_length=100)
-    params: dict[str, Any] = Field(default_factory=dict)
-    exchange: str = Field(default="binance", min_length=1, max_length=50)
-    symbol: str = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
-    timeframe: str = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1h")
+class BacktestBase(StrategyOnMarket):
     start: datetime = Field(description="first candle's open time, ISO 8601 (UTC when no zone is given)")
     end: datetime = Field(description="end of the range, exclusive, ISO 8601 (UTC when no zone is given)")
     stake: float = Field(default=10_000.0, gt=0, le=1e12, description="starting balance, quote currency")
@@ -47,11 +43,6 @@ class BacktestCreate(BacktestBase):
     market's taker fee from the exchange's market catalog."""
 
     fee: float | None = Field(default=None, ge=0, lt=1)
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _params_object(cls, value: Any) -> Any:
-        return {} if value is None else value
 
     @field_validator("start", "end", mode="after")
     @classmethod

@@ -34,25 +34,28 @@ class RunStatus(str, enum.Enum):
     stopped = "stopped"
 
 
-class RunBase(SQLModel):
+class StrategyOnMarket(SQLModel):
+    """A strategy with its parameters on one market: what runs and backtests share."""
+
     strategy: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
     exchange: str = Field(default="binance", min_length=1, max_length=50)
     symbol: str = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
     timeframe: str = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1m, 1h")
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_object(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+
+class RunBase(StrategyOnMarket):
     mode: RunMode = RunMode.paper
     stake: float = Field(gt=0, le=1e12, description="quote currency the run may use, e.g. USDT")
 
 
 class RunCreate(RunBase):
     """Body of ``POST /api/v1/runs``."""
-
-    @field_validator("params", mode="before")
-    @classmethod
-    def _params_object(cls, value: Any) -> Any:
-        if value is None:
-            return {}
-        return value
 
 
 class Run(SQLModel, table=True):
