@@ -254,3 +254,27 @@ def test_client_order_id_is_deterministic_and_binance_shaped():
     import re
 
     assert re.fullmatch(r"[.A-Z:/a-z0-9_-]{1,36}", cid)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has no row locks
+def test_a_run_locked_elsewhere_is_skipped_and_reported_busy(session, market_catalog, make_user, db_url):
+    """PostgreSQL: a run whose row another transaction holds (a stop in flight, a slow task) is
+    skipped without waiting and reported busy; the task evaluates it again once the row is free."""
+    from sqlalchemy import create_engine, text
+
+    user, _ = make_user()
+    held, free = new_run(session, user), new_run(session, user, params={"fast": 5, "slow": 20})
+    market_catalog.clock.set(T0 + 40 * MINUTE + 1)
+    d = plan()[0]
+    other = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with other.connect() as connection:
+        connection.execute(text("SELECT id FROM run WHERE id = :id FOR UPDATE"), {"id": held.id})
+        report = evaluate_market(d.market, d.candle_ms, d.run_ids, limit=d.limit)
+        assert report.busy_run_ids == [held.id] and report.ticks == 1
+        connection.rollback()
+    other.dispose()
+    assert reload(session, held).last_candle_ms is None
+    again = evaluate_market(d.market, d.candle_ms, report.busy_run_ids, limit=d.limit)
+    assert again.busy_run_ids == [] and again.ticks == 1
+    assert reload(session, held).last_candle_ms == d.candle_ms
+    assert reload(session, free).last_candle_ms == d.candle_ms
