@@ -85,7 +85,7 @@ class Stack:
 
     # ------------------------------------------------------------------ control
     def wait_http(self, url: str, timeout_s: float = 60.0) -> None:
-        """Wait until ``url`` answers below 500... or any answer for health (503 = up, degraded)."""
+        """Wait until ``url`` answers at all (any status: a degraded health check is still up)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check_alive()

@@ -325,8 +325,7 @@ class _RunTicker:
     def _account(self, run: _RunRow, strategy: Strategy, pending: list[Order], trade: Trade | None) -> PaperAccount:
         """The run's paper account as stored: wallet from the run row, the open round trip from its
         trade row, pending orders from its open orders."""
-        wallet = Wallet(cash=run.cash, position_amount=run.position_amount,
-                        position_entry_price=run.position_entry_price, realised_pnl=run.realised_pnl,
+        wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
                         fees_paid=run.fees_paid)
         position = None
         if trade is not None and run.position_amount > 0:

@@ -142,7 +142,6 @@ class PaperAccount:
                 p.amount += fill.amount
                 p.entry_fee += fill.fee
                 p.high_water = max(p.high_water, fill.price)
-            wallet.position_entry_price = self.position.entry_price
             return
         p = self.position
         if p is None:  # a sell without a round trip (cannot happen: the broker rejects it)

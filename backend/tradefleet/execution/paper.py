@@ -30,11 +30,11 @@ def floor_to_step(value: float, step: float | None) -> float:
 
 @dataclass
 class Wallet:
-    """A run's virtual wallet: ``cash`` in the quote currency, ``position_amount`` in the base."""
+    """A run's virtual wallet: ``cash`` in the quote currency, ``position_amount`` in the base.
+    The average entry price belongs to the round trip (:class:`~tradefleet.execution.account.Position`)."""
 
     cash: float
     position_amount: float = 0.0
-    position_entry_price: float | None = None
     realised_pnl: float = 0.0
     fees_paid: float = 0.0
 
@@ -93,11 +93,8 @@ class PaperBroker:
         self._check_minimums(amount, price)
         cost = amount * price
         fee = cost * self.rules.taker
-        previous = wallet.position_amount
         wallet.cash -= cost + fee
-        wallet.position_amount = previous + amount
-        entry = wallet.position_entry_price or 0.0
-        wallet.position_entry_price = (entry * previous + price * amount) / wallet.position_amount
+        wallet.position_amount += amount
         wallet.fees_paid += fee
         return PaperFill("buy", price, amount, cost, fee)
 
@@ -114,5 +111,4 @@ class PaperBroker:
         wallet.fees_paid += fee
         if wallet.position_amount <= (self.rules.amount_step or 0) * 1e-6:
             wallet.position_amount = 0.0
-            wallet.position_entry_price = None
         return PaperFill("sell", price, amount, cost, fee)
