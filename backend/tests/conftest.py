@@ -38,7 +38,7 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
-from testsupport import CI, DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, unavailable  # noqa: F401
+from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, recording, unavailable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -355,13 +355,7 @@ def _sim_server() -> Iterator[SimServer]:
     app = create_app(data=load_market_data(DEFAULT_DATA_DIR), clock=clock)
     seen: list[str] = []
 
-    async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["type"] == "http":
-            query = scope.get("query_string", b"").decode()
-            seen.append(scope["path"] + ("?" + query if query else ""))
-        await app(scope, receive, send)
-
-    with BackgroundServer(recording) as server:
+    with BackgroundServer(recording(app, seen)) as server:
         yield SimServer(base_url=server.base_url, clock=clock, requests=seen)
 
 

@@ -42,3 +42,26 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, stack: A
             return value
         time.sleep(every_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def recording(app: Any, seen: list[str]) -> Any:
+    """An ASGI app that appends the path (and query) of every HTTP request to ``seen``, then serves
+    it with ``app``: the simulator tests count what ccxt asked for."""
+
+    async def wrapper(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            query = scope.get("query_string", b"").decode()
+            seen.append(scope["path"] + ("?" + query if query else ""))
+        await app(scope, receive, send)
+
+    return wrapper
+
+
+def stack_env(*, database_url: str, redis_url: str, sim_port: int, **extra: str) -> dict[str, str]:
+    """The environment of an end-to-end test's processes: its database and Redis, binance pointed at
+    the simulator on ``sim_port``, a random JWT secret, plus ``extra`` settings."""
+    import secrets
+
+    return {"ENVIRONMENT": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+            "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
+            "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **extra}

@@ -5,7 +5,6 @@ queues a backtest through the API, polls it to ``done``, and the result equals a
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from testsupport import free_port, wait_for
+from testsupport import free_port, stack_env, wait_for
 
 from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT
@@ -25,13 +24,7 @@ BTC_1H = REPO_ROOT / "data" / "ohlcv" / "binance_spot_BTCUSDT_1h_2024-01_2024-09
 
 def test_backtest_through_the_api_and_a_real_worker(e2e_database, redis_url, tmp_path):
     sim_port, api_port = free_port(), free_port()
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": e2e_database,
-        "REDIS_URL": redis_url,
-        "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
-        "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16),
-    }
+    env = stack_env(database_url=e2e_database, redis_url=redis_url, sim_port=sim_port)
     with Stack(env=env, log_dir=tmp_path / "logs") as stack:
         for args in (["migrate"], ["data", "import", str(BTC_1H)]):
             subprocess.run([str(BIN / "tradefleet"), *args], env=stack.full_env(), cwd=REPO_ROOT, check=True,

@@ -4,12 +4,11 @@ the trades it gets are checked against the crossovers this test computes from th
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 
 import httpx
 import pytest
-from testsupport import free_port, wait_for
+from testsupport import free_port, stack_env, wait_for
 from reference import expected_trades, load_candles
 
 from tradefleet.config import REPO_ROOT
@@ -20,14 +19,7 @@ MINUTE = 60_000
 
 def test_paper_sma_cross_end_to_end(e2e_database, redis_url, tmp_path):
     sim_port, api_port = free_port(), free_port()
-    env = {
-        "ENVIRONMENT": "test",
-        "DATABASE_URL": e2e_database,
-        "REDIS_URL": redis_url,
-        "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
-        "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16),
-        "SCHEDULE_INTERVAL_S": "0.5",
-    }
+    env = stack_env(database_url=e2e_database, redis_url=redis_url, sim_port=sim_port, SCHEDULE_INTERVAL_S="0.5")
     logs = tmp_path / "logs"
     with Stack(env=env, log_dir=logs) as stack:
         subprocess.run([str(BIN / "tradefleet"), "migrate"], env=stack.full_env(), cwd=REPO_ROOT, check=True,

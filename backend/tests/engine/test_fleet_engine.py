@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from pathlib import Path
 
 import ccxt
 import pytest

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import ccxt
 import pytest
 from sim_helpers import T0, Sim
+from testsupport import recording
 
 from tradefleet.market.exchange import make_exchange
 from tradefleet.sim import DEFAULT_DATA_DIR, BackgroundServer, MarketData, SimClock, create_app, load_market_data
@@ -23,14 +24,7 @@ def _server(market_data: MarketData) -> Iterator[Sim]:
     app = create_app(data=market_data, clock=clock)
     seen: list[str] = []
 
-    async def recording(scope, receive, send):  # type: ignore[no-untyped-def]
-        """Log every request path (with query) the server receives, then serve it."""
-        if scope["type"] == "http":
-            query = scope.get("query_string", b"").decode()
-            seen.append(scope["path"] + ("?" + query if query else ""))
-        await app(scope, receive, send)
-
-    with BackgroundServer(recording) as server:
+    with BackgroundServer(recording(app, seen)) as server:
         yield Sim(base_url=server.base_url, clock=clock, data=market_data, requests=seen)
 
 

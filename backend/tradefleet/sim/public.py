@@ -217,50 +217,24 @@ def _ticker(state: SimState, symbol: str, now_ms: int, window_ms: int, *, kind: 
         "lastId": -1,
         "count": 0,
     }
-    if kind == "mini":
-        return {
-            "symbol": symbol,
-            "openPrice": st_fields["open"],
-            "highPrice": st_fields["high"],
-            "lowPrice": st_fields["low"],
-            "lastPrice": st_fields["last"],
-            "volume": st_fields["vol"],
-            "quoteVolume": st_fields["qvol"],
-            **tail,
-        }
-    if kind == "rolling":
-        return {
-            "symbol": symbol,
-            "priceChange": change,
-            "priceChangePercent": pct,
-            "weightedAvgPrice": st_fields["wavg"],
-            "openPrice": st_fields["open"],
-            "highPrice": st_fields["high"],
-            "lowPrice": st_fields["low"],
-            "lastPrice": st_fields["last"],
-            "volume": st_fields["vol"],
-            "quoteVolume": st_fields["qvol"],
-            **tail,
-        }
-    return {
+    # The three shapes nest: MINI is a subset of the rolling window's fields, which FULL extends.
+    mini = {
         "symbol": symbol,
-        "priceChange": change,
-        "priceChangePercent": pct,
-        "weightedAvgPrice": st_fields["wavg"],
-        "prevClosePrice": st_fields["prev"],
-        "lastPrice": st_fields["last"],
-        "lastQty": qty,
-        "bidPrice": bid,
-        "bidQty": qty,
-        "askPrice": ask,
-        "askQty": qty,
         "openPrice": st_fields["open"],
         "highPrice": st_fields["high"],
         "lowPrice": st_fields["low"],
+        "lastPrice": st_fields["last"],
         "volume": st_fields["vol"],
         "quoteVolume": st_fields["qvol"],
         **tail,
     }
+    if kind == "mini":
+        return mini
+    rolling = {"priceChange": change, "priceChangePercent": pct, "weightedAvgPrice": st_fields["wavg"], **mini}
+    if kind == "rolling":
+        return rolling
+    return {**rolling, "prevClosePrice": st_fields["prev"], "lastQty": qty, "bidPrice": bid, "bidQty": qty,
+            "askPrice": ask, "askQty": qty}
 
 
 def _ticker_type(request: Request) -> str:
