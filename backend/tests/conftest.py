@@ -100,6 +100,17 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         _reload_settings()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings_env: Callable[..., Settings]) -> Iterator[None]:
+    """Issue 5: every test starts with empty rate-limit and lockout counters (a new in-memory storage;
+    the ``redis_url`` fixture flushes its Redis database)."""
+    from tradefleet.security import ratelimit
+
+    ratelimit._storage_for.cache_clear()
+    yield
+    ratelimit._storage_for.cache_clear()
+
+
 # --- databases -----------------------------------------------------------------------------------
 
 
