@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradefleet.errors import (  # noqa: F401  (re-exported: the API's error vocabulary)
@@ -37,6 +38,46 @@ from tradefleet.errors import (  # noqa: F401  (re-exported: the API's error voc
 )
 
 logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error reply (documented in the OpenAPI schema for every 4XX and 422)."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "client error (the error format of this module)"},
+}
+"""``responses=`` for routers: documents the error format for every 4xx reply."""
+
+
+def document_error_format(app: FastAPI) -> None:
+    """Make the OpenAPI schema say what error replies really look like: FastAPI documents 422 as its own
+    ``{"detail": [{"loc", "msg", "type"}]}``, which these handlers never send."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if getattr(app.state, "error_format_documented", False):
+            return app.openapi_schema  # type: ignore[return-value]
+        schema = original()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas["HTTPValidationError"].pop("$defs", None)
+            schemas["HTTPValidationError"]["title"] = "HTTPValidationError"
+            schemas.setdefault("FieldError", FieldError.model_json_schema())
+        app.state.error_format_documented = True
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_body(detail: Any, errors: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:

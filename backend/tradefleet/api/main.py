@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradefleet.api.deps import API_PREFIX, get_current_user
-from tradefleet.api.errors import install_error_handlers
+from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
 from tradefleet.api.middleware import install_middleware
 from tradefleet.config import REPO_ROOT, get_settings
 
@@ -32,6 +32,7 @@ ROUTERS = [
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
     "admin_audit",  # issue 5: GET /admin/audit
+    "admin_users",  # issue 5: GET /admin/users, PATCH /admin/users/{id}
 ]
 
 # Public routers, each for a reason:
@@ -80,7 +81,8 @@ def _collect(names: list[str], into: APIRouter) -> None:
     for name in names:
         module = _import_routes(name)
         if module is not None:
-            into.include_router(module.router, dependencies=_router_dependencies(name, module.router))
+            into.include_router(module.router, dependencies=_router_dependencies(name, module.router),
+                                responses=ERROR_RESPONSES)
 
 
 def create_app() -> FastAPI:
@@ -97,6 +99,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, api_prefix=API_PREFIX)  # issue 5: CORS, security headers, body limit, 500s
+    document_error_format(app)
 
     authenticated = APIRouter(dependencies=[Depends(get_current_user)])
     _collect(ROUTERS, authenticated)
