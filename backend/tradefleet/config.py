@@ -38,7 +38,8 @@ class Settings(BaseSettings):
 
     # --- security ------------------------------------------------------------------------
     JWT_SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET)
-    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1)
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
+    """Access token lifetime; clients renew with a refresh token (issue 5 lowered it from a day)."""
 
     # --- strategies and market data ------------------------------------------------------
     STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
@@ -87,6 +88,35 @@ class Settings(BaseSettings):
     """First lock, seconds; every further failure while over the threshold doubles it."""
     LOCKOUT_MAX_S: int = Field(default=3600, ge=1)
     """Longest lock, seconds."""
+
+    # --- issue 5 (accounts): sign-up, e-mail, tokens, two-factor ---------------------------
+    FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"
+    """Base of the links in e-mails: ``{FRONTEND_BASE_URL}/verify.html?token=...``, ``/reset.html?token=...``."""
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1)
+    EMAIL_VERIFY_TOKEN_EXPIRE_HOURS: int = Field(default=48, ge=1)
+    PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
+    MFA_TOKEN_EXPIRE_MINUTES: int = Field(default=5, ge=1)
+    """How long the ``mfa_token`` of a password login waits for its 2FA code."""
+    REQUIRE_VERIFIED_EMAIL_FOR_LIVE: bool = True
+    """A run may go live only once its owner's e-mail is verified (enforced by the live-trading code)."""
+    REQUIRE_2FA_FOR_ADMINS: bool = False
+    """When true, an admin without 2FA gets 403 on every admin route until enrolled (set it in production)."""
+    TOTP_ENCRYPTION_KEY: SecretStr | None = None
+    """Fernet key that encrypts stored TOTP secrets. Unset: the ``API_ENCRYPTION_KEYS`` (rotation included);
+    both unset (local and test only): a key derived from ``JWT_SECRET_KEY``."""
+    SMTP_HOST: str | None = None
+    """Unset: e-mails are written to the log instead of sent."""
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_TLS: bool = True
+    """STARTTLS after connecting (port 587); mutually exclusive with ``SMTP_SSL``."""
+    SMTP_SSL: bool = False
+    """TLS from the first byte (port 465)."""
+    SMTP_TIMEOUT_S: float = Field(default=10.0, gt=0)
+    EMAILS_FROM_EMAIL: str | None = None
+    """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
+    EMAILS_FROM_NAME: str = "Tradefleet"
 
     # --- demo ----------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"
