@@ -200,3 +200,18 @@ def test_a_good_login_resets_the_failures(storage, db, app, make_user, settings_
             assert _login(c, user.email, "wrong-password-1").status_code == 401
         assert _login(c, user.email, password).status_code == 200
     assert lockout.locked_for(user.email) == 0
+
+
+@ONE_DB
+def test_password_change_and_2fa_routes_are_limited_per_user(storage, db, app, make_user, auth_headers, settings_env):
+    settings_env(RATE_LIMIT_2FA="2/minute", RATE_LIMIT_LOGIN="2/minute")
+    user, _ = make_user()
+    with _client(app) as c:
+        for path, body in [("/users/me/2fa/disable", {"password": "wrong-password-1", "code": "123456"}),
+                           ("/users/me/password", {"current_password": "wrong-password-1",
+                                                   "new_password": "another-password-1"})]:
+            codes = [c.post(f"{API}{path}", json=body, headers=auth_headers(user)).status_code for _ in range(2)]
+            assert all(400 <= code < 429 for code in codes), codes
+            # From another IP too: the user's own counter is spent.
+            with _client(app, ("198.51.100.77", 40000)) as other:
+                _assert_429(other.post(f"{API}{path}", json=body, headers=auth_headers(user)))

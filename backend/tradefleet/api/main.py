@@ -67,11 +67,13 @@ def _router_dependencies(name: str, router: APIRouter) -> list:
     """Dependencies main.py adds to a router (issue 5): rate limits on the auth routes, and the audit
     record of every non-GET request on any router under ``/admin``."""
     from tradefleet.api.routes.admin_audit import audit_admin_request
-    from tradefleet.security.ratelimit import limit_auth
+    from tradefleet.security.ratelimit import limit_auth, limit_user_routes
 
     extra = []
     if name == "auth":
         extra.append(Depends(limit_auth))
+    if name == "users":
+        extra.append(Depends(limit_user_routes))
     if router.prefix.startswith("/admin"):
         extra.append(Depends(audit_admin_request))
     return extra

@@ -15,7 +15,8 @@ Use:
   IP is the only key before the signature is checked);
 * per account, in the handler once the e-mail is known: ``hit_account("login", form.username)``;
 * the auth router gets both through :func:`limit_auth`, which reads the scope from the route's path and
-  the account from the body's ``username`` (form) or ``email`` (JSON) field.
+  the account from the body's ``username`` (form) or ``email`` (JSON) field; the users router's password
+  and 2FA routes through :func:`limit_user_routes` (per IP and per signed-in user).
 
 The client IP is :func:`client_ip`.
 """
@@ -202,3 +203,31 @@ async def limit_auth(request: Request) -> None:
     account = await _account_from_body(request)
     if account:
         hit_account(scope, account)
+
+
+# Routes of the users router that check a password or a 2FA code of the signed-in user: limited per
+# IP and per user (a stolen access token must not buy unlimited guesses at the password or the code).
+USER_PATH_SCOPES = {
+    "/users/me/password": "login",
+    "/users/me/2fa/enable": "2fa",
+    "/users/me/2fa/disable": "2fa",
+}
+
+
+async def limit_user_routes(request: Request) -> None:
+    """Router dependency of the users router: :data:`USER_PATH_SCOPES` per client IP and per user (the
+    subject of the bearer token; an invalid token is left to the authentication dependency)."""
+    from tradefleet.security.tokens import TokenError, decode_access_token
+
+    path = request.url.path
+    scope = next((s for p, s in USER_PATH_SCOPES.items() if path.endswith(p)), None)
+    if scope is None or request.method != "POST":
+        return
+    hit_ip(scope, client_ip(request))
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        try:
+            user_id = decode_access_token(authorization[7:].strip())
+        except TokenError:
+            return
+        hit_account(scope, f"user:{user_id}")
