@@ -86,9 +86,10 @@ def _clean_env(**values: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("argv", [
     [sys.executable, "-c", "import tradefleet.api.main"],
+    [sys.executable, "-c", "import tradefleet.worker.app"],
     [str(Path(sys.executable).with_name("tradefleet")), "migrate"],
-], ids=["api", "cli"])
-def test_app_and_cli_refuse_to_start(argv, tmp_path):
+], ids=["api", "worker", "cli"])
+def test_api_worker_and_cli_refuse_to_start(argv, tmp_path):
     env = _clean_env(ENVIRONMENT="production", JWT_SECRET_KEY="changethis")
     proc = subprocess.run(argv, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # noqa: S603
     assert proc.returncode != 0
