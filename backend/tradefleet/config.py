@@ -228,10 +228,9 @@ def production_problems(settings: "Settings") -> list[str]:
         problems.append("DATABASE_URL: must be a PostgreSQL URL in production")
     elif _example(url.password):
         problems.append("DATABASE_URL: the database password is missing or an example value")
-    # SMTP settings are defined by the e-mail part of issue 5; read by name so this check does not
-    # depend on the order the blocks were written in.
+    # Without SMTP, sign-up, password reset and lockout notices would only reach the log.
     for name in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "EMAILS_FROM_EMAIL"):
-        value = getattr(settings, name, None)
+        value = getattr(settings, name)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if _example(None if value is None else str(value)) or "example.com" in str(value):
