@@ -173,3 +173,39 @@ def test_access_token_with_an_old_version_is_refused(client, make_user):
     stale = create_access_token(user.id, token_version=user.token_version - 1)
     assert client.get(ME, headers=bearer(stale)).json() == {"detail": "token revoked; sign in again"}
     assert client.get(ME, headers=bearer(create_access_token(uuid.uuid4()))).status_code == 401
+
+
+def test_concurrent_rotations_of_one_token_let_exactly_one_through(store_kind, db, make_user):
+    """Two requests racing with the same refresh token: one rotation wins, the other is a reuse, and the
+    winner's successor dies with the family (a thief racing the owner gains nothing)."""
+    import threading
+
+    from sqlmodel import Session
+
+    user, _ = make_user()
+    with Session(db) as s:
+        token = get_refresh_store(s).issue(user_id=user.id, token_version=0)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def attempt() -> None:
+        with Session(db) as s:
+            store = get_refresh_store(s)
+            barrier.wait()
+            try:
+                outcomes.append(store.rotate(token))
+            except RefreshTokenError as exc:
+                outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+
+    wins = [o for o in outcomes if not isinstance(o, Exception)]
+    losses = [o for o in outcomes if isinstance(o, RefreshTokenError)]
+    assert len(wins) == 1 and len(losses) == 1, outcomes
+    assert "already used" in losses[0].detail
+    with Session(db) as s, pytest.raises(RefreshTokenError):
+        get_refresh_store(s).rotate(wins[0].refresh_token)

@@ -168,3 +168,15 @@ def test_secret_encryption_rotates_with_api_encryption_keys(settings_env):
         crypto.decrypt(token)
     settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())
     assert crypto.decrypt(rotated) == "JBSWY3DPEHPK3PXP"  # API keys still decrypt
+
+
+def test_secret_unreadable_after_a_key_change_is_503_not_500(client, make_user, auth_headers, settings_env):
+    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    user, password = make_user()
+    headers = auth_headers(user)
+    enrol(client, headers)
+    mfa = login(client, user.email, password).json()["mfa_token"]
+
+    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())  # the old key is gone
+    reply = client.post(LOGIN_2FA, json={"mfa_token": mfa, "code": "123456"})
+    assert reply.status_code == 503 and "encryption keys changed" in reply.json()["detail"]

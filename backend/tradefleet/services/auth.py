@@ -334,7 +334,15 @@ def check_second_factor(*, session: Session, user: User, code: str) -> bool:
     if user.totp_secret is None:
         session.rollback()
         return False
-    step = totp.matching_step(crypto.decrypt(user.totp_secret), code)
+    try:
+        secret = crypto.decrypt(user.totp_secret)
+    except crypto.CryptoError:
+        session.rollback()
+        # The key that encrypted it is no longer configured: an operator error, not the user's.
+        log.error("TOTP secret of user %s cannot be decrypted with the configured keys", user.id)
+        raise DomainError("two-factor secret unreadable: the server's encryption keys changed; "
+                          "contact an administrator", status_code=503) from None
+    step = totp.matching_step(secret, code)
     if step is not None:
         if user.totp_last_step is not None and step <= user.totp_last_step:
             session.rollback()
