@@ -31,8 +31,8 @@ from tradefleet.models import Role
 from security_figures import FIGURES
 
 # Bounded so both roles together stay well under three minutes on two cores.
-MAX_EXAMPLES = {GenerationMode.POSITIVE: int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "25")),
-                GenerationMode.NEGATIVE: int(os.environ.get("SCHEMATHESIS_MAX_NEGATIVE", "10"))}
+MAX_EXAMPLES = {GenerationMode.POSITIVE: int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")),
+                GenerationMode.NEGATIVE: int(os.environ.get("SCHEMATHESIS_MAX_NEGATIVE", "8"))}
 CHECKS = {
     GenerationMode.POSITIVE: [not_a_server_error, status_code_conformance, content_type_conformance,
                               response_schema_conformance],
