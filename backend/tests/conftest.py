@@ -100,6 +100,17 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         _reload_settings()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings_env: Callable[..., Settings]) -> Iterator[None]:
+    """Issue 5: every test starts with empty rate-limit and lockout counters (a new in-memory storage;
+    the ``redis_url`` fixture flushes its Redis database)."""
+    from tradefleet.security import ratelimit
+
+    ratelimit._storage_for.cache_clear()
+    yield
+    ratelimit._storage_for.cache_clear()
+
+
 # --- databases -----------------------------------------------------------------------------------
 
 
@@ -253,7 +264,7 @@ def auth_headers() -> Callable[[User], dict[str, str]]:
     from tradefleet.security.tokens import create_access_token
 
     def headers(user: User) -> dict[str, str]:
-        return {"Authorization": f"Bearer {create_access_token(user.id)}"}
+        return {"Authorization": f"Bearer {create_access_token(user.id, token_version=user.token_version)}"}
 
     return headers
 
@@ -409,3 +420,98 @@ def e2e_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- e-mail (issue 5) ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outbox:
+    """Mails the code under test enqueued (``to``, ``template``, ``context``), in order. In-process tests
+    have no worker: the broker hop is replaced, and the real Celery tasks run eagerly (``Task.apply``),
+    so with ``smtp_server`` each mail really goes over SMTP, through the ``emails`` package."""
+
+    sent: list[tuple[str, str, dict]]
+
+    def of(self, template: str) -> list[tuple[str, str, dict]]:
+        return [m for m in self.sent if m[1] == template]
+
+
+@pytest.fixture(autouse=True)
+def outbox(monkeypatch: pytest.MonkeyPatch) -> Outbox:
+    """Autouse: the broker seam of e-mails and password-reset requests (nothing reaches a broker in
+    in-process tests). Each mail is recorded, then the ``email.send`` task runs eagerly: it writes the
+    mail to the log without ``SMTP_HOST`` and sends it with ``smtp_server``."""
+    import tradefleet.emails as mail
+    from tradefleet.services import auth
+
+    box = Outbox(sent=[])
+
+    def enqueue_email(to: str, template: str, context: dict) -> None:
+        from tradefleet.worker.email_tasks import send_email
+
+        box.sent.append((to, template, context))
+        result = send_email.apply(args=[to, template, context])
+        if result.failed():
+            import logging
+            logging.getLogger("tests.outbox").error("email.send failed: %r", result.result)
+
+    def enqueue_reset_request(email: str) -> None:
+        from tradefleet.worker.email_tasks import password_reset_request
+
+        password_reset_request.apply(args=[email]).get()
+
+    monkeypatch.setattr(mail, "enqueue_email", enqueue_email)
+    monkeypatch.setattr(auth, "enqueue_reset_request", enqueue_reset_request)
+    return box
+
+
+@dataclass
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1: the messages it accepted (parsed), and a knob to
+    answer the next ``reject_next`` DATA commands with a temporary failure (451)."""
+
+    host: str
+    port: int
+    messages: list[Any]
+    attempts: int = 0
+    reject_next: int = 0
+
+
+@pytest.fixture(scope="session")
+def _smtp_server() -> Iterator[SmtpServer]:
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+    from testsupport import free_port
+
+    state = SmtpServer(host="127.0.0.1", port=free_port(), messages=[])
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ARG002
+            state.attempts += 1
+            if state.reject_next > 0:
+                state.reject_next -= 1
+                return "451 4.3.0 try again later"
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            message.envelope_rcpt = list(envelope.rcpt_tos)
+            state.messages.append(message)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname=state.host, port=state.port)
+    controller.start()
+    try:
+        yield state
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_server(_smtp_server: SmtpServer, settings_env: Callable[..., Settings]) -> SmtpServer:
+    """The loopback SMTP server, emptied, with ``SMTP_HOST``/``SMTP_PORT`` pointing at it (no TLS)."""
+    _smtp_server.messages.clear()
+    _smtp_server.attempts = 0
+    _smtp_server.reject_next = 0
+    settings_env(SMTP_HOST=_smtp_server.host, SMTP_PORT=_smtp_server.port, SMTP_TLS="false",
+                 EMAILS_FROM_EMAIL="noreply@tradefleet.test")
+    return _smtp_server

@@ -228,6 +228,29 @@ def demo() -> None:
     typer.echo(f"demo run: {run.id} ({run.strategy} {run.symbol} {run.timeframe}, {run.status.value})")
 
 
+@app.command("create-admin")
+def create_admin(
+    email: str = typer.Option(..., help="the admin's e-mail"),
+    password: Optional[str] = typer.Option(None, help="at least 10 characters; prompted (hidden) when omitted"),
+) -> None:
+    """Create the first admin (verified), or promote an existing account to admin (issue 5)."""
+    from pydantic import ValidationError
+
+    from tradefleet.db import session_scope
+    from tradefleet.services.users import create_admin as make_admin
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        with session_scope() as session:
+            user, created = make_admin(session=session, email=email, password=password)
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: {fields}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{'created admin' if created else 'promoted to admin'}: {user.email} ({user.id})")
+
+
 @app.command()
 def dev(
     sim: bool = typer.Option(True, help="start the exchange simulator and point binance at it"),

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
 
     # --- security ------------------------------------------------------------------------
     JWT_SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET)
-    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=60 * 24, ge=1)
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
+    """Access token lifetime; clients renew with a refresh token (issue 5 lowered it from a day)."""
 
     # --- strategies and market data ------------------------------------------------------
     STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
@@ -61,6 +62,61 @@ class Settings(BaseSettings):
     STRATEGY_TIMEOUT_S: float = Field(default=5.0, gt=0)
     """Wall time one call into strategy code may take before its run is paused."""
     MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
+
+    # --- issue 5 (security): HTTP hardening, rate limits, lockout, key encryption ----------
+    ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins (``https://app.example.com``) allowed to call the API from a browser (CORS). Empty: none
+    (the bundled frontend is served from the API's own origin and needs no CORS)."""
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Peers (IP addresses or networks) whose ``X-Forwarded-For`` is believed for the client IP."""
+    MAX_REQUEST_BYTES: int = Field(default=1_048_576, ge=1024)
+    """Largest request body accepted; larger ones are refused with 413 while they stream in."""
+    API_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet keys (urlsafe base64, 32 bytes) that encrypt stored exchange secrets, newest first: the
+    first encrypts, all decrypt (key rotation). Generate with
+    ``python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'``."""
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_LOGIN: str = "10/minute"
+    """Per IP and per account (e-mail), ``limits`` notation: ``"10/minute;100/hour"``."""
+    RATE_LIMIT_REGISTER: str = "5/minute;50/day"
+    RATE_LIMIT_PASSWORD_RESET: str = "5/minute;20/hour"
+    RATE_LIMIT_2FA: str = "10/minute"
+    RATE_LIMIT_WEBHOOK: str = "120/minute"
+    LOCKOUT_THRESHOLD: int = Field(default=5, ge=1)
+    """Consecutive failed logins of one account that lock it."""
+    LOCKOUT_BASE_S: int = Field(default=60, ge=1)
+    """First lock, seconds; every further failure while over the threshold doubles it."""
+    LOCKOUT_MAX_S: int = Field(default=3600, ge=1)
+    """Longest lock, seconds."""
+
+    # --- issue 5 (accounts): sign-up, e-mail, tokens, two-factor ---------------------------
+    FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"
+    """Base of the links in e-mails: ``{FRONTEND_BASE_URL}/verify.html?token=...``, ``/reset.html?token=...``."""
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1)
+    EMAIL_VERIFY_TOKEN_EXPIRE_HOURS: int = Field(default=48, ge=1)
+    PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
+    MFA_TOKEN_EXPIRE_MINUTES: int = Field(default=5, ge=1)
+    """How long the ``mfa_token`` of a password login waits for its 2FA code."""
+    REQUIRE_VERIFIED_EMAIL_FOR_LIVE: bool = True
+    """A run may go live only once its owner's e-mail is verified (enforced by the live-trading code)."""
+    REQUIRE_2FA_FOR_ADMINS: bool = False
+    """When true, an admin without 2FA gets 403 on every admin route until enrolled (set it in production)."""
+    TOTP_ENCRYPTION_KEY: SecretStr | None = None
+    """Fernet key that encrypts stored TOTP secrets. Unset: the ``API_ENCRYPTION_KEYS`` (rotation included);
+    both unset (local and test only): a key derived from ``JWT_SECRET_KEY``."""
+    SMTP_HOST: str | None = None
+    """Unset: e-mails are written to the log instead of sent."""
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_TLS: bool = True
+    """STARTTLS after connecting (port 587); mutually exclusive with ``SMTP_SSL``."""
+    SMTP_SSL: bool = False
+    """TLS from the first byte (port 465)."""
+    SMTP_TIMEOUT_S: float = Field(default=10.0, gt=0)
+    EMAILS_FROM_EMAIL: str | None = None
+    """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
+    EMAILS_FROM_NAME: str = "Tradefleet"
 
     # --- demo ----------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"
@@ -95,7 +151,8 @@ class Settings(BaseSettings):
                 return prefix + str(REPO_ROOT / path)
         return value
 
-    @field_validator("EXCHANGES_ENABLED", mode="before")
+    @field_validator("EXCHANGES_ENABLED", "ALLOWED_ORIGINS", "TRUSTED_PROXIES", "API_ENCRYPTION_KEYS",
+                     mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -120,16 +177,65 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> "Settings":
-        # In production a default secret would let anyone forge tokens: refuse to start and say which.
+        # In production a default secret would let anyone forge tokens, read stored keys or reach the
+        # database: refuse to start and name every setting that must be set.
         if self.ENVIRONMENT == "production":
-            missing = []
-            if self.JWT_SECRET_KEY.get_secret_value() in ("", EXAMPLE_SECRET):
-                missing.append("JWT_SECRET_KEY")
-            if missing:
+            problems = production_problems(self)
+            if problems:
                 raise ValueError(
-                    "refusing to start with ENVIRONMENT=production: set " + ", ".join(missing)
+                    "refusing to start with ENVIRONMENT=production: " + "; ".join(problems)
                 )
         return self
+
+
+# Values that appear in .env.example, docs or tutorials: never accepted as production secrets.
+EXAMPLE_VALUES = frozenset({
+    "", EXAMPLE_SECRET, "changeme", "change-me", "password", "secret", "example", "postgres",
+    "tradefleet", "PASSWORD", "demo-password-123",
+})
+
+
+def _example(value: str | None) -> bool:
+    return value is None or value.strip() in EXAMPLE_VALUES or value.strip().lower() in EXAMPLE_VALUES
+
+
+def production_problems(settings: "Settings") -> list[str]:
+    """What keeps ``settings`` from being safe in production, one ``"NAME: why"`` per setting
+    (empty when nothing): ``JWT_SECRET_KEY``, ``API_ENCRYPTION_KEYS``, the ``DATABASE_URL`` password
+    and the SMTP settings (``SMTP_HOST``, ``SMTP_USER``, ``SMTP_PASSWORD``, ``EMAILS_FROM_EMAIL``)."""
+    from sqlalchemy.engine import make_url
+
+    problems: list[str] = []
+    jwt = settings.JWT_SECRET_KEY.get_secret_value()
+    if _example(jwt) or len(jwt) < 32:
+        problems.append("JWT_SECRET_KEY: missing, an example value or shorter than 32 characters")
+    keys = [k.get_secret_value() for k in settings.API_ENCRYPTION_KEYS]
+    if not keys:
+        problems.append("API_ENCRYPTION_KEYS: missing (one or more Fernet keys, newest first)")
+    else:
+        from cryptography.fernet import Fernet
+
+        for index, key in enumerate(keys):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                problems.append(f"API_ENCRYPTION_KEYS: key {index + 1} is not a Fernet key")
+    try:
+        url = make_url(settings.DATABASE_URL)
+    except Exception:  # noqa: BLE001 - any unparsable URL is a problem to report, not a crash
+        url = None
+    if url is None or not url.drivername.startswith("postgres"):
+        problems.append("DATABASE_URL: must be a PostgreSQL URL in production")
+    elif _example(url.password):
+        problems.append("DATABASE_URL: the database password is missing or an example value")
+    # Without SMTP, sign-up, password reset and lockout notices would only reach the log.
+    for name in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "EMAILS_FROM_EMAIL"):
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if _example(None if value is None else str(value)) or "example.com" in str(value):
+            problems.append(f"{name}: missing or an example value")
+    return problems
 
 
 @lru_cache

@@ -12,7 +12,9 @@ the other parts. Submitted values are never echoed back (they may be passwords o
 Services raise :class:`DomainError` subclasses (or :func:`validation_error`); the handlers installed by
 :func:`install_error_handlers` turn them into responses, so services never import FastAPI's
 ``HTTPException``. Unexpected exceptions become ``500 {"detail": "internal error"}`` and are logged with
-their traceback; the client never sees a trace or SQL.
+their traceback; the client never sees a trace or SQL, only ``internal error (request id <id>)``.
+Unknown routes (404), wrong methods (405, with ``Allow``), rate limits (429, with ``Retry-After``) and
+oversized bodies (413) use the same format.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradefleet.errors import (  # noqa: F401  (re-exported: the API's error vocabulary)
@@ -35,6 +38,46 @@ from tradefleet.errors import (  # noqa: F401  (re-exported: the API's error voc
 )
 
 logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The body of every error reply (documented in the OpenAPI schema for every 4XX and 422)."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "client error (the error format of this module)"},
+}
+"""``responses=`` for routers: documents the error format for every 4xx reply."""
+
+
+def document_error_format(app: FastAPI) -> None:
+    """Make the OpenAPI schema say what error replies really look like: FastAPI documents 422 as its own
+    ``{"detail": [{"loc", "msg", "type"}]}``, which these handlers never send."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if getattr(app.state, "error_format_documented", False):
+            return app.openapi_schema  # type: ignore[return-value]
+        schema = original()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas["HTTPValidationError"].pop("$defs", None)
+            schemas["HTTPValidationError"]["title"] = "HTTPValidationError"
+            schemas.setdefault("FieldError", FieldError.model_json_schema())
+        app.state.error_format_documented = True
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_body(detail: Any, errors: Sequence[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -96,7 +139,9 @@ async def _domain_error_handler(_request: Request, exc: DomainError) -> JSONResp
     errors = [{"field": exc.field, "message": _strip_field(exc)}] if exc.field else None
     if exc.status_code == 422 and errors is None:
         errors = []
-    return JSONResponse(error_body(exc.detail, errors), status_code=exc.status_code)
+    # Some domain errors carry headers (429 ``Retry-After``).
+    return JSONResponse(error_body(exc.detail, errors), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
 
 
 def _strip_field(exc: DomainError) -> str:
@@ -104,10 +149,21 @@ def _strip_field(exc: DomainError) -> str:
     return exc.detail[len(prefix):] if exc.detail.startswith(prefix) else exc.detail
 
 
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    """The reply to an unexpected exception: a generic message and the request id to quote to support
+    (also in ``X-Request-ID``); never a trace, SQL or a path."""
+    detail = f"internal error (request id {request_id})" if request_id else "internal error"
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return JSONResponse(error_body(detail), status_code=500, headers=headers)
+
+
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to the log only: it may hold SQL, parameters or paths the client must not see.
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_body("internal error"), status_code=500)
+    request_id = request.scope.get("state", {}).get("request_id")
+    if not getattr(exc, "tradefleet_logged", False):
+        logger.error("unhandled error on %s %s (request id %s)", request.method, request.url.path, request_id,
+                     exc_info=exc)
+    return internal_error_response(request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:

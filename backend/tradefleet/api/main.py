@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradefleet.api.deps import API_PREFIX, get_current_user
-from tradefleet.api.errors import install_error_handlers
+from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
+from tradefleet.api.middleware import install_middleware
 from tradefleet.config import REPO_ROOT, get_settings
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ ROUTERS = [
     "strategies",
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
+    "admin_audit",  # issue 5: GET /admin/audit
+    "admin_users",  # issue 5: GET /admin/users, PATCH /admin/users/{id}
 ]
 
 # Public routers, each for a reason:
@@ -60,11 +63,28 @@ def _import_routes(name: str) -> ModuleType | None:
         raise
 
 
+def _router_dependencies(name: str, router: APIRouter) -> list:
+    """Dependencies main.py adds to a router (issue 5): rate limits on the auth routes, and the audit
+    record of every non-GET request on any router under ``/admin``."""
+    from tradefleet.api.routes.admin_audit import audit_admin_request
+    from tradefleet.security.ratelimit import limit_auth, limit_user_routes
+
+    extra = []
+    if name == "auth":
+        extra.append(Depends(limit_auth))
+    if name == "users":
+        extra.append(Depends(limit_user_routes))
+    if router.prefix.startswith("/admin"):
+        extra.append(Depends(audit_admin_request))
+    return extra
+
+
 def _collect(names: list[str], into: APIRouter) -> None:
     for name in names:
         module = _import_routes(name)
         if module is not None:
-            into.include_router(module.router)
+            into.include_router(module.router, dependencies=_router_dependencies(name, module.router),
+                                responses=ERROR_RESPONSES)
 
 
 def create_app() -> FastAPI:
@@ -80,6 +100,8 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_middleware(app, api_prefix=API_PREFIX)  # issue 5: CORS, security headers, body limit, 500s
+    document_error_format(app)
 
     authenticated = APIRouter(dependencies=[Depends(get_current_user)])
     _collect(ROUTERS, authenticated)

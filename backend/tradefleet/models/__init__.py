@@ -30,4 +30,15 @@ from tradefleet.models.backtest import Backtest, BacktestCreate, BacktestDetail,
 from tradefleet.models.candle import Candle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
-from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401
+from tradefleet.models.user import (  # noqa: F401
+    MfaRequired,
+    Role,
+    Token,
+    User,
+    UserAdminUpdate,
+    UserCreate,
+    UserPublic,
+    UsersPublic,
+)
+from tradefleet.models.auth import OneTimeToken, RecoveryCode, RefreshToken, TokenPurpose  # noqa: F401  (issue 5)
+from tradefleet.models.audit import AuditEvent, AuditEventPublic, AuditEventsPublic  # noqa: F401  (issue 5)

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import EmailStr
-from sqlalchemy import Column, String
+from sqlalchemy import BigInteger, Column, String, Text
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import enum_column, dt_column, utcnow
@@ -39,6 +39,15 @@ class User(SQLModel, table=True):
     is_active: bool = True
     is_verified: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
+    # --- issue 5: tokens and two-factor --------------------------------------------------------
+    token_version: int = 0
+    """Carried by every access and refresh token as ``ver``; raised when the password changes or an
+    admin disables the account, which invalidates every token issued before."""
+    totp_secret: str | None = Field(default=None, sa_column=Column(Text(), nullable=True))
+    """The TOTP secret, Fernet-encrypted (:mod:`tradefleet.security.crypto`); set by 2FA setup."""
+    totp_enabled: bool = False
+    totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
+    """The last TOTP time step (``unix_time // 30``) accepted: a code of that step or earlier is refused."""
 
 
 class UserPublic(UserBase):
@@ -46,9 +55,33 @@ class UserPublic(UserBase):
     role: Role
     is_active: bool
     is_verified: bool
+    totp_enabled: bool = False
     created_at: datetime
 
 
+class UsersPublic(SQLModel):
+    data: list[UserPublic]
+    count: int
+
+
+class UserAdminUpdate(SQLModel):
+    """``PATCH /admin/users/{id}``: each field optional; absent fields are left as they are."""
+
+    role: Role | None = None
+    is_active: bool | None = None
+
+
 class Token(SQLModel):
+    """A token pair. ``expires_in`` is the access token's lifetime in seconds."""
+
     access_token: str
+    refresh_token: str | None = None
     token_type: str = "bearer"
+    expires_in: int | None = None
+
+
+class MfaRequired(SQLModel):
+    """Login reply when the account has 2FA: finish with ``POST /auth/login/2fa``."""
+
+    mfa_required: bool = True
+    mfa_token: str

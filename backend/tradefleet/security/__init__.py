@@ -1,5 +1,6 @@
 """Security primitives: password hashing (:mod:`.passwords`) and access tokens (:mod:`.tokens`).
 
-Later: the key vault (exchange-key encryption), TOTP and rate limits. Nothing here touches the database;
-the services combine these primitives with the tables.
+Also rate limits (:mod:`.ratelimit`) and the login lockout (:mod:`.lockout`, which only reads the
+database through a session it is given, to find whom to notify). Later: the key vault (exchange-key
+encryption). The services combine these primitives with the tables.
 """

@@ -32,6 +32,7 @@ from tradefleet.models import (
     User,
 )
 from tradefleet.models._types import utcnow
+from tradefleet.services import audit
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.registry import UnknownStrategy, get_registry
 
@@ -142,6 +143,8 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     # Start from the market's latest closed candle, not from where a previous start left off.
     run.last_candle_ms = None
     session.add(RunEvent(run_id=run.id, kind="started", message="run started"))
+    audit.record(session=session, actor=owner, action="run.started", target=run,  # issue 5: audit log
+                 detail={"mode": run.mode.value, "strategy": run.strategy}, commit=False)
     session.commit()
     session.refresh(run)
     return run
@@ -164,6 +167,8 @@ def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run.stopped_at = now
     message = "run stopped" + (f"; cancelled {cancelled} open order(s)" if cancelled else "")
     session.add(RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info))
+    audit.record(session=session, actor=owner, action="run.stopped", target=run,  # issue 5: audit log
+                 detail={"cancelled_orders": cancelled}, commit=False)
     session.commit()
     session.refresh(run)
     return run

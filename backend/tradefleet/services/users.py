@@ -76,3 +76,88 @@ def authenticate(*, session: Session, email: str, password: str) -> User | None:
         session.commit()
         session.refresh(user)
     return user
+
+
+# --- administration (issue 5) --------------------------------------------------------------------
+
+
+def list_users(*, session: Session, q: str | None = None, role: Role | None = None, limit: int = 100,
+               offset: int = 0) -> tuple[list[User], int]:
+    """Users whose e-mail contains ``q`` (case-insensitive) and of ``role``, oldest first, with the
+    total count of matches (for paging)."""
+    from sqlalchemy import func
+
+    where = []
+    if q:
+        escaped = q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append(User.email.like(f"%{escaped}%", escape="\\"))
+    if role is not None:
+        where.append(User.role == role)
+    count = session.exec(select(func.count()).select_from(User).where(*where)).one()
+    users = session.exec(select(User).where(*where).order_by(User.created_at, User.id)
+                         .offset(offset).limit(limit)).all()
+    return list(users), count
+
+
+class CannotChangeSelf(ConflictError):
+    detail = "admins cannot demote or disable themselves; ask another admin"
+
+
+def admin_update_user(*, session: Session, admin: User, user_id, update) -> User:  # noqa: ANN001
+    """Apply ``update`` (:class:`~tradefleet.models.UserAdminUpdate`) to the user ``user_id``.
+
+    404 for an unknown user; 409 (:class:`CannotChangeSelf`) when ``admin`` would demote or disable
+    themselves (the platform must keep an admin who can undo it). Disabling signs the user out everywhere
+    (``token_version`` raised, refresh tokens revoked). Role and status changes are written to the audit log.
+    """
+    from tradefleet.errors import NotFoundError
+    from tradefleet.services import audit
+    from tradefleet.services.auth_tokens import get_refresh_store
+
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFoundError("user not found")
+    if user.id == admin.id and ((update.role is not None and update.role != Role.admin)
+                                or update.is_active is False):
+        raise CannotChangeSelf()
+    changes: dict[str, list] = {}
+    if update.role is not None and update.role != user.role:
+        changes["role"] = [user.role.value, update.role.value]
+        user.role = update.role
+    disabled = False
+    if update.is_active is not None and update.is_active != user.is_active:
+        changes["is_active"] = [user.is_active, update.is_active]
+        user.is_active = update.is_active
+        if not update.is_active:
+            user.token_version += 1
+            disabled = True
+    if not changes:
+        return user
+    session.add(user)
+    if "role" in changes:
+        audit.record(session=session, actor=admin, action="user.role_changed", target=user,
+                     detail={"from": changes["role"][0], "to": changes["role"][1]}, commit=False)
+    if "is_active" in changes:
+        audit.record(session=session, actor=admin, action="user.disabled" if disabled else "user.enabled",
+                     target=user, commit=False)
+    session.commit()
+    session.refresh(user)
+    if disabled:
+        get_refresh_store(session).revoke_user(user.id)
+    return user
+
+
+def create_admin(*, session: Session, email: str, password: str) -> tuple[User, bool]:
+    """Make ``email`` an admin: a new verified admin account, or an existing account promoted (its
+    password is then left as it is). Returns ``(user, created)``. 422-style ``ValueError`` from
+    :class:`UserCreate` for an invalid e-mail or password."""
+    user = get_user_by_email(session=session, email=email)
+    if user is None:
+        return create_user(session=session, user_in=UserCreate(email=email, password=password),
+                           role=Role.admin, is_verified=True), True
+    user.role = Role.admin
+    user.is_active = True
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user, False

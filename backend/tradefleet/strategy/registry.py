@@ -61,7 +61,7 @@ class StrategyRegistry:
         self.imports = 0
         """How many times a file was executed (tests check that unchanged files are not)."""
         # Modules are named per folder, so two registries (two folders) never share sys.modules entries.
-        self._prefix = f"{MODULE_PREFIX}_{hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:8]}"
+        self._prefix = f"{MODULE_PREFIX}_{hashlib.sha1(str(self.folder.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]}"
 
     def refresh(self) -> None:
         """Import new and changed files, forget deleted ones.

@@ -12,7 +12,10 @@ from tradefleet.config import get_settings
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("tradefleet", broker=settings.broker_url, include=["tradefleet.worker.tasks"])
+    app = Celery("tradefleet", broker=settings.broker_url, include=[
+        "tradefleet.worker.tasks",
+        "tradefleet.worker.email_tasks",  # issue 5: e-mail and password-reset tasks
+    ])
     app.conf.update(
         task_ignore_result=True,
         task_serializer="json",

@@ -28,7 +28,7 @@ def _check_broker() -> dict:
         return {"ok": False, "error": type(exc).__name__}
 
 
-@router.get("/health")
+@router.get("/health", responses={503: {"description": "a part is down: the same body, status degraded"}})
 def health(session: SessionDep, response: Response) -> dict:
     """``{"status": "ok"|"degraded", "database": {...}, "broker": {...}, "worker": {...}}``;
     HTTP 503 when any part is down. The worker counts as alive when one wrote its heartbeat in the

@@ -1,16 +1,74 @@
-"""The signed-in user's own account."""
+"""The signed-in user's own account: profile, password, two-factor."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from tradefleet.api.deps import CurrentUser
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, Field
+
+from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.models import UserPublic
+from tradefleet.services import auth as auth_service
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+
+class PasswordChangeIn(BaseModel):
+    current_password: Annotated[str, Field(min_length=1, max_length=128)]
+    new_password: Annotated[str, Field(min_length=10, max_length=128)]
+
+
+class TotpSetup(BaseModel):
+    secret: str = Field(description="base32 secret, for typing into an authenticator app")
+    otpauth_uri: str
+    qr_svg: str = Field(description="the otpauth URI as a QR code, an SVG document")
+
+
+class CodeIn(BaseModel):
+    code: Annotated[str, Field(min_length=6, max_length=32)]
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="shown once; each works once instead of a TOTP code")
+
+
+class TotpDisableIn(BaseModel):
+    password: Annotated[str, Field(min_length=1, max_length=128)]
+    code: Annotated[str, Field(min_length=6, max_length=32)]
 
 
 @router.get("/me", response_model=UserPublic)
 def read_me(current_user: CurrentUser) -> UserPublic:
     """The account the bearer token belongs to."""
     return UserPublic.model_validate(current_user)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             responses={400: {"description": "current_password incorrect"}})
+def change_password(session: SessionDep, user: CurrentUser, body: PasswordChangeIn) -> Response:
+    """Change the password. Every token of the account, this one included, stops working: sign in again."""
+    auth_service.change_password(session=session, user=user, current_password=body.current_password,
+                                 new_password=body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/me/2fa/setup", response_model=TotpSetup, responses={409: {"description": "2FA already enabled"}})
+def totp_setup(session: SessionDep, user: CurrentUser) -> TotpSetup:
+    """Start 2FA enrolment: scan the QR code (or type the secret), then confirm with ``/me/2fa/enable``."""
+    return TotpSetup(**auth_service.setup_totp(session=session, user=user))
+
+
+@router.post("/me/2fa/enable", response_model=RecoveryCodes,
+             responses={400: {"description": "code invalid"}, 409: {"description": "no setup, or already on"}})
+def totp_enable(session: SessionDep, user: CurrentUser, body: CodeIn) -> RecoveryCodes:
+    """Turn 2FA on with a current code from the app; returns the recovery codes (shown only now)."""
+    return RecoveryCodes(recovery_codes=auth_service.enable_totp(session=session, user=user, code=body.code))
+
+
+@router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+             responses={400: {"description": "password or code incorrect"}, 409: {"description": "2FA is off"}})
+def totp_disable(session: SessionDep, user: CurrentUser, body: TotpDisableIn) -> Response:
+    """Turn 2FA off: needs the password and a TOTP or recovery code."""
+    auth_service.disable_totp(session=session, user=user, password=body.password, code=body.code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,185 @@
+"""HTTP hardening: request ids, security headers, a request body size limit, a last-resort 500, CORS.
+
+:func:`install_middleware` adds, outermost first:
+
+1. :class:`SecurityMiddleware` (pure ASGI, so it sees every response, errors included):
+   * who is asking (client IP, user agent, request id) in
+     :data:`tradefleet.services.audit.request_meta` for the audit log;
+   * a request id per request (``X-Request-ID``: the client's if it is 8..64 of ``[A-Za-z0-9._-]``,
+     else a new one) in ``request.state.request_id`` and on the response;
+   * security headers on every response: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
+     no-referrer``, ``X-Frame-Options: DENY``, a ``Content-Security-Policy`` (``default-src 'none'`` for
+     API replies, which are JSON; ``frame-ancestors 'none'`` and friends for the frontend and the API
+     docs, which load their own scripts), and ``Strict-Transport-Security`` with ``ENVIRONMENT=production``;
+   * ``MAX_REQUEST_BYTES``: a body announced larger by ``Content-Length`` is refused at once; a body that
+     grows past it while streaming (chunked, or a lying ``Content-Length``) is cut off as soon as the limit
+     is passed. Both answer ``413 {"detail": "request body too large (limit N bytes)"}``;
+   * an exception nothing else handled becomes :func:`~tradefleet.api.errors.internal_error_response`
+     (logged with its trace; the client gets a generic message with the request id).
+2. Starlette's ``CORSMiddleware`` allowing only ``ALLOWED_ORIGINS`` (none by default), no cookies
+   (the API authenticates with bearer tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tradefleet.api.errors import error_body, internal_error_response
+from tradefleet.config import get_settings
+from tradefleet.security.ratelimit import client_ip_of
+from tradefleet.services.audit import RequestMeta, request_meta
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The frontend and Swagger UI run scripts and styles; they still may not be framed or post elsewhere.
+PAGE_CSP = "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"
+HSTS = "max-age=63072000; includeSubDomains"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """413, raised from ``receive`` when the body passes ``MAX_REQUEST_BYTES``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body too large (limit {limit} bytes)")
+
+
+class SecurityMiddleware:
+    """See the module docstring."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, production: bool, api_prefix: str,
+                 docs_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.production = production
+        self.api_prefix = api_prefix
+        self.docs_paths = docs_paths
+
+    def _headers(self, path: str) -> list[tuple[bytes, bytes]]:
+        is_api = path.startswith(self.api_prefix) and not path.startswith(self.docs_paths)
+        headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"content-security-policy", (API_CSP if is_api else PAGE_CSP).encode()),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if self.production:
+            headers.append((b"strict-transport-security", HSTS.encode()))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        sent_id = _header(scope, b"x-request-id")
+        request_id = sent_id if sent_id and _REQUEST_ID.match(sent_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        client = scope.get("client")
+        meta = RequestMeta(ip=client_ip_of(client[0] if client else "unknown", _header(scope, b"x-forwarded-for") or ""),
+                           user_agent=_header(scope, b"user-agent"), request_id=request_id)
+        meta_token = request_meta.set(meta)
+        try:
+            await self._serve(scope, receive, send, request_id)
+        finally:
+            request_meta.reset(meta_token)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        extra = self._headers(scope.get("path", "")) + [(b"x-request-id", request_id.encode())]
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                message = dict(message)
+                message["headers"] = list(message.get("headers", [])) + [
+                    (name, value) for name, value in extra if name not in names]
+            await send(message)
+
+        limit = self.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            if declared.isdigit():
+                await _send_json(send_with_headers, 413, error_body(f"request body too large (limit {limit} bytes)"))
+            else:
+                await _send_json(send_with_headers, 400, error_body("invalid Content-Length header"))
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge as exc:
+            # Read by code outside the route's error handlers (e.g. a middleware): answer here.
+            if not started:
+                await _send_json(send_with_headers, 413, error_body(exc.detail))
+        except Exception as exc:
+            logger.error("unhandled error on %s %s (request id %s)", scope.get("method"), scope.get("path"),
+                         request_id, exc_info=exc)
+            exc.tradefleet_logged = True  # type: ignore[attr-defined]  (the app's 500 handler logs no twice)
+            if not started:
+                response = internal_error_response(request_id)
+                await response(scope, receive, send_with_headers)
+            # Re-raised so servers and test clients see it; the reply has already gone out.
+            raise
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return None
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    import json
+
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def install_middleware(app: FastAPI, *, api_prefix: str) -> None:
+    """Add CORS (``ALLOWED_ORIGINS``) and :class:`SecurityMiddleware` to ``app`` (see the module docstring)."""
+    settings = get_settings()
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.ALLOWED_ORIGINS),
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["Retry-After", "X-Request-ID"],
+        max_age=600,
+    )
+    # Added last: outermost, so its headers and its 413 / 500 cover everything inside, CORS included.
+    app.add_middleware(
+        SecurityMiddleware,
+        max_body_bytes=settings.MAX_REQUEST_BYTES,
+        production=settings.ENVIRONMENT == "production",
+        api_prefix=api_prefix,
+        docs_paths=(f"{api_prefix}/docs", f"{api_prefix}/redoc"),
+    )
