@@ -31,3 +31,11 @@ from tradefleet.models.candle import Candle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
 from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401
+from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
+    ExchangeAccount,
+    ExchangeAccountCreate,
+    ExchangeAccountPublic,
+    ExchangeAccountsPublic,
+    ExchangeAccountUpdate,
+    KeyCheckStatus,
+)
