@@ -15,13 +15,17 @@ import ccxt
 from tradefleet.config import get_settings
 
 # Per-exchange ccxt options: Tradefleet trades spot markets only, so ccxt must not load the
-# derivatives markets (three extra requests on binance's load_markets).
+# derivatives markets (three extra requests on binance's load_markets), nor, with credentials, the
+# margin pairs (``fetchMargins``: two signed /sapi requests per load_markets). Open orders of all
+# markets are fetched on purpose when reconciling (``warnOnFetchOpenOrdersWithoutSymbol``).
 _EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {
         "defaultType": "spot",
         "fetchMarkets": {"types": ["spot"]},
+        "fetchMargins": False,
         "fetchCurrencies": False,
         "adjustForTimeDifference": False,
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
 }
 

@@ -1,7 +1,7 @@
 """The simulator's ASGI app: Binance spot REST paths served from recorded candles.
 
-Routes come from route modules (``tradefleet.sim.public`` now; a ``tradefleet.sim.private`` with the
-signed account/order endpoints can add its ``ROUTES`` list to :data:`ROUTE_MODULES`). Handlers get the
+Routes come from route modules (``tradefleet.sim.public``: market data; ``tradefleet.sim.private``: the
+signed account/order endpoints and the ``/sim/accounts`` / ``/sim/faults`` admin paths). Handlers get the
 shared :class:`SimState` as ``request.app.state.sim``, raise
 :class:`~tradefleet.sim.errors.BinanceAPIError` for Binance-format errors and call
 :func:`~tradefleet.sim.public.set_weight` to report their request weight.
@@ -23,13 +23,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradefleet.sim.accounts import AccountStore
 from tradefleet.sim.clock import SimClock
 from tradefleet.sim.data import DEFAULT_DATA_DIR, MarketData, load_market_data
 from tradefleet.sim.errors import BinanceAPIError, binance_error_handler
+from tradefleet.sim.faults import FaultInjector, FaultMiddleware
 from tradefleet.sim.markets import SymbolRules, build_rules
 from tradefleet.sim.public import WEIGHT_SCOPE_KEY
 
-ROUTE_MODULES: tuple[str, ...] = ("tradefleet.sim.public",)
+ROUTE_MODULES: tuple[str, ...] = ("tradefleet.sim.public", "tradefleet.sim.private")
 """Modules whose ``ROUTES`` (a list of Starlette routes) make up the app, in order."""
 
 
@@ -85,7 +87,8 @@ class RequestStats:
 
 @dataclass
 class SimState:
-    """Everything the endpoints share: recorded data, clock, market rules, weight and request counters.
+    """Everything the endpoints share: recorded data, clock, market rules, weight and request counters,
+    the simulated accounts (:class:`~tradefleet.sim.accounts.AccountStore`) and pending faults.
 
     ``exchange_info_entries[symbol]`` is the prebuilt ``exchangeInfo.symbols`` element.
     """
@@ -96,13 +99,16 @@ class SimState:
     exchange_info_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     weights: WeightCounter = field(default_factory=WeightCounter)
     stats: RequestStats = field(default_factory=RequestStats)
+    accounts: AccountStore = field(default_factory=AccountStore)
+    faults: FaultInjector = field(default_factory=FaultInjector)
 
     @classmethod
-    def build(cls, data: MarketData, clock: SimClock) -> SimState:
+    def build(cls, data: MarketData, clock: SimClock, accounts: AccountStore | None = None) -> SimState:
         """State over ``data`` with the rules of :func:`~tradefleet.sim.markets.build_rules`."""
         rules = build_rules(data)
         entries = {symbol: r.exchange_info_entry() for symbol, r in rules.items()}
-        return cls(data=data, clock=clock, rules=rules, exchange_info_entries=entries)
+        return cls(data=data, clock=clock, rules=rules, exchange_info_entries=entries,
+                   accounts=accounts if accounts is not None else AccountStore())
 
 
 class WeightHeaderMiddleware:
@@ -162,23 +168,32 @@ def create_app(
     start_ms: int | None = None,
     clock: SimClock | None = None,
     data: MarketData | None = None,
+    accounts: list[dict[str, Any]] | None = None,
+    state_file: Path | None = None,
 ) -> Starlette:
     """The simulator app over the recorded candles of ``data_dir``.
 
     ``clock`` wins over ``speed``/``start_ms``; otherwise a :class:`SimClock` starting at
     ``start_ms`` (ms, UTC; default: the earliest recorded candle open time) running ``speed`` times
     wall time (0 = frozen). ``data`` lets callers share already loaded candles between apps.
+    ``accounts``: account specs (:mod:`tradefleet.sim.accounts`) provisioned at start (replacing
+    same-key accounts of ``state_file``); ``state_file``: JSON file the accounts, orders and trades
+    are kept in across restarts (none: memory only).
     The state is ``app.state.sim`` (:class:`SimState`). Raises ``FileNotFoundError`` when
-    ``data_dir`` holds no recorded candles.
+    ``data_dir`` holds no recorded candles, ``AccountSpecError`` on a bad account spec.
     """
     market_data = data if data is not None else load_market_data(data_dir)
     if clock is None:
         clock = SimClock(market_data.first_open_ms if start_ms is None else start_ms, speed)
-    state = SimState.build(market_data, clock)
+    store = AccountStore(state_file)
+    for spec in accounts or []:
+        store.provision(spec, now_ms=clock.now_ms())
+    state = SimState.build(market_data, clock, store)
     app = Starlette(
         routes=_routes(),
         exception_handlers={BinanceAPIError: binance_error_handler, HTTPException: _http_error},
     )
     app.state.sim = state
+    app.add_middleware(FaultMiddleware, faults=state.faults)
     app.add_middleware(WeightHeaderMiddleware, counter=state.weights, stats=state.stats)
     return app
