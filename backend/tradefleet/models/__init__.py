@@ -2,6 +2,7 @@
 ``Run``, ``RunPublic``). Importing this package registers every table on ``SQLModel.metadata``."""
 
 from tradefleet.models.order import (  # noqa: F401
+    LIVE_PENDING,
     Fill,
     FillPublic,
     Order,
@@ -30,6 +31,7 @@ from tradefleet.models.backtest import Backtest, BacktestCreate, BacktestDetail,
 from tradefleet.models.candle import Candle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
+from tradefleet.models.system import HaltPublic, HaltUpdate, TradingHalt  # noqa: F401  (issue 4)
 from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401
 from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
     ExchangeAccount,
