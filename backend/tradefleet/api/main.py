@@ -30,6 +30,7 @@ ROUTERS = [
     "strategies",
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
+    "exchange_accounts",  # issue 4: the user's exchange API keys
 ]
 
 # Public routers, each for a reason:

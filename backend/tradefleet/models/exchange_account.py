@@ -104,9 +104,10 @@ class ExchangeAccount(SQLModel, table=True):
     check_status: KeyCheckStatus = Field(default=KeyCheckStatus.pending, sa_column=enum_column(KeyCheckStatus))
     check_message: str | None = Field(default=None, sa_column=Column(Text))
     checked_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    # Incremented whenever the keys or the sandbox flag change: a key check records its result only
+    # if the keys it checked are still the stored ones, and cached brokers are keyed by it.
+    keys_version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
-    # Changes whenever the keys change: a key check records its result only if the keys it checked
-    # are still the stored ones.
     updated_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
 
 
