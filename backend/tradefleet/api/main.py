@@ -31,6 +31,7 @@ ROUTERS = [
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
     "exchange_accounts",  # issue 4: the user's exchange API keys
+    "admin_runs",  # issue 4: every user's runs, stop/kill, the global trading halt (admins only)
 ]
 
 # Public routers, each for a reason:

@@ -12,7 +12,7 @@ from tradefleet.config import get_settings
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("tradefleet", broker=settings.broker_url, include=["tradefleet.worker.tasks"])
+    app = Celery("tradefleet", broker=settings.broker_url, include=["tradefleet.worker.tasks", "tradefleet.worker.live"])
     app.conf.update(
         task_ignore_result=True,
         task_serializer="json",
@@ -42,6 +42,9 @@ def create_celery() -> Celery:
             },
             "worker.heartbeat": {"task": "worker.heartbeat", "schedule": 5.0, "options": {"expires": 10}},
             "market.refresh_catalogs": {"task": "market.refresh_catalogs", "schedule": 3600.0},
+            # issue 4: live orders that are not final are reconciled with their exchange.
+            "live.reconcile": {"task": "live.reconcile", "schedule": settings.RECONCILE_INTERVAL_S,
+                               "options": {"expires": settings.RECONCILE_INTERVAL_S}},
         },
     )
     return app
