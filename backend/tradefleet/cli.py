@@ -48,6 +48,7 @@ def exchange_sim(
     accounts: Optional[Path] = typer.Option(
         None, help='JSON list of accounts [{"api_key", "secret", "balances": {"USDT": 10000}, "permissions"}]'),
     state_file: Optional[Path] = typer.Option(None, help="JSON file keeping accounts, orders and trades across restarts"),
+    enforce_rate_limits: bool = typer.Option(False, help="429 like Binance over 6000 weight/min or 100 orders/10 s"),
 ) -> None:
     """Replay recorded candles behind Binance's spot REST API (point ccxt at it with EXCHANGE_API_URLS)."""
     from tradefleet.sim.accounts import AccountSpecError
@@ -55,7 +56,7 @@ def exchange_sim(
 
     try:
         serve(data_dir=data_dir, host=host, port=port, speed=speed, start_ms=_parse_start(start),
-              accounts_file=accounts, state_file=state_file)
+              accounts_file=accounts, state_file=state_file, enforce_rate_limits=enforce_rate_limits)
     except (AccountSpecError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

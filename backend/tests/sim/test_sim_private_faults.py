@@ -129,3 +129,27 @@ def test_accounts_file(tmp_path: Path) -> None:
     bad.write_text(json.dumps([{"api_key": "a", "secret": "b", "balances": {"USDT": "lots"}}]))
     with pytest.raises(AccountSpecError, match="balances.USDT"):
         load_accounts_file(bad)
+
+
+def test_enforced_rate_limits_answer_429_like_binance(market_data) -> None:
+    spec = {"api_key": "rl-key", "secret": "rl-secret", "balances": {"USDT": "10000"}}
+    app = create_app(data=market_data, clock=SimClock(T0, speed=0), accounts=[spec], weight_limit=70,
+                     order_limit_10s=2)
+    with BackgroundServer(app) as server:
+        ex = make_exchange("binance", api_base_url=server.base_url,
+                           credentials={"apiKey": "rl-key", "secret": "rl-secret"})
+        ex.enableRateLimit = False
+        ex.load_markets()  # exchangeInfo: weight 20
+        placed = 0
+        with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+            for _ in range(3):  # at most 2 new orders per 10 s
+                ex.create_order(SYMBOL, "market", "buy", 0.001)
+                placed += 1
+        assert placed == 2
+        served = 0
+        with pytest.raises(ccxt.DDoSProtection, match="-1003"):
+            for _ in range(10):  # account: weight 20 each; a minute boundary resets the count at most once
+                ex.fetch_balance()
+                served += 1
+        assert served <= 6
+        assert int(ex.last_response_headers["Retry-After"]) in range(1, 61)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -60,6 +61,8 @@ class Account:
     by_client_id: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     trades: list[Fill] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    recent_orders: deque[float] = field(default_factory=deque, repr=False, compare=False)
+    """Monotonic wall times of the last new orders (the ORDERS rate limit)."""
 
     def balance(self, asset: str) -> Balance:
         """The balance of ``asset`` (created empty on first use)."""
@@ -169,6 +172,7 @@ class AccountStore:
 
     def __init__(self, state_file: Path | None = None) -> None:
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
         self._accounts: dict[str, Account] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
@@ -210,12 +214,17 @@ class AccountStore:
             return value
 
     def save(self) -> None:
-        """Write the store to ``state_file`` (no-op without one); atomic replace."""
+        """Write the store to ``state_file`` (no-op without one); atomic replace.
+
+        Call it without holding an account lock. Lock order: ``_save_lock``, then one account lock at
+        a time; the store lock ``_lock`` is a leaf (nothing else is taken while it is held).
+        """
         if self.state_file is None:
             return
-        with self._lock:
-            accounts = list(self._accounts.values())
-            payload: dict[str, Any] = {"next_order_id": self._next_order_id, "next_trade_id": self._next_trade_id}
+        with self._save_lock:
+            with self._lock:
+                accounts = list(self._accounts.values())
+                payload: dict[str, Any] = {"next_order_id": self._next_order_id, "next_trade_id": self._next_trade_id}
             rows = []
             for account in accounts:
                 with account.lock:

@@ -165,14 +165,17 @@ async def authenticate(request: Request, *, permission: str) -> Signed:
     if len(sigs) != 1 or not hmac.compare_digest(expected, sigs[0].lower()):
         raise BinanceAPIError(-1022, "Signature for this request is not valid.")
     with account.lock:
-        _match(state, account)
+        booked = _match(state, account)
+    if booked:
+        state.accounts.save()
     return signed
 
 
-def _match(state: SimState, account: Account) -> None:
-    if match_open_orders(account, state.rules, state.data, now_ms=state.clock.now_ms(),
-                         next_trade_id=state.accounts.next_trade_id):
-        state.accounts.save()
+def _match(state: SimState, account: Account) -> int:
+    """Book the fills of ``account``'s resting orders due at the sim time (caller holds the lock;
+    saves are the caller's, after releasing it)."""
+    return match_open_orders(account, state.rules, state.data, now_ms=state.clock.now_ms(),
+                             next_trade_id=state.accounts.next_trade_id)
 
 
 def _symbol(request: Request, signed: Signed, *, required: bool = True) -> str | None:
@@ -274,7 +277,7 @@ async def new_order(request: Request) -> Response:
     Reply per :meth:`~tradefleet.sim.matching.Order.new_view`. Errors: -1102 missing parameter, -1100
     malformed number/id, -1116 unsupported type, -1117 bad side, -1115 bad timeInForce, -1106 a
     parameter the type does not take, -1013 filters, -2010 insufficient balance / duplicate /
-    LIMIT_MAKER that would take, -1121 unknown market.
+    LIMIT_MAKER that would take, -1121 unknown market, HTTP 429 -1015 over the app's ``order_limit_10s``.
     """
     set_weight(request, 1)
     signed = await authenticate(request, permission="trade")
@@ -328,12 +331,20 @@ async def new_order(request: Request) -> Response:
             raise BinanceAPIError(-1013, "Invalid price.")
     account = signed.account
     with account.lock:
+        if state.order_limit_10s is not None:
+            wall = time.monotonic()
+            while account.recent_orders and account.recent_orders[0] <= wall - 10:
+                account.recent_orders.popleft()
+            if len(account.recent_orders) >= state.order_limit_10s:
+                raise BinanceAPIError(-1015, f"Too many new orders; current limit is {state.order_limit_10s} "
+                                      "orders per 10 SECOND.", status=429)
+            account.recent_orders.append(wall)
+        if client_id is not None and account.open_with_client_id(symbol, client_id):
+            raise BinanceAPIError(-2010, "Duplicate order sent.")
         now = state.clock.now_ms()
         order_id = state.accounts.next_order_id()
         if client_id is None:
             client_id = f"sim{order_id:020d}"
-        if account.open_with_client_id(symbol, client_id):
-            raise BinanceAPIError(-2010, "Duplicate order sent.")
         order = Order(
             order_id=order_id, client_order_id=client_id, symbol=symbol, side=side, type=order_type,
             time_in_force=tif if order_type == "LIMIT" else "GTC",
@@ -525,8 +536,11 @@ async def admin_get_account(request: Request) -> Response:
     if account is None:
         return _admin_error("api_key: no such account", 404)
     with account.lock:
-        _match(state, account)
-        return JSONResponse(account.view())
+        booked = _match(state, account)
+        view = account.view()
+    if booked:
+        state.accounts.save()
+    return JSONResponse(view)
 
 
 async def admin_faults(request: Request) -> Response:
