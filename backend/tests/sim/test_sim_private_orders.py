@@ -198,3 +198,23 @@ def test_ack_and_result_response_types(make_account) -> None:
     assert set(ack["info"]) == {"symbol", "orderId", "orderListId", "clientOrderId", "transactTime"}
     result = ex.create_order(SYMBOL, "market", "buy", 0.001, None, {"newOrderRespType": "RESULT"})
     assert result["info"]["status"] == "FILLED" and "fills" not in result["info"]
+
+
+def test_concurrent_polls_book_a_fill_once(make_account, sim) -> None:
+    ex, key = make_account({"USDT": "10000"})
+    ex.load_markets()
+    price = float(open_at(T0) - 5)
+    order = ex.create_order(SYMBOL, "limit", "buy", 0.01, price)
+    sim.clock.set(T0 + 30 * MINUTE)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(lambda _: ex.fetch_order(order["id"], SYMBOL)["status"], range(16)))
+    assert set(seen) == {"closed"}
+    assert len(ex.fetch_my_trades(SYMBOL)) == 1
+    assert admin_view(sim, key)["balances"]["BTC"]["free"] == "0.00999000"
+
+
+def test_trading_fees(make_account) -> None:
+    ex, _ = make_account()
+    fee = ex.fetch_trading_fee(SYMBOL)
+    assert (fee["maker"], fee["taker"]) == (0.001, 0.001)
+    assert "ETH/USDT" in ex.fetch_trading_fees()

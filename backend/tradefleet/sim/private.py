@@ -57,7 +57,7 @@ from starlette.routing import Route
 from tradefleet.sim.accounts import Account, AccountSpecError
 from tradefleet.sim.errors import BinanceAPIError, illegal_chars, invalid_symbol, mandatory_param
 from tradefleet.sim.faults import FaultSpecError, parse_rule
-from tradefleet.sim.matching import Order, match_open_orders, place, release
+from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, Order, match_open_orders, place, release
 from tradefleet.sim.public import set_weight, sim_state
 
 if TYPE_CHECKING:
@@ -263,6 +263,19 @@ async def api_restrictions(request: Request) -> Response:
         "enableFixApiTrade": False,
         "enableFixReadOnly": False,
     })
+
+
+async def trade_fee(request: Request) -> Response:
+    """``GET /sapi/v1/asset/tradeFee[?symbol=]`` (wallet: Trade Fee), weight 1: the account's fee rates,
+    ``[{"symbol", "makerCommission": "0.001", "takerCommission": "0.001"}]`` (every market without
+    ``symbol``). ccxt's ``fetch_trading_fee(s)``.
+    """
+    set_weight(request, 1)
+    signed = await authenticate(request, permission="read")
+    symbol = _symbol(request, signed, required=False)
+    symbols = [symbol] if symbol else sorted(sim_state(request).rules)
+    rate = f"{MAKER_FEE.normalize():f}", f"{TAKER_FEE.normalize():f}"
+    return JSONResponse([{"symbol": s, "makerCommission": rate[0], "takerCommission": rate[1]} for s in symbols])
 
 
 # --- orders ----------------------------------------------------------------------------------------
@@ -569,6 +582,7 @@ ROUTES: list[Route] = [
     Route("/api/v3/allOrders", all_orders, methods=["GET"]),
     Route("/api/v3/myTrades", my_trades, methods=["GET"]),
     Route("/sapi/v1/account/apiRestrictions", api_restrictions, methods=["GET"]),
+    Route("/sapi/v1/asset/tradeFee", trade_fee, methods=["GET"]),
     Route("/sim/accounts", admin_create_account, methods=["POST"]),
     Route("/sim/accounts/{api_key}", admin_get_account, methods=["GET"]),
     Route("/sim/faults", admin_faults, methods=["GET", "POST", "DELETE"]),
