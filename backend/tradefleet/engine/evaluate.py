@@ -367,6 +367,10 @@ class _RunTicker:
                 pass  # the pending order is resolved first (reconciliation before each tick)
             else:
                 account = self._account(run, strategy, [], trade)
+                dust = max(self.info.amount_step or 0.0, self.info.min_amount or 0.0)
+                if trade is None and run.position_amount < dust:
+                    # What a fee taken in base leaves behind cannot be sold: the run counts as flat.
+                    account.wallet.position_amount = 0.0
                 exit_reason = None
                 if account.position is not None:
                     # Would a resting stop / target have triggered during this candle? Asked of a throw-away

@@ -168,6 +168,7 @@ class _MarketInfo:
     quote: str
     taker: float
     amount_step: float | None
+    min_amount: float | None = None
 
 
 def _market_info(session: Session, run: Run) -> _MarketInfo:
@@ -175,7 +176,7 @@ def _market_info(session: Session, run: Run) -> _MarketInfo:
     if info is None:
         base, quote = run.symbol.split("/", 1)
         return _MarketInfo(base, quote.split(":")[0], 0.001, None)
-    return _MarketInfo(info.base, info.quote, info.taker, info.amount_step)
+    return _MarketInfo(info.base, info.quote, info.taker, info.amount_step, info.min_amount)
 
 
 def _fee_quote(trade: dict[str, Any], info: _MarketInfo) -> tuple[float, float, str]:
@@ -224,13 +225,16 @@ def _apply_fill(session: Session, run: Run, order: Order, trade_row: Trade | Non
         step = info.amount_step or 0.0
         if run.position_amount <= max(step * 1e-6, 1e-12):
             run.position_amount = 0.0
+        # Below one amount step the rest cannot be sold (what a buy's fee in base leaves): the round
+        # trip is over; the dust stays in the wallet, as on the exchange.
+        flat = run.position_amount < max(step, info.min_amount or 0.0) or run.position_amount == 0.0
         if trade_row is not None:
             sold_before = trade_row.amount - (run.position_amount + amount + fee_base)
             sold_before = max(0.0, sold_before)
             previous = trade_row.exit_price or 0.0
             trade_row.exit_price = (previous * sold_before + price * amount) / (sold_before + amount)
             trade_row.exit_fee = (trade_row.exit_fee or 0.0) + fee_value
-            if run.position_amount == 0.0:
+            if flat:
                 trade_row.status = TradeStatus.closed
                 trade_row.exit_time_ms = time_ms
                 trade_row.exit_reason = order.reason
