@@ -4,9 +4,9 @@ Signed requests (``SIGNED`` endpoints of https://developers.binance.com/docs/bin
 are checked in Binance's order:
 
 1. ``X-MBX-APIKEY`` header: missing or malformed -> HTTP 401 -2014 "API-key format invalid.";
-   unknown key, or a key lacking the permission (read for queries, trade for order changes) ->
-   HTTP 401 -2015 "Invalid API-key, IP, or permissions for action." (ccxt ``AuthenticationError``;
-   note ccxt maps -2015 to ``DDoSProtection`` once an exchange object has authenticated successfully).
+   unknown key -> HTTP 401 -2015 "Invalid API-key, IP, or permissions for action." (ccxt
+   ``AuthenticationError``; note ccxt maps -2015 to ``DDoSProtection`` once an exchange object has
+   authenticated successfully).
 2. ``timestamp`` (-1102 when missing), ``recvWindow`` (default 5000, at most 60000: -1131). The window
    is checked against the **wall clock** (``time.time()``), as Binance checks its server time, not the
    sim clock: ``timestamp < now + 1000`` and ``now - timestamp <= recvWindow``, else -1021
@@ -14,6 +14,7 @@ are checked in Binance's order:
 3. ``signature`` = hex HMAC-SHA256 of ``totalParams`` with the account's secret, where ``totalParams``
    is the raw query string followed by the raw request body, without the ``signature`` parameter
    (-1102 when missing; -1022 "Signature for this request is not valid." -> ccxt ``AuthenticationError``).
+4. The key's permission (read for queries, trade for order changes): else HTTP 401 -2015 as above.
 
 Parameters may come in the query string or the form body (``application/x-www-form-urlencoded``).
 Every private request first matches the account's resting orders against the candles closed since
@@ -137,7 +138,7 @@ async def authenticate(request: Request, *, permission: str) -> Signed:
     if not _KEY_RE.match(api_key):
         raise _unauthorized(-2014, "API-key format invalid.")
     account = state.accounts.get(api_key)
-    if account is None or not account.permissions.get(permission, False):
+    if account is None:
         raise _no_permission()
     query = request.scope.get("query_string", b"").decode("latin-1")
     body = (await request.body()).decode("latin-1")
@@ -164,6 +165,8 @@ async def authenticate(request: Request, *, permission: str) -> Signed:
     expected = hmac.new(account.secret.encode(), (query_wo + body_wo).encode("latin-1"), hashlib.sha256).hexdigest()
     if len(sigs) != 1 or not hmac.compare_digest(expected, sigs[0].lower()):
         raise BinanceAPIError(-1022, "Signature for this request is not valid.")
+    if not account.permissions.get(permission, False):
+        raise _no_permission()
     with account.lock:
         booked = _match(state, account)
     if booked:
