@@ -132,6 +132,7 @@ def rotate_token(token: str) -> str:
 # --- decrypting (workers only) -------------------------------------------------------------------
 
 _process_unlocked = False
+_decryptions = 0
 
 
 def unlock_decryption() -> None:
@@ -148,6 +149,12 @@ def lock_decryption() -> None:
 
 def decryption_unlocked() -> bool:
     return _process_unlocked
+
+
+def decryption_count() -> int:
+    """How many fields this process has decrypted since it started (tests check that a code path,
+    e.g. a paper tick, decrypts nothing)."""
+    return _decryptions
 
 
 @contextmanager
@@ -169,6 +176,8 @@ def decrypt_field(token: str, *, account_id: uuid.UUID, field: str) -> str:
     it belongs to another account or field."""
     if not _process_unlocked:
         raise VaultLocked("this process may not decrypt exchange keys (only workers do, at the moment of use)")
+    global _decryptions
+    _decryptions += 1
     try:
         payload = json.loads(get_vault().decrypt(token.encode()))
     except InvalidToken:
