@@ -167,3 +167,30 @@ def test_rotate_reports_rows_no_key_opens_and_leaves_them(session, make_user, se
     settings_env(API_ENCRYPTION_KEYS=k2)
     rows = session.exec(select(ExchangeAccount).where(ExchangeAccount.id != orphan_id)).all()
     assert {a.id: vault.decrypt_credentials(a).secret for a in rows} == {i: v["secret"] for i, v in kept.items()}
+
+
+def test_a_process_that_decrypted_a_key_scrubs_it_from_every_log_record(caplog):
+    account_id = uuid.uuid4()
+    value = f"leaky-secret-{uuid.uuid4().hex}"
+    token = vault.encrypt_field(value, account_id=account_id, field="secret")
+    with vault.unlocked():
+        assert vault.decrypt_field(token, account_id=account_id, field="secret") == value
+    library = logging.getLogger("some.http.library")
+    with caplog.at_level(logging.DEBUG):
+        library.debug("GET /api, Request: %s", {"X-SECRET": value})
+        library.warning(f"formatted into the message: {value}")
+        try:
+            raise ValueError(f"the exchange said: bad key {value}")
+        except ValueError:
+            library.exception("request failed")
+        library.info("nothing secret here: %d", 42)
+    text = caplog.text
+    assert value not in text and text.count("***") >= 3
+    assert "nothing secret here: 42" in text and "ValueError: the exchange said: bad key ***" in text
+
+
+def test_ccxt_never_logs_its_request_headers(caplog):
+    import tradefleet.market.exchange  # noqa: F401  (pins the level)
+
+    with caplog.at_level(logging.DEBUG):
+        assert not logging.getLogger("ccxt.base.exchange").isEnabledFor(logging.DEBUG)

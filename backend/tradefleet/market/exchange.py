@@ -7,12 +7,18 @@ else in the engine knows it is not the real exchange.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 
 from tradefleet.config import get_settings
+
+# ccxt logs every request's headers and every response at DEBUG (``ccxt.base.exchange``): the
+# headers carry API keys (Binance's X-MBX-APIKEY, OKX's passphrase). Never below INFO, whatever the
+# root level (issue 4, SECRETS.md); workers also scrub decrypted keys from every log record.
+logging.getLogger("ccxt").setLevel(logging.INFO)
 
 # Per-exchange ccxt options: Tradefleet trades spot markets only, so ccxt must not load the
 # derivatives markets (three extra requests on binance's load_markets), nor, with credentials, the

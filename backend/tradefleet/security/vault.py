@@ -136,9 +136,13 @@ _decryptions = 0
 
 
 def unlock_decryption() -> None:
-    """Allow this process to decrypt. Called by the Celery worker at start; never by the API."""
+    """Allow this process to decrypt. Called by the Celery worker at start; never by the API.
+
+    Also installs :func:`install_log_redaction`: a process that holds keys scrubs them from every
+    log record."""
     global _process_unlocked
     _process_unlocked = True
+    install_log_redaction()
 
 
 def lock_decryption() -> None:
@@ -185,7 +189,59 @@ def decrypt_field(token: str, *, account_id: uuid.UUID, field: str) -> str:
     if payload.get("account") != str(account_id) or payload.get("field") != field:
         raise VaultError(f"the stored {field} of account {account_id} was encrypted for another account "
                          "or field: refused")
+    _remember(payload["value"])
     return payload["value"]
+
+
+# --- log redaction (processes that decrypt) --------------------------------------------------------
+
+_known_secrets: set[str] = set()
+_REDACT_MIN_LEN = 6  # shorter values would scrub ordinary words; real keys are far longer
+_redaction_installed = False
+
+
+def _remember(value: str) -> None:
+    if value and len(value) >= _REDACT_MIN_LEN:
+        _known_secrets.add(value)
+
+
+def redact_known(text: str) -> str:
+    """``text`` with every credential this process has decrypted replaced by ``***``."""
+    for value in sorted(_known_secrets, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def install_log_redaction() -> None:
+    """Make every log record of this process free of the credentials it decrypted: the message
+    (with its arguments) and any exception text are scrubbed when the record is created, whatever
+    the logger, handler or level (a library's debug log of request headers, a traceback's message).
+    Idempotent."""
+    global _redaction_installed
+    if _redaction_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        record = previous(*args, **kwargs)
+        if not _known_secrets:
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: leave it to logging's own error path
+            return record
+        clean = redact_known(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            import traceback
+
+            record.exc_text = redact_known("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _redaction_installed = True
 
 
 @dataclass(frozen=True, repr=False)
