@@ -49,6 +49,10 @@ def _client_id_param(exchange_id: str, placing: bool) -> str:
     return "clientOrderId"
 
 
+_MARKETS: dict[tuple[str, str], tuple[dict, dict]] = {}
+_MARKETS_LOCK = threading.Lock()
+
+
 class CcxtBroker:
     """Orders of one exchange account. ``exchange``: a ccxt exchange with the account's keys (its
     markets are loaded on first use, one request)."""
@@ -62,9 +66,20 @@ class CcxtBroker:
         return self.exchange.id
 
     def load_markets(self) -> None:
+        """The exchange's markets, loaded once per exchange (and API URLs) per process and shared by
+        every account's broker: one ``exchangeInfo`` request, not one per account."""
         with self._markets_lock:
-            if not self.exchange.markets:
-                self.exchange.load_markets()
+            if self.exchange.markets:
+                return
+            key = (self.exchange.id, repr(self.exchange.urls.get("api")))  # sandbox, simulator: other URLs
+            with _MARKETS_LOCK:
+                known = _MARKETS.get(key)
+            if known is not None:
+                self.exchange.set_markets(*known)
+                return
+            self.exchange.load_markets()
+            with _MARKETS_LOCK:
+                _MARKETS[key] = (self.exchange.markets, self.exchange.currencies)
 
     # ------------------------------------------------------------------ precision
     def amount_to_precision(self, symbol: str, amount: float) -> float:
@@ -173,3 +188,5 @@ def forget_brokers() -> None:
     """Drop every cached broker (tests; after a key rotation)."""
     with _BROKERS_LOCK:
         _BROKERS.clear()
+    with _MARKETS_LOCK:
+        _MARKETS.clear()

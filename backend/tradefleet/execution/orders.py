@@ -567,8 +567,9 @@ def close_position(run_id: uuid.UUID) -> Outcome | None:
     with session_scope() as session:
         lock_for_write(session)
         run = session.exec(select(Run).where(Run.id == run_id).with_for_update()).one()
-        if run.killed_at is None or run.position_amount <= 0:
-            session.rollback()
+        info = _market_info(session, run)
+        if run.killed_at is None or run.position_amount < max(info.amount_step or 0.0, info.min_amount or 0.0, 1e-12):
+            session.rollback()  # nothing to sell (dust below one amount step cannot be sold)
             return None
         pending = session.exec(select(Order).where(Order.run_id == run.id, Order.status.in_(LIVE_PENDING))).all()
         kill_ms = int(run.killed_at.timestamp() * 1000)

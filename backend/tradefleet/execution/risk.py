@@ -12,8 +12,9 @@ reason, or ``risk_refused``) and sends only an allowed order. The rules, in orde
    fees; quote currency); a sell sells at most the run's position (base currency).
 4. **Per-user open exposure** (``MAX_OPEN_EXPOSURE_QUOTE``): the quote value of the user's open live
    positions (at each run's last price) plus pending live buys plus this buy must not exceed it.
-5. **Per-user daily loss** (``MAX_DAILY_LOSS_QUOTE``): once the user's live trades closed today (UTC)
-   have lost that much (net of fees), buys are refused until the next UTC day.
+5. **Per-user daily loss** (``MAX_DAILY_LOSS_QUOTE``): once the user's live trades closed today (UTC,
+   market time: the day of the run's latest candle) have lost that much (net of fees), buys are
+   refused until the next UTC day.
 
 Sells (exits, stoplosses, kills) are never refused by rules 4 and 5: they reduce risk. The per-run
 stoploss is the strategy's own ``stoploss``, turned into a market sell by the live tick when a closed
@@ -116,10 +117,12 @@ def open_exposure(session: Session, owner_id: uuid.UUID) -> float:
     return float(held) + float(pending or 0.0)
 
 
-def daily_loss(session: Session, owner_id: uuid.UUID, now: datetime | None = None) -> float:
-    """Realised loss (positive number, quote currency) of the owner's live trades closed today (UTC)."""
-    start = _start_of_day_utc(now or utcnow())
-    start_ms = int(start.timestamp() * 1000)
+def daily_loss(session: Session, owner_id: uuid.UUID, now_ms: int | None = None) -> float:
+    """Realised loss (positive number, quote currency) of the owner's live trades closed on the UTC
+    day of ``now_ms`` (market time: the run's latest candle, as everywhere in the engine; default
+    the wall clock)."""
+    now = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc) if now_ms is not None else utcnow()
+    start_ms = int(_start_of_day_utc(now).timestamp() * 1000)
     pnl = session.exec(select(func.coalesce(func.sum(Trade.pnl), 0.0)).join(Run, Run.id == Trade.run_id)
                        .where(Run.owner_id == owner_id, Run.mode == RunMode.live, Trade.status == TradeStatus.closed,
                               Trade.exit_time_ms >= start_ms)).one()
@@ -152,7 +155,7 @@ def check_order(session: Session, run: Run, order: Order, *, price: float | None
                             {"rule": "stake", "cost": cost, "cash": run.cash})
     data: dict = {"cost": cost, "cash": run.cash}
     if settings.MAX_DAILY_LOSS_QUOTE is not None:
-        loss = daily_loss(session, run.owner_id)
+        loss = daily_loss(session, run.owner_id, run.last_candle_ms)
         data.update(daily_loss=loss, max_daily_loss=settings.MAX_DAILY_LOSS_QUOTE)
         if loss >= settings.MAX_DAILY_LOSS_QUOTE:
             return RiskDecision(False, f"daily loss {loss:.8g} reached the cap {settings.MAX_DAILY_LOSS_QUOTE:g}",
