@@ -3,8 +3,9 @@
 Canary credentials (random strings) are planted as exchange keys: accounts are added through the
 API and checked by a real Celery worker against the exchange simulator (a valid key, a key with a
 wrong secret, a key that may withdraw), a live run trades with the valid one (with exchange faults
-on the order path: a lost reply and a rate limit) and is killed, the keys are replaced by a failing
-secret and checked again, and bad requests carrying the canaries are sent (malformed JSON, fields
+on the order path: a lost reply and a rate limit), the keys are replaced by a failing secret while
+the run trades (the check says invalid, the run pauses on the authentication error), it
+is killed, and bad requests carrying the canaries are sent (malformed JSON, fields
 out of range or of the wrong type, a canary as a password and as an account id).
 
 Then every place a secret could leak is searched for the plaintext of every canary (and for a
@@ -182,6 +183,20 @@ def test_canary_secrets_appear_nowhere(e2e_database, redis_url, tmp_path, caplog
         wait_for(filled_orders, 120, "three filled live orders", stack)
         faults_left = sim.get("/sim/faults").json()["faults"]
         assert faults_left == [], faults_left  # both faults hit the live order path
+
+        # The keys go bad while the run trades: a failing secret replaces the good one. The worker's
+        # check says invalid, and the run's next order fails authentication and pauses it.
+        reply = api.patch(f"/exchange-accounts/{good}", json={"secret": replaced_secret})
+        assert reply.status_code == 200 and reply.json()["check_status"] == "pending"
+        replaced = checked(good)
+        assert replaced["check_status"] == "invalid" and "Signature" in replaced["check_message"]
+
+        def paused():
+            reply = api.get(f"/runs/{run_id}").json()
+            return reply if reply["status"] == "paused" else None
+
+        paused_run = wait_for(paused, 90, "the run to pause on the failing key", stack)
+        assert "Signature for this request is not valid" in paused_run["status_reason"], paused_run
         killed = api.post(f"/runs/{run_id}/kill")
         assert killed.status_code == 200, killed.text
 
@@ -199,11 +214,7 @@ def test_canary_secrets_appear_nowhere(e2e_database, redis_url, tmp_path, caplog
             exchange_side = json.loads(reply.read())
         assert len(exchange_side["orders"]) >= 3 and exchange_side["trades"]
 
-        # --- the keys replaced by a failing secret, checked again; accounts deleted --------------
-        reply = api.patch(f"/exchange-accounts/{good}", json={"secret": replaced_secret})
-        assert reply.status_code == 200 and reply.json()["check_status"] == "pending"
-        replaced = checked(good)
-        assert replaced["check_status"] == "invalid"
+        # --- checked again on request; an account deleted ------------------------------------------
         assert api.post(f"/exchange-accounts/{bad}/check").status_code == 202
         assert checked(bad)["check_status"] == "invalid"
         assert api.delete(f"/exchange-accounts/{withdraw}").status_code == 204
