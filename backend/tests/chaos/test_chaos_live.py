@@ -21,7 +21,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -40,11 +39,11 @@ STAKE = 1000.0
 STRATEGIES = Path(__file__).resolve().parents[1] / "live" / "strategies"
 
 
-def _say(text: str) -> None:
-    # Visible in CI output whatever pytest's capture mode.
+def _say(config, text: str) -> None:
+    """Print ``text`` and keep it for the terminal summary (tests/chaos/conftest.py), visible in CI
+    output whatever pytest's capture mode."""
     print(text)
-    sys.__stderr__.write(text + "\n")
-    sys.__stderr__.flush()
+    config._chaos_summary = [*getattr(config, "_chaos_summary", []), text]
 
 
 def _children(pid: int) -> list[int]:
@@ -69,7 +68,8 @@ def _killpg(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis_url, settings_env, tmp_path):
+def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis_url, settings_env, tmp_path,
+                                                            request):
     from tradefleet.db import session_scope
     from tradefleet.execution.orders import pending_orders
     from tradefleet.models import Fill, Order, Run, RunCreate, RunStatus, UserCreate
@@ -148,7 +148,14 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
                 httpx.post(f"{base}/sim/faults", json={"kind": "error", "when": "after", "count": 1,
                                                        "paths": ["POST /api/v3/order"]}).raise_for_status()
                 lost_replies += 1
-            time.sleep(rng.uniform(1.0, 4.0))  # the worker reconciles, ticks, places orders...
+            # Kill while orders are being placed: once the (new) worker has placed at least one more
+            # order, at a random moment within the next 1.5 s.
+            placed = orders_so_far()
+            deadline = time.monotonic() + 30
+            while orders_so_far() <= placed and time.monotonic() < deadline:
+                stack.check_alive()
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.5))
             if kills % 5 == 0:
                 # The whole worker (its main process and pool) dies; a new one starts and reconciles.
                 _killpg(worker)
@@ -165,7 +172,7 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
                         pass
                 pool_kills += 1
             kills += 1
-            assert time.monotonic() - started < 240, "the chaos loop took too long"
+            assert time.monotonic() - started < 300, "the chaos loop took too long"
 
         # Final: no more ticks, one clean worker start, and its reconciliation.
         _killpg(beat)
@@ -218,7 +225,7 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
             unsent = session.exec(select(func.count()).select_from(Order).where(
                 Order.run_id.in_(run_ids), Order.exchange_order_id.is_(None))).one()
 
-    _say(f"\nchaos: kills={kills} (whole worker: {worker_kills}, pool processes mid-task: {pool_kills}) lost_replies={lost_replies} runs={RUNS} exchange_orders={exchange_total} "
+    _say(request.config, f"chaos: kills={kills} (whole worker: {worker_kills}, pool processes mid-task: {pool_kills}) lost_replies={lost_replies} runs={RUNS} exchange_orders={exchange_total} "
          f"db_orders={db_orders} (never sent: {unsent}) duplicates={duplicates} missing={missing} "
          f"mismatched={mismatched}")
     assert kills >= 20

@@ -425,19 +425,47 @@ def process_order(order_id: uuid.UUID, *, broker: CcxtBroker | None = None, fres
                 return Outcome(status)
         try:
             return _drive(broker, order, run, fresh=fresh)
+        except _SendRefused as refused:
+            return _refuse(order, refused.cause, placed=False)
         except TRANSIENT as exc:
+            if _refused_key(exc):
+                return _refuse(order, ccxt.AuthenticationError(str(exc)), placed=None)
             # The exchange is slow or down: nothing is lost, the order keeps a state that reconciliation
             # resolves by its client order id.
             log.warning("order %s: %s: %s; left for reconciliation", order.client_order_id, type(exc).__name__, exc)
             current, _ = _load(order.id)
             return Outcome(current.status)
         except PAUSING as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            _set_status(order.id, OrderStatus.rejected, reason,
-                        pause=f"exchange refused live order {order.client_order_id} ({order.side.value}): {reason}",
-                        events=[("order_rejected", f"{order.side.value} order rejected by the exchange: {reason}",
-                                 EventLevel.error, _order_data(order))])
-            return Outcome(OrderStatus.rejected)
+            return _refuse(order, exc, placed=None)
+
+
+def _refused_key(exc: Exception) -> bool:
+    """ccxt raises Binance's -2015 ("Invalid API-key, IP, or permissions") as ``DDoSProtection`` once
+    an earlier private call of the same ccxt object succeeded: a revoked key, not a rate limit."""
+    return isinstance(exc, ccxt.DDoSProtection) and '"code":-2015' in str(exc).replace(" ", "")
+
+
+def _refuse(order: Order, exc: Exception, *, placed: bool | None) -> Outcome:
+    """The exchange refused for good: the order is ``rejected`` when it is known not to be on the
+    exchange (refused on sending, ``placed=False``, or never sent), else it keeps its state for
+    reconciliation; either way its run is paused with the reason."""
+    current, _ = _load(order.id)
+    reason = f"{type(exc).__name__}: {exc}"
+    status = OrderStatus.rejected if placed is False or current.status == OrderStatus.intent else current.status
+    _set_status(order.id, status, reason,
+                pause=f"exchange refused live order {order.client_order_id} ({order.side.value}): {reason}",
+                events=[("order_rejected" if status == OrderStatus.rejected else "order_error",
+                         f"{order.side.value} order refused by the exchange: {reason}",
+                         EventLevel.error, _order_data(order))])
+    return Outcome(status)
+
+
+class _SendRefused(Exception):
+    """``create_order`` itself was refused (the order is not on the exchange)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _drive(broker: CcxtBroker, order: Order, run: Run, *, fresh: bool) -> Outcome:
@@ -494,7 +522,11 @@ def _drive(broker: CcxtBroker, order: Order, run: Run, *, fresh: bool) -> Outcom
         try:
             remote = broker.create_order(order.symbol, order.side.value, amount, order.client_order_id,
                                          type=order.type.value, price=order.price)
+        except PAUSING as exc:
+            raise _SendRefused(exc) from exc
         except TRANSIENT as exc:
+            if _refused_key(exc):
+                raise _SendRefused(ccxt.AuthenticationError(str(exc))) from exc
             _set_status(order.id, OrderStatus.unknown, f"send {attempt}: {type(exc).__name__}")
             if attempt == attempts:
                 raise

@@ -16,11 +16,13 @@ from tradefleet.worker.app import celery_app
 log = logging.getLogger(__name__)
 
 
-@celery_app.task(name="live.reconcile", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+@celery_app.task(name="live.reconcile", ignore_result=True)
 def reconcile() -> dict[str, int]:
     """Drive every live order that is not final to a known state, cancel those whose run is no
     longer running, close the positions of killed runs (:func:`tradefleet.execution.orders.reconcile`).
-    Fired by beat every ``RECONCILE_INTERVAL_S`` and once when a worker starts."""
+    Fired by beat every ``RECONCILE_INTERVAL_S`` and once when a worker starts; acknowledged on
+    receipt (a reconciliation lost with its worker is not worth redelivering: the next one comes
+    anyway)."""
     from tradefleet.execution.orders import reconcile as _reconcile
 
     counts = _reconcile()
