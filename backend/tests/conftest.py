@@ -39,6 +39,7 @@ from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
 from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, recording, unavailable
+from testsupport import TEST_API_ENCRYPTION_KEYS  # issue 4
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -54,6 +55,7 @@ def _test_env(database_url: str) -> dict[str, str | None]:
     """Every Settings variable unset, then the test baseline."""
     env: dict[str, str | None] = {name: None for name in Settings.model_fields}
     env.update(ENVIRONMENT="test", DATABASE_URL=database_url, JWT_SECRET_KEY=TEST_JWT_SECRET)
+    env.update(API_ENCRYPTION_KEYS=TEST_API_ENCRYPTION_KEYS)  # issue 4: the vault's test key
     return env
 
 

@@ -10,11 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 CI = os.environ.get("CI", "").strip().lower() == "true"
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 TEST_JWT_SECRET = "test-jwt-secret-not-for-production-0123456789"
+# The vault key of this test session (issue 4): one Fernet key, shared by the test process and the
+# processes it starts (they inherit the environment).
+TEST_API_ENCRYPTION_KEYS = Fernet.generate_key().decode()
 
 
 def unavailable(reason: str) -> None:

@@ -45,11 +45,21 @@ def exchange_sim(
     port: int = typer.Option(8100),
     speed: float = typer.Option(60.0, help="simulated seconds per wall second"),
     start: Optional[str] = typer.Option(None, help="clock start, ISO UTC or epoch ms (default: first candle)"),
+    accounts: Optional[Path] = typer.Option(
+        None, help='JSON list of accounts [{"api_key", "secret", "balances": {"USDT": 10000}, "permissions"}]'),
+    state_file: Optional[Path] = typer.Option(None, help="JSON file keeping accounts, orders and trades across restarts"),
+    enforce_rate_limits: bool = typer.Option(False, help="429 like Binance over 6000 weight/min or 100 orders/10 s"),
 ) -> None:
     """Replay recorded candles behind Binance's spot REST API (point ccxt at it with EXCHANGE_API_URLS)."""
+    from tradefleet.sim.accounts import AccountSpecError
     from tradefleet.sim.server import serve
 
-    serve(data_dir=data_dir, host=host, port=port, speed=speed, start_ms=_parse_start(start))
+    try:
+        serve(data_dir=data_dir, host=host, port=port, speed=speed, start_ms=_parse_start(start),
+              accounts_file=accounts, state_file=state_file, enforce_rate_limits=enforce_rate_limits)
+    except (AccountSpecError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("refresh-markets")
@@ -496,6 +506,44 @@ def backtest(
         for row in [header, *rows]:
             typer.echo("  ".join(c.rjust(w) if 2 <= i <= 6 else c.ljust(w)
                                  for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+
+
+# --- exchange keys: tradefleet keys ... (issue 4) -------------------------------------------------
+
+keys_app = typer.Typer(help="The vault of exchange API keys (API_ENCRYPTION_KEYS; see SECRETS.md).",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key for API_ENCRYPTION_KEYS (put it first in the list, then `keys rotate`)."""
+    from tradefleet.security.vault import generate_key
+
+    typer.echo(generate_key())
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored exchange key under the newest key of API_ENCRYPTION_KEYS.
+
+    Exits 1 (changing none of them) for accounts whose keys no configured key opens, naming them."""
+    from tradefleet.db import session_scope
+    from tradefleet.security.vault import VaultError, configured_keys, rotate_all
+
+    try:
+        count = len(configured_keys())
+    except VaultError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with session_scope() as session:
+        report = rotate_all(session=session)
+    typer.echo(f"re-encrypted {report.tokens} tokens of {report.accounts} exchange accounts under the newest "
+               f"of {count} keys")
+    if report.failed:
+        typer.echo(f"error: {len(report.failed)} accounts have keys that none of API_ENCRYPTION_KEYS opens "
+                   f"(left unchanged): {', '.join(map(str, report.failed))}", err=True)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

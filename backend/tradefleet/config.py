@@ -24,7 +24,10 @@ class Settings(BaseSettings):
     """Platform settings. Environment variables win over ``.env``; names are case-insensitive."""
 
     model_config = SettingsConfigDict(
-        env_file=(".env", str(REPO_ROOT / ".env")), env_file_encoding="utf-8", extra="ignore"
+        env_file=(".env", str(REPO_ROOT / ".env")), env_file_encoding="utf-8", extra="ignore",
+        # A setting that fails validation may be a secret (a mistyped API_ENCRYPTION_KEYS): the error
+        # names the setting, never its value (issue 4).
+        hide_input_in_errors=True,
     )
 
     ENVIRONMENT: Literal["local", "test", "production"] = "local"
@@ -71,10 +74,6 @@ class Settings(BaseSettings):
     """Peers (IP addresses or networks) whose ``X-Forwarded-For`` is believed for the client IP."""
     MAX_REQUEST_BYTES: int = Field(default=1_048_576, ge=1024)
     """Largest request body accepted; larger ones are refused with 413 while they stream in."""
-    API_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Fernet keys (urlsafe base64, 32 bytes) that encrypt stored exchange secrets, newest first: the
-    first encrypts, all decrypt (key rotation). Generate with
-    ``python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'``."""
     RATE_LIMIT_ENABLED: bool = True
     RATE_LIMIT_LOGIN: str = "10/minute"
     """Per IP and per account (e-mail), ``limits`` notation: ``"10/minute;100/hour"``."""
@@ -118,6 +117,28 @@ class Settings(BaseSettings):
     """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
     EMAILS_FROM_NAME: str = "Tradefleet"
 
+    # --- live trading: order manager and risk guard (issue 4) ------------------------------
+    MAX_OPEN_EXPOSURE_QUOTE: float | None = Field(default=None, gt=0)
+    """Per user: quote value of open live positions plus pending live buys, beyond which a new buy is
+    refused. Empty: no cap."""
+    MAX_DAILY_LOSS_QUOTE: float | None = Field(default=None, gt=0)
+    """Per user: realised loss of live trades closed today (UTC), quote currency, at which new buys are
+    refused until the next UTC day. Empty: no cap."""
+    LIVE_SEND_ATTEMPTS: int = Field(default=4, ge=1, le=10)
+    """Tries per order request on network errors and rate limits (exponential backoff in between)."""
+    LIVE_BACKOFF_S: float = Field(default=0.5, ge=0)
+    """First backoff between tries, seconds; doubled each time (capped at 8 s)."""
+    RECONCILE_INTERVAL_S: float = Field(default=30.0, gt=0)
+    """How often beat reconciles every live order that is not final with its exchange."""
+
+    # --- exchange keys vault (issue 4: keys) ---------------------------------------------
+    API_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet keys that encrypt exchange API keys at rest (``tradefleet.security.vault``), newest
+    first: the first encrypts, all of them decrypt, so a new key is put in front and
+    ``tradefleet keys rotate`` re-encrypts every row under it (SECRETS.md). In the environment:
+    comma-separated. Empty outside production: a key generated once into
+    ``var/dev-api-encryption.key``."""
+
     # --- demo ----------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"
     DEMO_PASSWORD: SecretStr = SecretStr("demo-password-123")
@@ -133,6 +154,27 @@ class Settings(BaseSettings):
                 return json.loads(value)
             pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
             return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # `.env.example` leaves the caps empty: no cap (issue 4).
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("API_ENCRYPTION_KEYS", mode="after")
+    @classmethod
+    def _check_fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        # After SecretStr wrapped them, so a validation error shows '**********', never a key; the
+        # message names the position only.
+        from cryptography.fernet import Fernet
+
+        for position, key in enumerate(value):
+            try:
+                Fernet(key.get_secret_value())
+            except (ValueError, TypeError):
+                raise ValueError(f"key {position + 1} is not a Fernet key (32 url-safe base64-encoded "
+                                 "bytes; make one with `tradefleet keys generate`)") from None
         return value
 
     @field_validator("STRATEGIES_DIR", mode="after")

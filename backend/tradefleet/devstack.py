@@ -55,11 +55,20 @@ class Stack:
         return proc
 
     # ------------------------------------------------------------------ the platform's processes
-    def simulator(self, *, port: int = 8100, speed: float = 60.0, start: str | None = None) -> str:
-        """Start the exchange simulator; returns its base URL once it answers."""
+    def simulator(self, *, port: int = 8100, speed: float = 60.0, start: str | None = None,
+                  accounts: Path | None = None, state_file: Path | None = None) -> str:
+        """Start the exchange simulator; returns its base URL once it answers.
+
+        ``accounts``: JSON file of simulated exchange accounts (``exchange-sim --accounts``);
+        ``state_file``: where the simulator keeps accounts, orders and trades across its restarts.
+        """
         args = [str(BIN / "tradefleet"), "exchange-sim", "--port", str(port), "--speed", str(speed)]
         if start:
             args += ["--start", start]
+        if accounts:
+            args += ["--accounts", str(accounts)]
+        if state_file:
+            args += ["--state-file", str(state_file)]
         self.spawn("simulator", *args)
         url = f"http://127.0.0.1:{port}"
         self.wait_http(f"{url}/api/v3/ping")

@@ -260,7 +260,7 @@ BAD_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("stake not a number", {**SMA, "stake": "lots"}, "stake"),
     ("absurd stake", {**SMA, "stake": 1e13}, "stake"),
     ("400-digit stake", {**SMA, "stake": 10**400}, "stake"),
-    ("mode live", {**SMA, "mode": "live"}, "mode"),
+    ("mode live without an exchange account", {**SMA, "mode": "live"}, "exchange_account_id"),
     ("mode bogus", {**SMA, "mode": "bogus"}, "mode"),
     ("missing strategy", {k: v for k, v in SMA.items() if k != "strategy"}, "strategy"),
     ("missing symbol", {k: v for k, v in SMA.items() if k != "symbol"}, "symbol"),

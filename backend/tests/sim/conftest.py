@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ccxt
 import pytest
@@ -45,3 +47,29 @@ def exchange(sim: Sim) -> ccxt.binance:
     ex = make_exchange("binance", api_base_url=sim.base_url)
     ex.enableRateLimit = False
     return ex
+
+
+# --- the private side (issue 4): accounts per API key, faults ----------------------------------------
+
+
+@pytest.fixture()
+def make_account(sim: Sim) -> Iterator[Callable[..., tuple[ccxt.binance, str]]]:
+    """``make_account(balances={"USDT": 10000}, permissions=None)`` -> (ccxt binance with that
+    account's fresh key and secret, api_key). Faults left by the test are cleared afterwards."""
+    import httpx
+
+    def make(balances: dict[str, Any] | None = None, permissions: dict[str, bool] | None = None,
+             ) -> tuple[ccxt.binance, str]:
+        api_key, secret = f"key-{uuid.uuid4().hex}", f"secret-{uuid.uuid4().hex}"
+        spec: dict[str, Any] = {"api_key": api_key, "secret": secret, "balances": balances or {"USDT": 10000}}
+        if permissions is not None:
+            spec["permissions"] = permissions
+        reply = httpx.post(f"{sim.base_url}/sim/accounts", json=spec)
+        assert reply.status_code == 201, reply.text
+        ex = make_exchange("binance", api_base_url=sim.base_url,
+                           credentials={"apiKey": api_key, "secret": secret})
+        ex.enableRateLimit = False
+        return ex, api_key
+
+    yield make
+    httpx.delete(f"{sim.base_url}/sim/faults")

@@ -33,6 +33,8 @@ ROUTERS = [
     "admin",  # every route of it also requires an admin (403 otherwise)
     "admin_audit",  # issue 5: GET /admin/audit
     "admin_users",  # issue 5: GET /admin/users, PATCH /admin/users/{id}
+    "exchange_accounts",  # issue 4: the user's exchange API keys
+    "admin_runs",  # issue 4: every user's runs, stop/kill, the global trading halt (admins only)
 ]
 
 # Public routers, each for a reason:

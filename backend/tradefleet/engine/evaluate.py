@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from dataclasses import replace as dc_replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ from tradefleet.execution.account import Intent, PaperAccount, Position, StepEve
 from tradefleet.execution.paper import MarketRules, PaperBroker, Wallet
 from tradefleet.market.candles import Market, get_candles
 from tradefleet.models import (
+    LIVE_PENDING,
     EquitySnapshot,
     EventLevel,
     ExchangeMarket,
@@ -57,6 +59,7 @@ from tradefleet.models import (
     OrderType,
     Run,
     RunEvent,
+    RunMode,
     RunStatus,
     Trade,
     TradeStatus,
@@ -112,6 +115,8 @@ class TickReport:
     busy: int = 0
     """Runs skipped because another transaction held their row (see ``busy_run_ids``)."""
     busy_run_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
+    live_order_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
+    """Live order intents this tick committed; sent after the commit (:func:`send_live_intents`)."""
 
 
 @dataclass
@@ -134,11 +139,11 @@ class _RunRow:
 
     __slots__ = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                  "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-                 "last_tick_at", "state", "ticked")
+                 "last_tick_at", "state", "mode", "ticked")
 
     COLUMNS = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-               "last_tick_at", "state")
+               "last_tick_at", "state", "mode")
 
     def __init__(self, row: Any) -> None:
         for name, value in zip(self.COLUMNS, row):
@@ -322,6 +327,117 @@ class _RunTicker:
         run.last_tick_at = utcnow()
         run.ticked = True
 
+    # ------------------------------------------------------------------ one live run
+    def tick_live(self, run: _RunRow, pending: list[Order], trade: Trade | None, *, halted: str | None) -> None:
+        """Step a live run on the latest closed candle only (an older candle's decision is stale for
+        real orders). The strategy and the decision rules are the paper path's (signals, protective
+        exits, ``on_candle``), read against the run's wallet as mirrored from the exchange's fills;
+        what they decide becomes order **intents** (rows with status ``intent``, committed with the
+        tick), which the order manager sends after the commit. No fill is simulated here.
+
+        No new decision while an order of the run is still pending (intent, submitted, open,
+        unknown), nor while trading is halted (``halted``: the reason; a ``halted`` event is
+        recorded instead). Equity is snapshotted at the close either way."""
+        n = len(self.times)
+        i = n - 1
+        t = int(self.times[i])
+        if run.last_candle_ms is not None and t <= run.last_candle_ms:
+            return  # already evaluated
+        if run.last_candle_ms is not None and t - run.last_candle_ms > self.market.timeframe_ms:
+            missed = (t - run.last_candle_ms) // self.market.timeframe_ms - 1
+            self.batch.event(run, "skipped", f"live: acted on the latest closed candle only; {missed} earlier "
+                             "candle(s) not traded", level=EventLevel.warning, candle_ms=t)
+        o, h, lo, c = float(self.open[i]), float(self.high[i]), float(self.low[i]), float(self.close[i])
+        state = dict(run.state or {})
+        log_lines: list[tuple[int, str, str]] = []
+        intents: list[Intent] = []
+        trade_hwm: float | None = None
+        try:
+            strategy, key_params, need = self._strategy(run)
+            start = max(0, i - (need - 1))
+            enter = exit_ = False
+            if strategy.has_signals() and i - start >= need - 1:
+                signals, lines = self._signals_for(strategy, run, key_params, start)
+                log_lines += [(t, level, text) for level, text in lines]
+                enter, exit_ = signals.at(i - start, "enter_long"), signals.at(i - start, "exit_long")
+            if halted is not None:
+                self.batch.event(run, "halted", f"no decision on this candle: {halted}", level=EventLevel.warning,
+                                 candle_ms=t)
+            elif pending:
+                pass  # the pending order is resolved first (reconciliation before each tick)
+            else:
+                account = self._account(run, strategy, [], trade)
+                dust = max(self.info.amount_step or 0.0, self.info.min_amount or 0.0)
+                if trade is None and run.position_amount < dust:
+                    # What a fee taken in base leaves behind cannot be sold: the run counts as flat.
+                    account.wallet.position_amount = 0.0
+                exit_reason = None
+                if account.position is not None:
+                    # Would a resting stop / target have triggered during this candle? Asked of a throw-away
+                    # copy (its simulated fill is discarded): live, the exit is a market sell now.
+                    probe = PaperAccount(self.broker.rules, wallet=dc_replace(account.wallet),
+                                         position=dc_replace(account.position, ref=None),
+                                         stoploss=strategy.stoploss, take_profit=strategy.take_profit,
+                                         trailing_stop=strategy.trailing_stop)
+                    probe.protect(t, o, h, lo)
+                    exits = probe.take_events().intents
+                    if exits:
+                        exit_reason = exits[0].reason
+                    else:
+                        trade_hwm = probe.position.high_water
+                if exit_reason is not None:
+                    account.sell(t, reason=exit_reason)
+                else:
+                    account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
+                if strategy.is_stateful() and i - start >= need - 1:
+                    logger = RunLogger(run.strategy)
+                    strategy.logger = logger
+                    ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
+                                        candles=lambda: self.candles.iloc[start:i + 1], state=state, log=logger)
+                    call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
+                                 what=f"{run.strategy}.on_candle()")
+                    try:
+                        check_state(state)
+                    except ValueError as exc:
+                        raise StrategyError(f"{run.strategy}.on_candle(): {exc}") from None
+                    log_lines += [(t, level, text) for level, text in logger.take()]
+                intents = account.take_events().intents
+        except StrategyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in tick(): our bug pauses this run only
+            log.exception("live run %s: internal error while evaluating", run.id)
+            raise StrategyError(f"internal error while evaluating the run ({type(exc).__name__}); "
+                                "the platform's operators have the details") from exc
+
+        sequence: dict[int, int] = {}
+        for intent in intents:
+            seq = sequence[intent.signal_ms] = sequence.get(intent.signal_ms, -1) + 1
+            if intent.side == "buy":
+                estimate = self.broker.buy_amount(intent.quote_amount or 0.0, c)
+            else:
+                estimate = intent.amount if intent.amount is not None else run.position_amount
+            order = self._new_order(run, OrderSide(intent.side), intent.signal_ms, estimate, intent.reason,
+                                    quote_amount=intent.quote_amount, seq=seq, status=OrderStatus.intent)
+            self.report.live_order_ids.append(order.id)
+            self.batch.event(run, "order_intent", f"{intent.side} intent ({intent.reason}) written as "
+                             f"{order.client_order_id}", candle_ms=t,
+                             data={"order_id": str(order.id), "client_order_id": order.client_order_id,
+                                   "side": intent.side, "quote_amount": intent.quote_amount, "amount": estimate})
+        if trade is not None and trade_hwm is not None:
+            trade.high_water_mark = trade_hwm
+        for when, level, text in log_lines:
+            self.batch.event(run, "log", text, level=EventLevel(level), candle_ms=when)
+        self.batch.snapshots.append(dict(
+            run_id=run.id, candle_ms=t, cash=run.cash, position_amount=run.position_amount, price=c,
+            equity=run.cash + run.position_amount * c, evaluated_at=utcnow()))
+        self.report.ticks += 1
+        if strategy.is_stateful():
+            run.state = state
+        run.last_candle_ms = t
+        run.last_price = c
+        run.last_tick_at = utcnow()
+        run.ticked = True
+
     def _account(self, run: _RunRow, strategy: Strategy, pending: list[Order], trade: Trade | None) -> PaperAccount:
         """The run's paper account as stored: wallet from the run row, the open round trip from its
         trade row, pending orders from its open orders."""
@@ -403,10 +519,11 @@ class _RunTicker:
                                "amount": fill.amount, "fee": fill.fee, "reason": order.reason})
 
     def _new_order(self, run: _RunRow, side: OrderSide, signal_ms: int, amount: float, reason: str,
-                   *, quote_amount: float | None = None, seq: int = 0) -> Order:
+                   *, quote_amount: float | None = None, seq: int = 0,
+                   status: OrderStatus = OrderStatus.open) -> Order:
         order = Order(run_id=run.id, client_order_id=client_order_id(run.id, signal_ms, reason, seq),
                       symbol=run.symbol, side=side, type=OrderType.market, amount=amount,
-                      quote_amount=quote_amount, status=OrderStatus.open, reason=reason, signal_candle_ms=signal_ms)
+                      quote_amount=quote_amount, status=status, reason=reason, signal_candle_ms=signal_ms)
         self.session.add(order)
         self.report.orders += 1
         return order
@@ -423,6 +540,13 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
     started = time.perf_counter()
     report = TickReport(market=market.key, candle_ms=candle_ms)
     candles = get_candles(market, until_ms=candle_ms, limit=limit)
+    live_ids = _live_run_ids(run_ids)
+    if live_ids:
+        # Before a live run decides anything, its pending orders are resolved with the exchange
+        # (network calls, no transaction open): a decision is only taken on a known position.
+        from tradefleet.execution.orders import reconcile
+
+        reconcile(live_ids)
     batch = _Batch()
     with session_scope() as session:
         lock_for_write(session)
@@ -445,10 +569,26 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             report.busy = len(report.busy_run_ids)
         pending: dict[uuid.UUID, list[Order]] = defaultdict(list)
         trades: dict[uuid.UUID, Trade] = {}
-        if ids:
-            for order in session.exec(select(Order).where(Order.run_id.in_(ids), Order.status == OrderStatus.open)
+        live = {run.id for run in runs if run.mode == RunMode.live}
+        paper_ids = [i for i in ids if i not in live]
+        if paper_ids:
+            for order in session.exec(select(Order).where(Order.run_id.in_(paper_ids),
+                                                          Order.status == OrderStatus.open)
                                       .order_by(Order.created_at)):
                 pending[order.run_id].append(order)
+        if live:
+            for order in session.exec(select(Order).where(Order.run_id.in_(list(live)),
+                                                          Order.status.in_(LIVE_PENDING))
+                                      .order_by(Order.created_at)):
+                pending[order.run_id].append(order)
+        halted = None
+        if live:
+            from tradefleet.execution.risk import get_halt
+
+            halt = get_halt(session)
+            halted = (f"trading is halted by an admin{': ' + halt.reason if halt.reason else ''}"
+                      if halt.halted else None)
+        if ids:
             trades = {t.run_id: t for t in session.exec(
                 select(Trade).where(Trade.run_id.in_(ids), Trade.status == TradeStatus.open))}
         ticker = _RunTicker(session, market, candles, info, batch, report)
@@ -456,7 +596,10 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
         for run in runs:
             report.runs += 1
             try:
-                ticker.tick(run, pending[run.id], trades.get(run.id))
+                if run.mode == RunMode.live:
+                    ticker.tick_live(run, pending[run.id], trades.get(run.id), halted=halted)
+                else:
+                    ticker.tick(run, pending[run.id], trades.get(run.id))
             except StrategyError as exc:
                 report.paused += 1
                 pause_run(run, str(exc), batch, candle_ms=candle_ms)
@@ -482,8 +625,31 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             session.rollback()
             log.warning("%s %s: tick already recorded by another task; nothing written", market.key, candle_ms)
             return TickReport(market=market.key, candle_ms=candle_ms)
+    if report.live_order_ids:
+        send_live_intents(report.live_order_ids)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _live_run_ids(run_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if not run_ids:
+        return []
+    with session_scope() as session:
+        return list(session.exec(select(Run.id).where(Run.id.in_(run_ids), Run.mode == RunMode.live,
+                                                      Run.status == RunStatus.running)).all())
+
+
+def send_live_intents(order_ids: list[uuid.UUID]) -> None:
+    """Send the live intents a tick just committed, one by one, after the commit (no lock held).
+    One order's failure (exchange down, keys refused) never stops the others: the order keeps a
+    state that reconciliation resolves, or its run is paused with the reason."""
+    from tradefleet.execution.orders import process_order
+
+    for order_id in order_ids:
+        try:
+            process_order(order_id, fresh=True)
+        except Exception:  # noqa: BLE001 - the next reconciliation picks the order up
+            log.exception("sending live order %s", order_id)
 
 
 def pause_runs(run_ids: list[uuid.UUID], reason: str, *, candle_ms: int | None = None) -> int:

@@ -7,6 +7,7 @@ else in the engine knows it is not the real exchange.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,14 +15,23 @@ import ccxt
 
 from tradefleet.config import get_settings
 
+# ccxt logs every request's headers and every response at DEBUG (``ccxt.base.exchange``): the
+# headers carry API keys (Binance's X-MBX-APIKEY, OKX's passphrase). Never below INFO, whatever the
+# root level (issue 4, SECRETS.md); workers also scrub decrypted keys from every log record.
+logging.getLogger("ccxt").setLevel(logging.INFO)
+
 # Per-exchange ccxt options: Tradefleet trades spot markets only, so ccxt must not load the
-# derivatives markets (three extra requests on binance's load_markets).
+# derivatives markets (three extra requests on binance's load_markets), nor, with credentials, the
+# margin pairs (``fetchMargins``: two signed /sapi requests per load_markets). Open orders of all
+# markets are fetched on purpose when reconciling (``warnOnFetchOpenOrdersWithoutSymbol``).
 _EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {
         "defaultType": "spot",
         "fetchMarkets": {"types": ["spot"]},
+        "fetchMargins": False,
         "fetchCurrencies": False,
         "adjustForTimeDifference": False,
+        "warnOnFetchOpenOrdersWithoutSymbol": False,
     },
 }
 

@@ -2,6 +2,7 @@
 ``Run``, ``RunPublic``). Importing this package registers every table on ``SQLModel.metadata``."""
 
 from tradefleet.models.order import (  # noqa: F401
+    LIVE_PENDING,
     Fill,
     FillPublic,
     Order,
@@ -42,3 +43,12 @@ from tradefleet.models.user import (  # noqa: F401
 )
 from tradefleet.models.auth import OneTimeToken, RecoveryCode, RefreshToken, TokenPurpose  # noqa: F401  (issue 5)
 from tradefleet.models.audit import AuditEvent, AuditEventPublic, AuditEventsPublic  # noqa: F401  (issue 5)
+from tradefleet.models.system import HaltPublic, HaltUpdate, TradingHalt  # noqa: F401  (issue 4)
+from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
+    ExchangeAccount,
+    ExchangeAccountCreate,
+    ExchangeAccountPublic,
+    ExchangeAccountsPublic,
+    ExchangeAccountUpdate,
+    KeyCheckStatus,
+)

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, Float, ForeignKey, Index, String, Text, text
+from sqlalchemy import Column, Float, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
@@ -24,12 +24,25 @@ class OrderType(str, enum.Enum):
 
 
 class OrderStatus(str, enum.Enum):
-    """``open`` until filled; ``cancelled`` when its run stops first; ``rejected`` by the broker."""
+    """``open`` until filled; ``cancelled`` when its run stops first; ``rejected`` by the broker.
 
+    Live orders (:mod:`tradefleet.execution.orders`) start earlier: ``intent`` (written and committed,
+    never sent), ``submitted`` (about to be sent or sent, no reply recorded: it may exist on the
+    exchange), ``open`` (the exchange has it, not fully filled), then ``filled``, ``cancelled``,
+    ``rejected``, or ``unknown`` (a send whose outcome was lost: looked up by its client order id
+    before anything is sent again). A partial fill is an ``open`` order with ``filled > 0``."""
+
+    intent = "intent"
+    submitted = "submitted"
     open = "open"
     filled = "filled"
     cancelled = "cancelled"
     rejected = "rejected"
+    unknown = "unknown"
+
+
+LIVE_PENDING = (OrderStatus.intent, OrderStatus.submitted, OrderStatus.open, OrderStatus.unknown)
+"""States of a live order that is not final: reconciled with the exchange until it is."""
 
 
 class Order(SQLModel, table=True):
@@ -64,6 +77,7 @@ class Order(SQLModel, table=True):
     fee: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
     fee_currency: str | None = Field(default=None, max_length=16)
     status_reason: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0, description="live: sends attempted (each after a look-up by client order id)")
     created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
 
@@ -92,8 +106,10 @@ class OrderPublic(SQLModel):
 
 
 class Fill(SQLModel, table=True):
-    """An execution of (part of) an order: amount in base, price and fee in the quote currency."""
+    """An execution of (part of) an order: amount in base, price and fee in the quote currency.
+    Live fills carry the exchange's trade id, unique per order, so recording them is idempotent."""
 
+    __table_args__ = (UniqueConstraint("order_id", "exchange_trade_id", name="uq_fill_order_trade"),)
     id: int | None = Field(default=None, sa_column=id_column())
     order_id: uuid.UUID = Field(
         sa_column=Column(SAUuid, ForeignKey("order.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -108,6 +124,7 @@ class Fill(SQLModel, table=True):
     cost: float
     fee: float
     fee_currency: str = Field(max_length=16)
+    exchange_trade_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
 
 

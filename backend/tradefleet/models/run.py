@@ -52,6 +52,8 @@ class StrategyOnMarket(SQLModel):
 class RunBase(StrategyOnMarket):
     mode: RunMode = RunMode.paper
     stake: float = Field(gt=0, le=1e12, description="quote currency the run may use, e.g. USDT")
+    exchange_account_id: uuid.UUID | None = Field(
+        default=None, description="live runs: the owner's exchange account (keys) that places the orders")
 
 
 class RunCreate(RunBase):
@@ -89,6 +91,11 @@ class Run(SQLModel, table=True):
     last_price: float | None = Field(default=None, sa_column=Column(Float))
     # Strategy state kept between ticks (stateful hook); JSON-serialisable.
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    # Live runs (issue 4): the keys that trade, and when a kill (stop, cancel, close at market) was asked.
+    exchange_account_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(SAUuid, ForeignKey("exchange_account.id", ondelete="SET NULL"),
+                                       nullable=True, index=True))
+    killed_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
 
 
 class RunPublic(RunBase):

@@ -58,8 +58,11 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
     if run_in.exchange not in settings.EXCHANGES_ENABLED:
         raise validation_error("exchange", f"exchange {run_in.exchange!r} is not enabled on this platform "
                                f"(enabled: {', '.join(settings.EXCHANGES_ENABLED)})")
-    if run_in.mode != RunMode.paper:
-        raise validation_error("mode", "live trading is not available yet; use \"paper\"")
+    if run_in.mode == RunMode.paper and run_in.exchange_account_id is not None:
+        # Paper runs never hold credentials (issue 4).
+        raise validation_error("exchange_account_id", "paper runs take no exchange account; use mode \"live\"")
+    if run_in.mode == RunMode.live and run_in.exchange_account_id is None:
+        raise validation_error("exchange_account_id", "a live run needs one of your exchange accounts")
     registry = get_registry()
     try:
         klass = registry.get(run_in.strategy)
@@ -87,6 +90,10 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
 def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
     """Validate and store a new run (status ``created``; its wallet holds the stake in cash)."""
     params = validate_run(session=session, run_in=run_in)
+    if run_in.mode == RunMode.live:
+        from tradefleet.services.live_runs import check_live_run
+
+        check_live_run(session=session, owner=owner, run_in=run_in)
     active = session.exec(
         select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(ACTIVE))
     ).one()
@@ -95,7 +102,7 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
         raise ConflictError(f"you already have {active} active runs (limit {limit}); stop one first")
     run = Run(owner_id=owner.id, strategy=run_in.strategy, params=params, exchange=run_in.exchange,
               symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
-              cash=run_in.stake)
+              cash=run_in.stake, exchange_account_id=run_in.exchange_account_id)
     session.add(run)
     session.add(RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
                          f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})"))
@@ -136,6 +143,10 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
         raise validation_error("strategy", f"strategy {run.strategy!r} is no longer available") from None
     except ParamError as exc:
         raise validation_error(f"params.{exc.field}", exc.message) from None
+    if run.mode == RunMode.live:
+        from tradefleet.services.live_runs import check_live_start
+
+        check_live_start(session=session, owner=owner, run=run)
     run.status = RunStatus.running
     run.status_reason = None
     run.started_at = utcnow()
@@ -154,8 +165,18 @@ def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     """Stop the run and cancel its open orders. The position is kept (and reported); stopping a
     stopped run changes nothing."""
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
+    return stop_run_row(session=session, run=run)
+
+
+def stop_run_row(*, session: Session, run: Run) -> Run:
+    """Stop ``run`` (a row the caller locked and authorised): see :func:`stop_run`. Commits."""
     if run.status == RunStatus.stopped:
         return run
+    if run.mode == RunMode.live:
+        # Live orders are cancelled on the exchange by a worker (the API never calls an exchange).
+        from tradefleet.services.live_runs import stop_live_run
+
+        return stop_live_run(session=session, run=run, kill=False)
     now = utcnow()
     cancelled = 0
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
@@ -186,5 +207,6 @@ def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: ty
 
 __all__ = [
     "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
-    "create_run", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "validate_run",
+    "create_run", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "stop_run_row",
+    "validate_run",
 ]

@@ -2,8 +2,11 @@
 
 ccxt's ``binance`` talks to it unchanged through
 ``tradefleet.market.exchange.make_exchange("binance", api_base_url="http://127.0.0.1:8100")``.
-Public market data only for now (``tradefleet.sim.public``); only candles closed on the sim clock
-(:class:`SimClock`) are ever served.
+Public market data (``tradefleet.sim.public``): only candles closed on the sim clock
+(:class:`SimClock`) are ever served. Private side (``tradefleet.sim.private``): signed account and
+order endpoints per API key (``tradefleet.sim.accounts``), orders matched against the replayed candles
+(``tradefleet.sim.matching``), Binance-format errors, and fault injection for tests
+(``tradefleet.sim.faults``).
 """
 
 from tradefleet.sim.app import SimState, create_app

@@ -50,7 +50,7 @@ RATE_LIMITS = [
 _INT_RANGE = "^[0-9]{1,20}$"
 
 
-# --- helpers shared with a future private router ------------------------------------------------
+# --- helpers shared with the private router (tradefleet.sim.private) ------------------------------
 
 
 def sim_state(request: Request) -> SimState:

@@ -22,14 +22,25 @@ def serve(
     speed: float = 60.0,
     start_ms: int | None = None,
     log_level: str = "info",
+    accounts_file: Path | None = None,
+    state_file: Path | None = None,
+    enforce_rate_limits: bool = False,
 ) -> None:
     """Serve the simulator with uvicorn until interrupted (blocks).
 
     Point ccxt at it with ``EXCHANGE_API_URLS={"binance": "http://<host>:<port>"}``.
     ``start_ms``: sim start time, ms since the epoch UTC (default: first recorded candle);
-    ``speed``: sim ms per wall ms (0 = frozen). Raises ``FileNotFoundError`` without data.
+    ``speed``: sim ms per wall ms (0 = frozen). ``accounts_file``: JSON list of account specs
+    (:mod:`tradefleet.sim.accounts`) to provision; ``state_file``: keep accounts, orders and trades
+    there across restarts. ``enforce_rate_limits``: answer 429 like Binance over 6000 request weight
+    per minute per IP or 100 new orders per 10 s per account. Raises ``FileNotFoundError`` without data.
     """
-    app = create_app(data_dir=Path(data_dir), speed=speed, start_ms=start_ms)
+    from tradefleet.sim.accounts import load_accounts_file
+
+    accounts = load_accounts_file(accounts_file) if accounts_file else None
+    app = create_app(data_dir=Path(data_dir), speed=speed, start_ms=start_ms, accounts=accounts,
+                     state_file=state_file, weight_limit=6000 if enforce_rate_limits else None,
+                     order_limit_10s=100 if enforce_rate_limits else None)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import asdict
 
 import ccxt
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -127,4 +127,28 @@ def run_backtest(backtest_id: str) -> str | None:
     from tradefleet.services.backtests import execute_backtest
 
     status = execute_backtest(uuid.UUID(backtest_id))
+    return status.value if status is not None else None
+
+
+# --- exchange keys (issue 4) -----------------------------------------------------------------------
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _unlock_vault(**kwargs) -> None:  # noqa: ARG001
+    # Workers decrypt exchange keys at the moment of use; the API process never unlocks (SECRETS.md).
+    from tradefleet.security.vault import unlock_decryption
+
+    unlock_decryption()
+
+
+@celery_app.task(name="keys.check", ignore_result=True, max_retries=0)
+def check_keys(account_id: str) -> str | None:
+    """Connect with the account's keys and record ``valid`` / ``invalid`` / ``error``
+    (:func:`tradefleet.execution.keys.check_account`). Re-reads the row; a second delivery checks again,
+    which is harmless. Acknowledged on receipt: a check lost with its worker is asked again by the
+    trader (``POST /exchange-accounts/{id}/check``)."""
+    from tradefleet.execution.keys import check_account
+
+    status = check_account(uuid.UUID(account_id))
     return status.value if status is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Query, status
+from sqlmodel import SQLModel
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.models import (
@@ -23,6 +24,7 @@ from tradefleet.models import (
     TradePublic,
     TradeStatus,
 )
+from tradefleet.services import live_runs as live_service
 from tradefleet.services import runs as service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -44,6 +46,17 @@ def list_runs(session: SessionDep, user: CurrentUser, skip: int = Skip,
     return RunsPublic(data=[RunPublic.from_run(r) for r in runs], count=count)
 
 
+class KillAllPublic(SQLModel):
+    killed: int
+
+
+@router.post("/kill-all", response_model=KillAllPublic)
+def kill_all(session: SessionDep, user: CurrentUser) -> KillAllPublic:
+    """The trader's kill switch: stop every active run of mine and cancel their open orders (live
+    orders are cancelled on the exchange by a worker). Positions are kept; ``/{id}/kill`` closes one."""
+    return KillAllPublic(killed=live_service.kill_all(session=session, owner=user))
+
+
 @router.get("/{run_id}", response_model=RunPublic)
 def get_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
     """Status, wallet, position and PnL (quote currency) of one run."""
@@ -58,6 +71,14 @@ def start_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunP
 @router.post("/{run_id}/stop", response_model=RunPublic)
 def stop_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
     return RunPublic.from_run(service.stop_run(session=session, owner=user, run_id=run_id))
+
+
+@router.post("/{run_id}/kill", response_model=RunPublic)
+def kill_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
+    """Stop the run now, cancel its open orders and close its position at market (live: carried out
+    by a worker right after this reply; paper: at once, at the last price)."""
+    run = service.get_run_or_404(session=session, owner=user, run_id=run_id, lock=True)
+    return RunPublic.from_run(live_service.kill_run_row(session=session, run=run))
 
 
 @router.get("/{run_id}/orders", response_model=list[OrderPublic])

@@ -1,0 +1,265 @@
+"""Exchange accounts (a trader's API keys): add, read, update, delete, ask for a key check.
+
+Keyword-only, session first; the only place that commits on behalf of the API. Every read takes the
+owner and filters on it: another user's account is a 404, like one that does not exist.
+
+Secrets
+    The API process only **encrypts** (:func:`tradefleet.security.vault.encrypt_field`, bound to the
+    account id and the field) and never decrypts: nothing here reads a key back. The key check runs
+    in a worker (task ``keys.check`` → :func:`tradefleet.execution.keys.check_account`), enqueued
+    after the commit that stored the keys. Replies carry only the masked ``fingerprint``.
+
+Deleting
+    An account that a live run which is not ``stopped`` uses is refused with 409 (stop those runs
+    first), so a live run never points at missing keys. Stopped runs keep their history; their
+    ``exchange_account_id`` becomes NULL (the foreign key's ``ON DELETE SET NULL``), and such a run
+    cannot be started again.
+
+Audit
+    :func:`_audit` is the one place that reports what happened to an account (add, update, delete,
+    check requested), without any secret; the audit log of issue 5 is wired into it at merge.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import ccxt
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from tradefleet.config import get_settings
+from tradefleet.db import lock_for_write
+from tradefleet.errors import ConflictError, NotFoundError, validation_error
+from tradefleet.models import (
+    ExchangeAccount,
+    ExchangeAccountCreate,
+    ExchangeAccountUpdate,
+    KeyCheckStatus,
+    Run,
+    RunMode,
+    RunStatus,
+    User,
+)
+from tradefleet.models._types import utcnow
+from tradefleet.models.exchange_account import CREDENTIAL_FIELDS
+from tradefleet.security.vault import encrypt_field, fingerprint
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "keys.check"
+MAX_ACCOUNTS_PER_USER = 50
+
+_CCXT_CREDENTIAL = {"api_key": "apiKey", "secret": "secret", "password": "password", "uid": "uid"}
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+def _audit(action: str, *, actor: User, account: ExchangeAccount, **detail: Any) -> None:
+    """Record ``action`` (``exchange_account.add`` / ``.update`` / ``.delete`` / ``.check``) on
+    ``account`` by ``actor``. Never receives a secret: ``detail`` holds field names and flags only.
+
+    Today an INFO log line; at merge the lead points it at ``services.audit.record`` (issue 5)."""
+    log.info("audit %s actor=%s account=%s exchange=%s label=%r fingerprint=%s %s", action, actor.id,
+             account.id, account.exchange, account.label, account.fingerprint,
+             " ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _exchange_class(exchange: str) -> type[ccxt.Exchange]:
+    """The ccxt class of an enabled exchange; 422 naming ``exchange`` otherwise."""
+    enabled = get_settings().EXCHANGES_ENABLED
+    if exchange not in enabled:
+        raise validation_error("exchange", f"exchange {exchange!r} is not enabled on this platform "
+                               f"(enabled: {', '.join(enabled)})")
+    klass = getattr(ccxt, exchange, None)
+    if exchange not in ccxt.exchanges or klass is None:
+        raise validation_error("exchange", f"{exchange!r} is not an exchange ccxt knows")
+    return klass
+
+
+def _validate(*, exchange: str, sandbox: bool, present: set[str]) -> None:
+    """422 (naming the field) when the exchange is not enabled or unknown, has no sandbox but one is
+    asked, or needs a credential that is missing (ccxt's ``requiredCredentials``: OKX and KuCoin need
+    a ``password``). Builds the ccxt class locally: no network."""
+    klass = _exchange_class(exchange)
+    probe = klass({"enableRateLimit": False})
+    if sandbox and not (probe.urls or {}).get("test"):
+        raise validation_error("sandbox", f"{exchange} has no sandbox or testnet in ccxt; use sandbox: false")
+    required = probe.requiredCredentials or {}
+    for name in CREDENTIAL_FIELDS:
+        if required.get(_CCXT_CREDENTIAL[name]) and name not in present:
+            raise validation_error(name, f"{exchange} needs a {name} with its API keys")
+
+
+def _secret_values(body: ExchangeAccountCreate | ExchangeAccountUpdate) -> dict[str, str]:
+    """The credential fields given in ``body``, in clear (only to be encrypted at once)."""
+    out = {}
+    for name in CREDENTIAL_FIELDS:
+        value = getattr(body, name)
+        if value is not None:
+            text = value.get_secret_value()
+            if not text.strip() or text != text.strip():
+                raise validation_error(name, "must not be blank or have leading or trailing spaces")
+            out[name] = text
+    return out
+
+
+def _store_secrets(account: ExchangeAccount, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        setattr(account, f"{name}_enc", encrypt_field(value, account_id=account.id, field=name))
+    if "api_key" in values:
+        account.fingerprint = fingerprint(values["api_key"])
+
+
+# --- the key check task --------------------------------------------------------------------------
+
+
+def enqueue_key_check(account_id: uuid.UUID) -> None:
+    """Send ``keys.check`` with the account id to the broker (tests may record it instead)."""
+    from tradefleet.worker.app import celery_app
+
+    celery_app.send_task(TASK_NAME, args=[str(account_id)], retry=True,
+                         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+
+
+def _queue_check(*, session: Session, account: ExchangeAccount) -> None:
+    """After the commit: enqueue the check; if the broker is down say so on the account (the trader
+    can ask again with ``POST /{id}/check``) instead of failing the request that stored the keys."""
+    try:
+        enqueue_key_check(account.id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure
+        log.error("cannot enqueue the key check of account %s: %s", account.id, type(exc).__name__)
+        account.check_status = KeyCheckStatus.error
+        account.check_message = "the key check could not be queued (task broker unavailable); ask again shortly"
+        account.checked_at = utcnow()
+        session.add(account)
+        session.commit()
+        session.refresh(account)
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+def create_account(*, session: Session, owner: User, account_in: ExchangeAccountCreate) -> ExchangeAccount:
+    """Validate, encrypt and store a new account (check status ``pending``), commit, then enqueue its
+    key check. 422 naming the field (see :func:`_validate`); 409 beyond
+    :data:`MAX_ACCOUNTS_PER_USER` accounts. Nothing is written when refused."""
+    values = _secret_values(account_in)
+    _validate(exchange=account_in.exchange, sandbox=account_in.sandbox, present=set(values))
+    count = session.exec(select(func.count()).select_from(ExchangeAccount)
+                         .where(ExchangeAccount.owner_id == owner.id)).one()
+    if count >= MAX_ACCOUNTS_PER_USER:
+        raise ConflictError(f"you already have {count} exchange accounts (limit {MAX_ACCOUNTS_PER_USER}); delete one first")
+    account = ExchangeAccount(owner_id=owner.id, exchange=account_in.exchange, label=account_in.label,
+                              sandbox=account_in.sandbox, api_key_enc="", secret_enc="", fingerprint="")
+    _store_secrets(account, values)
+    session.add(account)
+    session.commit()
+    session.refresh(account)
+    _audit("exchange_account.add", actor=owner, account=account, sandbox=account.sandbox,
+           fields=",".join(sorted(values)))
+    _queue_check(session=session, account=account)
+    return account
+
+
+def get_account_or_404(*, session: Session, owner: User, account_id: uuid.UUID, lock: bool = False) -> ExchangeAccount:
+    """The owner's account; 404 if it does not exist or belongs to someone else."""
+    statement = select(ExchangeAccount).where(ExchangeAccount.id == account_id, ExchangeAccount.owner_id == owner.id)
+    if lock:
+        lock_for_write(session)
+        statement = statement.with_for_update()
+    account = session.exec(statement).first()
+    if account is None:
+        raise NotFoundError("exchange account not found")
+    return account
+
+
+def list_accounts(*, session: Session, owner: User, skip: int = 0, limit: int = 100
+                  ) -> tuple[list[ExchangeAccount], int]:
+    """The owner's accounts, newest first, and their total count."""
+    where = ExchangeAccount.owner_id == owner.id
+    count = session.exec(select(func.count()).select_from(ExchangeAccount).where(where)).one()
+    rows = session.exec(select(ExchangeAccount).where(where)
+                        .order_by(ExchangeAccount.created_at.desc(), ExchangeAccount.id)
+                        .offset(skip).limit(limit)).all()
+    return list(rows), count
+
+
+def update_account(*, session: Session, owner: User, account_id: uuid.UUID,
+                   account_in: ExchangeAccountUpdate) -> ExchangeAccount:
+    """Change the label, the sandbox flag or any credential. New credentials or a new sandbox flag
+    set the check ``pending`` and enqueue a new key check after the commit; a label alone does not.
+    404 for another user's account; 422 as for :func:`create_account`."""
+    values = _secret_values(account_in)
+    account = get_account_or_404(session=session, owner=owner, account_id=account_id, lock=True)
+    sandbox = account.sandbox if account_in.sandbox is None else account_in.sandbox
+    present = {n for n in CREDENTIAL_FIELDS if getattr(account, f"{n}_enc")} | set(values)
+    _validate(exchange=account.exchange, sandbox=sandbox, present=present)
+    if account_in.label is not None:
+        account.label = account_in.label
+    recheck = bool(values) or sandbox != account.sandbox
+    account.sandbox = sandbox
+    if recheck:
+        _store_secrets(account, values)
+        account.keys_version += 1
+        account.check_status = KeyCheckStatus.pending
+        account.check_message = None
+        account.checked_at = None
+    account.updated_at = utcnow()
+    session.add(account)
+    session.commit()
+    session.refresh(account)
+    _audit("exchange_account.update", actor=owner, account=account, fields=",".join(sorted(values)) or "-",
+           sandbox=account.sandbox, recheck=recheck)
+    if recheck:
+        _queue_check(session=session, account=account)
+    return account
+
+
+def live_runs_using(*, session: Session, account_id: uuid.UUID) -> list[Run]:
+    """Live runs that are not ``stopped`` and trade with ``account_id``."""
+    return list(session.exec(select(Run).where(Run.exchange_account_id == account_id, Run.mode == RunMode.live,
+                                               Run.status != RunStatus.stopped)).all())
+
+
+def delete_account(*, session: Session, owner: User, account_id: uuid.UUID) -> None:
+    """Delete the owner's account and its encrypted keys. 409 while a live run that is not stopped
+    uses it (the reply names how many; stop them first); 404 for another user's account."""
+    account = get_account_or_404(session=session, owner=owner, account_id=account_id, lock=True)
+    using = live_runs_using(session=session, account_id=account.id)
+    if using:
+        ids = ", ".join(str(r.id) for r in using[:5]) + (" ..." if len(using) > 5 else "")
+        raise ConflictError(f"this exchange account is used by {len(using)} live run(s) that are not stopped "
+                            f"({ids}); stop them first")
+    _audit("exchange_account.delete", actor=owner, account=account)
+    session.delete(account)
+    session.commit()
+
+
+def request_check(*, session: Session, owner: User, account_id: uuid.UUID) -> ExchangeAccount:
+    """Set the check ``pending`` and enqueue a new key check (after the commit)."""
+    account = get_account_or_404(session=session, owner=owner, account_id=account_id, lock=True)
+    account.check_status = KeyCheckStatus.pending
+    account.check_message = None
+    session.add(account)
+    session.commit()
+    session.refresh(account)
+    _audit("exchange_account.check", actor=owner, account=account)
+    _queue_check(session=session, account=account)
+    return account
+
+
+def live_broker_for_account(*, session: Session, account_id: uuid.UUID):  # noqa: ANN201 - a CcxtBroker
+    """Worker side: the live broker of an account, keys decrypted at this moment.
+
+    Delegates to :func:`tradefleet.execution.keys.live_broker_for_account` (imported here lazily so
+    that the API process never loads the decrypting module); raises ``BrokerUnavailable``."""
+    from tradefleet.execution import keys
+
+    return keys.live_broker_for_account(session=session, account_id=account_id)

@@ -1,0 +1,51 @@
+"""Celery tasks of live trading (issue 4): reconciliation of live orders and the worker's part of a
+stop or kill. Thin wrappers over :mod:`tradefleet.execution.orders`; each re-reads the database and
+is safe to run twice or concurrently (one process works on an order at a time, see
+:func:`tradefleet.execution.orders.order_lease`)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import ccxt
+from celery.signals import worker_ready
+
+from tradefleet.worker.app import celery_app
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="live.reconcile", ignore_result=True)
+def reconcile() -> dict[str, int]:
+    """Drive every live order that is not final to a known state, cancel those whose run is no
+    longer running, close the positions of killed runs (:func:`tradefleet.execution.orders.reconcile`).
+    Fired by beat every ``RECONCILE_INTERVAL_S`` and once when a worker starts; acknowledged on
+    receipt (a reconciliation lost with its worker is not worth redelivering: the next one comes
+    anyway)."""
+    from tradefleet.execution.orders import reconcile as _reconcile
+
+    counts = _reconcile()
+    if counts:
+        log.info("reconciled live orders: %s", counts)
+    return counts
+
+
+@celery_app.task(name="live.kill_run", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True,
+                 max_retries=8)
+def kill_run(self, run_id: str, close: bool) -> dict:
+    """Cancel a stopped live run's orders on the exchange and, with ``close``, sell its position at
+    market. Network errors retry with bounded backoff; whatever is left, reconciliation finishes."""
+    from tradefleet.execution.orders import kill
+
+    try:
+        return kill(uuid.UUID(run_id), close=close)
+    except ccxt.NetworkError as exc:
+        countdown = min(30, 2 ** self.request.retries)
+        raise self.retry(exc=exc, countdown=countdown) from None
+
+
+@worker_ready.connect
+def _reconcile_on_start(sender=None, **kwargs) -> None:  # noqa: ARG001
+    # A worker that starts (after a crash, say) resolves the orders its predecessor left in flight.
+    reconcile.apply_async()
