@@ -46,6 +46,7 @@ from tradefleet.models import (
 from tradefleet.models._types import utcnow
 from tradefleet.models.exchange_account import CREDENTIAL_FIELDS
 from tradefleet.security.vault import encrypt_field, fingerprint
+from tradefleet.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,18 @@ _CCXT_CREDENTIAL = {"api_key": "apiKey", "secret": "secret", "password": "passwo
 # --- audit ---------------------------------------------------------------------------------------
 
 
-def _audit(action: str, *, actor: User, account: ExchangeAccount, **detail: Any) -> None:
+def _audit(action: str, *, session: Session, actor: User, account: ExchangeAccount, commit: bool = True,
+           **detail: Any) -> None:
     """Record ``action`` (``exchange_account.add`` / ``.update`` / ``.delete`` / ``.check``) on
-    ``account`` by ``actor``. Never receives a secret: ``detail`` holds field names and flags only.
-
-    Today an INFO log line; at merge the lead points it at ``services.audit.record`` (issue 5)."""
+    ``account`` by ``actor`` in the audit log (:func:`tradefleet.services.audit.record`, with the
+    request's IP and user agent) and an INFO log line. Never receives a secret: ``detail`` holds field
+    names and flags only. ``commit=False`` leaves the commit to the caller (a delete commits with it)."""
     log.info("audit %s actor=%s account=%s exchange=%s label=%r fingerprint=%s %s", action, actor.id,
              account.id, account.exchange, account.label, account.fingerprint,
              " ".join(f"{k}={v}" for k, v in sorted(detail.items())))
+    audit.record(session=session, actor=actor, action=action, target=("exchange_account", account.id),
+                 detail={"exchange": account.exchange, "label": account.label,
+                         "fingerprint": account.fingerprint, **detail}, commit=commit)
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -162,7 +167,7 @@ def create_account(*, session: Session, owner: User, account_in: ExchangeAccount
     session.add(account)
     session.commit()
     session.refresh(account)
-    _audit("exchange_account.add", actor=owner, account=account, sandbox=account.sandbox,
+    _audit("exchange_account.add", session=session, actor=owner, account=account, sandbox=account.sandbox,
            fields=",".join(sorted(values)))
     _queue_check(session=session, account=account)
     return account
@@ -215,7 +220,7 @@ def update_account(*, session: Session, owner: User, account_id: uuid.UUID,
     session.add(account)
     session.commit()
     session.refresh(account)
-    _audit("exchange_account.update", actor=owner, account=account, fields=",".join(sorted(values)) or "-",
+    _audit("exchange_account.update", session=session, actor=owner, account=account, fields=",".join(sorted(values)) or "-",
            sandbox=account.sandbox, recheck=recheck)
     if recheck:
         _queue_check(session=session, account=account)
@@ -237,7 +242,7 @@ def delete_account(*, session: Session, owner: User, account_id: uuid.UUID) -> N
         ids = ", ".join(str(r.id) for r in using[:5]) + (" ..." if len(using) > 5 else "")
         raise ConflictError(f"this exchange account is used by {len(using)} live run(s) that are not stopped "
                             f"({ids}); stop them first")
-    _audit("exchange_account.delete", actor=owner, account=account)
+    _audit("exchange_account.delete", session=session, actor=owner, account=account, commit=False)
     session.delete(account)
     session.commit()
 
@@ -250,7 +255,7 @@ def request_check(*, session: Session, owner: User, account_id: uuid.UUID) -> Ex
     session.add(account)
     session.commit()
     session.refresh(account)
-    _audit("exchange_account.check", actor=owner, account=account)
+    _audit("exchange_account.check", session=session, actor=owner, account=account)
     _queue_check(session=session, account=account)
     return account
 

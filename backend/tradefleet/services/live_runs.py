@@ -41,6 +41,7 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.models.exchange_account import KeyCheckStatus
+from tradefleet.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def enqueue_kill(run_id: uuid.UUID, *, close: bool) -> None:
         log.error("cannot enqueue %s for run %s: %s; reconciliation will do it", KILL_TASK, run_id, type(exc).__name__)
 
 
-def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner") -> Run:
+def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner", actor: User | None = None) -> Run:
     """Stop a live run (locked by the caller): status ``stopped``; with ``kill`` also ``killed_at``,
     so the worker sells the position at market. Commits, then enqueues the worker's part."""
     now = utcnow()
@@ -116,6 +117,8 @@ def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner") 
     session.add(run)
     session.add(RunEvent(run_id=run.id, kind="killed" if kill else "stopped", message=message,
                          level=EventLevel.warning if kill else EventLevel.info))
+    audit.record(session=session, actor=actor, action="run.killed" if kill else "run.stopped", target=run,
+                 detail={"mode": run.mode.value, "by": by}, commit=False)
     session.commit()
     session.refresh(run)
     enqueue_kill(run.id, close=kill)
@@ -163,12 +166,12 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
     return f"; sold {fill.amount:g} at {fill.price:g}"
 
 
-def kill_run_row(*, session: Session, run: Run, by: str = "owner") -> Run:
+def kill_run_row(*, session: Session, run: Run, by: str = "owner", actor: User | None = None) -> Run:
     """Kill ``run`` (locked and authorised by the caller): stop it now, cancel its open orders and
     close its position at market. Live: carried out by a worker (``live.kill_run``). Paper: at once,
     the position sold at the run's last price with the market's taker fee. Commits."""
     if run.mode == RunMode.live:
-        return stop_live_run(session=session, run=run, kill=True, by=by)
+        return stop_live_run(session=session, run=run, kill=True, by=by, actor=actor)
     now = utcnow()
     cancelled = 0
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
@@ -181,6 +184,8 @@ def kill_run_row(*, session: Session, run: Run, by: str = "owner") -> Run:
     session.add(run)
     session.add(RunEvent(run_id=run.id, kind="killed", level=EventLevel.warning,
                          message=f"run killed by {by}; cancelled {cancelled} open order(s){sold}"))
+    audit.record(session=session, actor=actor, action="run.killed", target=run,
+                 detail={"mode": run.mode.value, "by": by, "cancelled_orders": cancelled}, commit=False)
     session.commit()
     session.refresh(run)
     return run
@@ -200,7 +205,8 @@ def kill_all(*, session: Session, owner: User) -> int:
         lock_for_write(session)
         run = session.exec(select(Run).where(Run.id == run_id).with_for_update()).one()
         if run.status in ACTIVE:
-            stop_run_row(session=session, run=run)
+            stop_run_row(session=session, run=run, actor=owner, by="owner's kill switch")
+    audit.record(session=session, actor=owner, action="run.kill_all", detail={"stopped": len(ids)})
     return len(ids)
 
 

@@ -165,18 +165,19 @@ def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     """Stop the run and cancel its open orders. The position is kept (and reported); stopping a
     stopped run changes nothing."""
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
-    return stop_run_row(session=session, run=run)
+    return stop_run_row(session=session, run=run, actor=owner)
 
 
-def stop_run_row(*, session: Session, run: Run) -> Run:
-    """Stop ``run`` (a row the caller locked and authorised): see :func:`stop_run`. Commits."""
+def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: str = "owner") -> Run:
+    """Stop ``run`` (a row the caller locked and authorised): see :func:`stop_run`. ``actor`` (the owner
+    or an admin) is recorded in the audit log. Commits."""
     if run.status == RunStatus.stopped:
         return run
     if run.mode == RunMode.live:
         # Live orders are cancelled on the exchange by a worker (the API never calls an exchange).
         from tradefleet.services.live_runs import stop_live_run
 
-        return stop_live_run(session=session, run=run, kill=False)
+        return stop_live_run(session=session, run=run, kill=False, actor=actor, by=by)
     now = utcnow()
     cancelled = 0
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
@@ -188,8 +189,8 @@ def stop_run_row(*, session: Session, run: Run) -> Run:
     run.stopped_at = now
     message = "run stopped" + (f"; cancelled {cancelled} open order(s)" if cancelled else "")
     session.add(RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info))
-    audit.record(session=session, actor=owner, action="run.stopped", target=run,  # issue 5: audit log
-                 detail={"cancelled_orders": cancelled}, commit=False)
+    audit.record(session=session, actor=actor, action="run.stopped", target=run,  # issue 5: audit log
+                 detail={"cancelled_orders": cancelled, "by": by}, commit=False)
     session.commit()
     session.refresh(run)
     return run

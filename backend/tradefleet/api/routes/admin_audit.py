@@ -25,7 +25,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_cu
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def audit_admin_request(request: Request, admin: CurrentAdmin) -> Iterator[None]:
+def audit_admin_request(request: Request, admin: CurrentAdmin, request_session: SessionDep) -> Iterator[None]:
     """Router dependency: after a non-GET admin request ran, record ``admin.request`` with
     ``detail = {method, path, outcome: "ok"|"error", status}`` (status of an error; the body is never
     stored). Written in its own session, so a failed request's rollback does not lose the record."""
@@ -42,6 +42,11 @@ def audit_admin_request(request: Request, admin: CurrentAdmin) -> Iterator[None]
         outcome, status = "error", 500
         raise
     finally:
+        if outcome == "error":
+            # The request's own session (the route's, shared through SessionDep) may still hold a write
+            # lock (SQLite's BEGIN IMMEDIATE, PostgreSQL row locks) from before it failed: release it, or
+            # the audit write below would wait for it.
+            request_session.rollback()
         route = request.scope.get("route")
         with Session(get_engine()) as session:
             audit.record(session=session, actor=admin, action="admin.request", request=request,

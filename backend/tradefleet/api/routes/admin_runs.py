@@ -45,9 +45,9 @@ def stop_run(run_id: uuid.UUID, session: SessionDep, admin: CurrentAdmin) -> Adm
     """Stop any user's run and cancel its open orders (its position is kept)."""
     run = service.admin_get_run(session=session, run_id=run_id, lock=True)
     if run.mode.value == "live":
-        run = service.stop_live_run(session=session, run=run, kill=False, by=f"admin {admin.email}")
+        run = service.stop_live_run(session=session, run=run, kill=False, by=f"admin {admin.email}", actor=admin)
     else:
-        run = stop_run_row(session=session, run=run)
+        run = stop_run_row(session=session, run=run, actor=admin, by=f"admin {admin.email}")
     return _public(run, _email(session, run))
 
 
@@ -55,7 +55,7 @@ def stop_run(run_id: uuid.UUID, session: SessionDep, admin: CurrentAdmin) -> Adm
 def kill_run(run_id: uuid.UUID, session: SessionDep, admin: CurrentAdmin) -> AdminRunPublic:
     """Kill any user's run: stop it, cancel its open orders, close its position at market."""
     run = service.admin_get_run(session=session, run_id=run_id, lock=True)
-    run = service.kill_run_row(session=session, run=run, by=f"admin {admin.email}")
+    run = service.kill_run_row(session=session, run=run, by=f"admin {admin.email}", actor=admin)
     return _public(run, _email(session, run))
 
 

@@ -78,7 +78,7 @@ def kill_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPu
     """Stop the run now, cancel its open orders and close its position at market (live: carried out
     by a worker right after this reply; paper: at once, at the last price)."""
     run = service.get_run_or_404(session=session, owner=user, run_id=run_id, lock=True)
-    return RunPublic.from_run(live_service.kill_run_row(session=session, run=run))
+    return RunPublic.from_run(live_service.kill_run_row(session=session, run=run, actor=user))
 
 
 @router.get("/{run_id}/orders", response_model=list[OrderPublic])
