@@ -31,3 +31,4 @@ from tradefleet.models.candle import Candle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
 from tradefleet.models.user import Role, Token, User, UserCreate, UserPublic  # noqa: F401
+from tradefleet.models.live import LiveEvent, StrategySetting  # noqa: F401  (issue 6)
