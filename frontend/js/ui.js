@@ -111,6 +111,7 @@ export function pnlEl(value, ccy, pct) {
 }
 
 const STATUS_CLASS = {
+  ok: "ok", bad: "bad", warn: "warn", info: "info", muted: "muted",
   running: "ok", done: "ok", valid: "ok", active: "ok", filled: "ok", closed: "muted",
   created: "muted", queued: "muted", pending: "warn", open: "info", paused: "warn", stopped: "muted",
   failed: "bad", invalid: "bad", error: "bad", killed: "bad", canceled: "muted", cancelled: "muted",

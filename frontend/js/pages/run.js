@@ -117,11 +117,12 @@ function onEvent(type, data) {
   else if (type === "trade") { soon.trades(); soon.run(); }
   else if (type === "status") { soon.run(); soon.events(); }
   else if (type === "log") {
-    if (data.message) {
+    const e = data.event || data;
+    if (e && e.message) {
       const ol = $("#events");
-      const empty = ol.querySelector(".muted");
-      if (empty && !empty.classList.contains("lvl-info")) empty.remove();
-      ol.prepend(eventItem({ ...data, created_at: data.created_at || new Date().toISOString() }));
+      const placeholder = ol.querySelector("li.muted");
+      if (placeholder) placeholder.remove();
+      ol.prepend(eventItem({ ...e, created_at: e.created_at || new Date().toISOString() }));
     } else soon.events();
   } else if (type === "equity") {
     if (data.equity !== undefined && (data.candle_ms !== undefined)) equity.update(data); else soon.equity();
