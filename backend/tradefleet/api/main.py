@@ -30,6 +30,7 @@ ROUTERS = [
     "strategies",
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
+    "events",  # issue 6: POST /events/ticket
 ]
 
 # Public routers, each for a reason:
@@ -39,6 +40,9 @@ ROUTERS = [
 PUBLIC_ROUTERS = [
     "auth",
     "health",
+    # issue 6: GET /events/stream - EventSource cannot send a bearer token; it is authorised by a
+    # single-use ticket from the authenticated POST /events/ticket instead (routes/event_stream.py).
+    "event_stream",
 ]
 
 FRONTEND_DIR = REPO_ROOT / "frontend"

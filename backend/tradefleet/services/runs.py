@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
+from tradefleet import events
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
@@ -21,10 +22,12 @@ from tradefleet.models import (
     EventLevel,
     Fill,
     Order,
+    OrderPublic,
     OrderStatus,
     Run,
     RunCreate,
     RunEvent,
+    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
@@ -96,10 +99,12 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
               symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
               cash=run_in.stake)
     session.add(run)
-    session.add(RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
-                         f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})"))
+    event = RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
+                     f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})")
+    session.add(event)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     return run
 
 
@@ -141,9 +146,11 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run.stopped_at = None
     # Start from the market's latest closed candle, not from where a previous start left off.
     run.last_candle_ms = None
-    session.add(RunEvent(run_id=run.id, kind="started", message="run started"))
+    event = RunEvent(run_id=run.id, kind="started", message="run started")
+    session.add(event)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     return run
 
 
@@ -154,19 +161,34 @@ def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     if run.status == RunStatus.stopped:
         return run
     now = utcnow()
-    cancelled = 0
+    cancelled: list[Order] = []
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
         order.status = OrderStatus.cancelled
         order.status_reason = "run stopped"
         order.updated_at = now
-        cancelled += 1
+        cancelled.append(order)
     run.status = RunStatus.stopped
     run.stopped_at = now
-    message = "run stopped" + (f"; cancelled {cancelled} open order(s)" if cancelled else "")
-    session.add(RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info))
+    message = "run stopped" + (f"; cancelled {len(cancelled)} open order(s)" if cancelled else "")
+    event = RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info)
+    session.add(event)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event, orders=cancelled)
     return run
+
+
+def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
+    """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
+    box = events.Outbox()
+    for order in orders:
+        box.add(run.owner_id, "order", {"run_id": str(run.id),
+                                        "order": events.jsonable(OrderPublic.model_validate(order).model_dump())})
+    box.add(run.owner_id, "log", {"run_id": str(run.id),
+                                  "event": events.jsonable(RunEventPublic.model_validate(event).model_dump())})
+    box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
+                                     "status_reason": run.status_reason})
+    box.publish()
 
 
 def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: type[T], order_by: Any,
