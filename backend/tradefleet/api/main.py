@@ -31,6 +31,7 @@ ROUTERS = [
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
     "events",  # issue 6: POST /events/ticket
+    "run_charts",  # issue 6: GET /runs/{id}/candles
 ]
 
 # Public routers, each for a reason:

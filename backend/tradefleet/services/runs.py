@@ -201,7 +201,23 @@ def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: ty
     return list(session.exec(statement.order_by(order_by).offset(skip).limit(limit)).all())
 
 
+def equity_points(*, session: Session, owner: User, run_id: uuid.UUID, points: int) -> list[EquitySnapshot]:
+    """About ``points`` evenly spaced snapshots of the owner's run (every ``ceil(n / points)``-th, plus
+    the last), oldest first: one indexed count and one windowed query, whatever the run's length."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id)
+    n = session.exec(select(func.count()).select_from(EquitySnapshot).where(EquitySnapshot.run_id == run.id)).one()
+    if n <= points:
+        return list(session.exec(select(EquitySnapshot).where(EquitySnapshot.run_id == run.id)
+                                 .order_by(EquitySnapshot.candle_ms)).all())
+    step = -(-n // points)
+    numbered = (select(EquitySnapshot.id, func.row_number().over(order_by=EquitySnapshot.candle_ms).label("rn"))
+                .where(EquitySnapshot.run_id == run.id).subquery())
+    chosen = select(numbered.c.id).where(((numbered.c.rn - 1) % step == 0) | (numbered.c.rn == n))
+    return list(session.exec(select(EquitySnapshot).where(EquitySnapshot.id.in_(chosen))
+                             .order_by(EquitySnapshot.candle_ms)).all())
+
+
 __all__ = [
     "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
-    "create_run", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "validate_run",
+    "create_run", "equity_points", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "validate_run",
 ]
