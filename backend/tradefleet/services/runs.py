@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from tradefleet import events
+from tradefleet.services import strategies as strategy_switches
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
@@ -68,6 +69,7 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
     except UnknownStrategy:
         names = ", ".join(k.name for k in registry.all())
         raise validation_error("strategy", f"unknown strategy {run_in.strategy!r} (available: {names})") from None
+    strategy_switches.ensure_enabled(session, run_in.strategy)  # issue 6: admins can disable a strategy
     try:
         params = klass.validate_params(run_in.params)
     except ParamError as exc:
@@ -134,6 +136,7 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
         raise ConflictError("run is already running")
+    strategy_switches.ensure_enabled(session, run.strategy)
     try:
         get_registry().get(run.strategy).validate_params(run.params)
     except UnknownStrategy:
