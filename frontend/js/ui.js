@@ -129,9 +129,10 @@ export function badge(status, text) {
 export function notice(region, kind, text) {
   if (!region) return;
   clear(region);
-  if (!text) { region.hidden = true; return; }
+  if (!text) { region.hidden = true; region.classList.remove("notice", "error", "ok", "info", "warn"); return; }
   region.hidden = false;
-  region.className = `notice ${kind}`;
+  region.classList.remove("error", "ok", "info", "warn");
+  region.classList.add("notice", kind);
   region.append(text instanceof Node ? text : document.createTextNode(text));
 }
 

@@ -113,7 +113,7 @@ async function renderDone(bt) {
     $("#bt-candles").hidden = false;
     try {
       const rows = await api(`/backtests/${bt.id}/candles`, { query: { limit: 5000 } });
-      charts.candles.setCandles(Array.isArray(rows) ? rows : rows.data || []);
+      charts.candles.setCandles(Array.isArray(rows) ? rows : rows.candles || rows.data || []);
       notice(note, "", "");
     } catch (err) { notice(note, "warn", err.detail); }
   } else {

@@ -9,7 +9,7 @@ const id = new URLSearchParams(location.search).get("id");
 let run = null;
 let candles = null;
 let equity = null;
-const list = (r) => (Array.isArray(r) ? r : (r && r.data) || []);
+const list = (r) => (Array.isArray(r) ? r : (r && (r.data || r.candles)) || []);
 
 function tile(label, value) { return el("div", { class: "tile" }, el("dt", {}, label), el("dd", {}, value)); }
 
@@ -47,7 +47,7 @@ async function loadOrders() {
   const tbody = clear($("#orders tbody"));
   if (!orders.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No orders yet.")));
   for (const o of orders) {
-    tbody.append(el("tr", {}, el("td", {}, timeEl(o.created_at, { seconds: true })),
+    tbody.append(el("tr", {}, el("td", {}, timeEl(o.signal_candle_ms)),
       el("td", {}, el("span", { class: `pnl ${o.side === "buy" ? "pos" : "neg"}` }, o.side)), el("td", {}, o.type),
       el("td", { class: "num" }, fmtAmount(o.filled || o.amount, b)), el("td", { class: "num" }, fmtMoney(o.average ?? o.price, q)),
       el("td", { class: "num" }, fmtMoney(o.fee, o.fee_currency || q)), el("td", {}, badge(o.status)), el("td", {}, o.reason || "")));
@@ -92,7 +92,8 @@ async function loadCandles() {
     candles.setCandles(rows);
     if (!rows.length) notice(note, "info", "No candles yet: they appear with the first closed candle.");
   } catch (err) {
-    notice(note, "warn", err.status === 501 ? "Candles are not available on this server yet; trades and equity still update live." : err.detail);
+    if (err.status === 501) $("#run-candles").hidden = true;
+    notice(note, "warn", err.status === 501 ? "Candles are not available on this server yet; trades, orders and equity still update live." : err.detail);
   }
 }
 
