@@ -1,8 +1,8 @@
 """The browser harness itself: the real stack behind the project's nginx config, and chromium driving it.
 
 Also checks what the nginx site promises: the API under /api/, security headers and the CSP on every
-response, gzip, cache headers (pages revalidated, vendored libraries long-lived), and an unbuffered event
-stream location (the SSE test is in test_events_stream.py).
+response, gzip, cache headers (pages revalidated, vendored libraries long-lived), an unbuffered event
+stream location, and that the production file with its TLS server passes ``nginx -t``.
 """
 
 from __future__ import annotations
@@ -62,3 +62,75 @@ def test_nginx_headers_cache_and_compression(site):
         unauthorized = web.get("/api/v1/users/me")
         assert unauthorized.status_code == 401 and "detail" in unauthorized.json()
         assert unauthorized.headers["x-frame-options"] == "DENY"
+
+
+def test_event_stream_through_nginx_is_unbuffered(site, settings_env):
+    """A single small event reaches the client through nginx while the stream stays open: with proxy
+    buffering on, nginx would hold it until its buffer filled or the API closed the stream."""
+    import uuid
+
+    from sse_client import SSEReader
+
+    from tradefleet import events
+
+    email, password = site.create_user()
+    api = site.login_api(email, password)
+    user_id = uuid.UUID(api.get("/users/me").json()["id"])
+    ticket = api.post("/events/ticket").json()["ticket"]
+    with SSEReader(f"{site.url}/api/v1/events/stream", params={"ticket": ticket}) as stream:
+        assert stream.status_code == 200
+        assert stream.response_headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in stream.response_headers  # never gzipped
+        stream.next("ready", timeout_s=20)
+        settings_env(REDIS_URL=site.redis_url, DATABASE_URL=site.database_url)
+        run_id = str(uuid.uuid4())
+        assert events.publish(user_id, "status", {"run_id": run_id, "status": "running", "status_reason": None}) == 1
+        got = stream.next("status", timeout_s=20)
+    assert got.json()["run_id"] == run_id and got.id
+
+
+def test_production_site_config_passes_nginx_t(tmp_path):
+    """nginx/tradefleet.conf (ports 80 and 443, Let's Encrypt paths) as DEPLOYMENT.md installs it, checked
+    with ``nginx -t`` against a throw-away self-signed certificate in place of the real one."""
+    import datetime
+    import subprocess
+
+    from conftest import _nginx_binary
+    from testsupport import unavailable
+
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        unavailable("the cryptography package is needed to make a test certificate")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tradefleet.example.com")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    live = tmp_path / "letsencrypt" / "live" / "tradefleet.example.com"
+    live.mkdir(parents=True)
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (live / "fullchain.pem").write_bytes(pem)
+    (live / "chain.pem").write_bytes(pem)
+    (live / "privkey.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    site_conf = (REPO_ROOT / "nginx" / "tradefleet.conf").read_text()
+    assert "/etc/letsencrypt/live/tradefleet.example.com/" in site_conf
+    conf_dir = tmp_path / "conf"
+    (conf_dir / "sites-enabled").mkdir(parents=True)
+    (conf_dir / "snippets").symlink_to(REPO_ROOT / "nginx" / "snippets", target_is_directory=True)
+    (conf_dir / "sites-enabled" / "tradefleet.conf").write_text(
+        site_conf.replace("/etc/letsencrypt/", f"{tmp_path}/letsencrypt/"))
+    (conf_dir / "nginx.conf").write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{\n include /etc/nginx/mime.types;\n include sites-enabled/*.conf;\n}}\n")
+    nginx = _nginx_binary()
+    check = subprocess.run([nginx, "-t", "-e", str(tmp_path / "error.log"), "-p", str(conf_dir), "-c",
+                            str(conf_dir / "nginx.conf")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "test is successful" in check.stderr
