@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from tradefleet.engine.evaluate import evaluate_market
 from tradefleet.engine.schedule import plan
