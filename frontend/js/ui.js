@@ -286,9 +286,23 @@ export async function appShell({ admin = false } = {}) {
   return me;
 }
 
+/** Scrollable boxes (wide tables, the events log, error listings) can be scrolled from the keyboard:
+ * each is a focusable region named after its section's heading. */
+export function scrollRegions(root = document) {
+  root.querySelectorAll(".table-wrap, .log, pre").forEach((box) => {
+    if (box.hasAttribute("tabindex")) return;
+    const heading = box.closest("section, article, .panel")?.querySelector("h2, h3");
+    box.setAttribute("tabindex", "0");
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", `${heading ? heading.textContent.trim() : "Details"} (scrollable)`);
+  });
+}
+
 /** Run a page's async main and show any unexpected failure inline (never an uncaught rejection). */
 export function start(main) {
-  main().catch((err) => {
+  scrollRegions();
+  main().then(() => scrollRegions()).catch((err) => {
+    scrollRegions();
     if (err && (err.status === 401 || err.message === "not an admin")) return;
     const region = document.querySelector(".page-status");
     if (region) notice(region, "error", (err && err.detail) || (err && err.message) || "Something went wrong.");

@@ -24,9 +24,10 @@ BTC_1H = REPO_ROOT / "data" / "ohlcv" / "binance_spot_BTCUSDT_1h_2024-01_2024-09
 
 
 def _routes() -> set[tuple[str, str]]:
+    """(METHOD, path) of every route of this branch's app, from its OpenAPI document."""
     from tradefleet.api.main import create_app
 
-    return {(method, route.path) for route in create_app().routes for method in getattr(route, "methods", None) or ()}
+    return {(method.upper(), path) for path, ops in create_app().openapi()["paths"].items() for method in ops}
 
 
 ROUTES = _routes()
@@ -263,9 +264,12 @@ def test_every_page(page, site, stored_candles, screenshot, viewport, axe):
             size(page)
             page.goto(path)
             page.locator("main h1:visible").first.wait_for()
-            viewport.assert_fits(page)
-            axe(page)
             screenshot(page, f"{name}-{width}")
+            try:
+                viewport.assert_fits(page)
+            except AssertionError as exc:
+                raise AssertionError(f"{name} at {width}: {exc}") from None
+            axe(page)
 
     login(page, email, password)
     pages = [
@@ -288,9 +292,12 @@ def test_every_page(page, site, stored_candles, screenshot, viewport, axe):
             page.locator(ready).first.wait_for()
             errors = page.locator(".page-status.error:visible")
             assert errors.count() == 0, errors.first.inner_text()
-            viewport.assert_fits(page)
-            axe(page)
             screenshot(page, f"{name}-{width}")
+            try:
+                viewport.assert_fits(page)
+            except AssertionError as exc:
+                raise AssertionError(f"{name} at {width}: {exc}") from None
+            axe(page)
     # The 375 px menu opens from the keyboard.
     viewport.mobile(page)
     page.goto("/")

@@ -1,6 +1,6 @@
 // Admin: the strategy files (enable / disable for traders) and the files that failed to load.
 import { api, serves } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge } from "../ui.js";
+import { $, el, clear, appShell, start, notice, badge, scrollRegions } from "../ui.js";
 
 async function load() {
   const cat = await api("/admin/strategies");
@@ -26,6 +26,7 @@ async function load() {
   for (const b of cat.broken) {
     broken.append(el("article", { class: "broken" }, el("h3", {}, badge("bad", "broken"), " ", el("span", { class: "mono" }, b.file)), el("pre", {}, b.error)));
   }
+  scrollRegions();
 }
 
 start(async () => {

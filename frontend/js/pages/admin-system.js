@@ -1,56 +1,71 @@
-// Admin: system health (GET /admin/system: workers, queue depth, database, Redis, tick lag) and /health.
+// Admin: system health. GET /admin/system: database, Redis, broker queues, workers alive, runs by status
+// and the engine's tick lag (per running run); GET /health beside it.
 import { api } from "../api.js";
-import { $, el, clear, appShell, start, badge, fmtNum } from "../ui.js";
+import { $, el, clear, appShell, start, badge, fmtNum, fmtDuration, timeEl, scrollRegions } from "../ui.js";
 
-const GOOD = new Set(["ok", "up", "alive", "healthy", true]);
-const BAD = new Set(["down", "error", "failed", "unreachable", "dead", false]);
+const up = (ok, yes = "ok", no = "down") => (ok === null || ok === undefined ? badge("muted", "n/a") : ok ? badge("ok", yes) : badge("bad", no));
 
-function value(v) {
-  if (v === null || v === undefined) return el("span", { class: "muted" }, "—");
-  if (typeof v === "boolean" || typeof v === "string") {
-    if (GOOD.has(v)) return badge("ok", String(v === true ? "yes" : v));
-    if (BAD.has(v)) return badge("bad", String(v === false ? "no" : v));
-    return String(v);
-  }
-  if (typeof v === "number") return el("span", { class: "mono" }, Number.isInteger(v) ? String(v) : fmtNum(v, 3));
-  if (Array.isArray(v)) {
-    if (!v.length) return el("span", { class: "muted" }, "none");
-    return el("ul", {}, ...v.map((x) => el("li", {}, value(x))));
-  }
-  return kv(v);
+function table(caption, head, rows, empty) {
+  const t = el("table", {}, el("caption", {}, caption),
+    el("thead", {}, el("tr", {}, ...head.map(([h, num]) => el("th", { scope: "col", class: num ? "num" : null }, h)))),
+    el("tbody", {}, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: head.length, class: "empty" }, empty))])));
+  return el("div", { class: "table-wrap" }, t);
 }
 
-const label = (k) => k.replace(/_/g, " ").replace(/\bs$/, " (s)").replace(/\bms\b/, "(ms)").replace(/_s$/, " (s)");
+function tile(dl, label, ...value) { dl.append(el("div", { class: "tile" }, el("dt", {}, label), el("dd", {}, ...value))); }
 
-function kv(obj) {
-  const dl = el("dl", { class: "kv" });
-  for (const [k, v] of Object.entries(obj)) dl.append(el("dt", {}, label(k)), el("dd", {}, value(v)));
-  return dl;
-}
-
-function tiles(sys) {
+function render(s) {
   const dl = clear($("#health-tiles"));
-  const tile = (k, v) => dl.append(el("div", { class: "tile" }, el("dt", {}, k), el("dd", {}, v)));
-  for (const [k, v] of Object.entries(sys)) {
-    if (v !== null && typeof v === "object" && !Array.isArray(v)) {
-      const st = v.status ?? v.ok ?? v.alive;
-      tile(label(k), st !== undefined ? value(st) : `${Object.keys(v).length} fields`);
-    } else tile(label(k), value(v));
+  const q = (s.broker && s.broker.queues) || [];
+  const depth = q.reduce((n, x) => n + (Number(x.depth) || 0), 0);
+  tile(dl, "Database", up(s.database && s.database.ok), " ", (s.database && s.database.dialect) || "");
+  tile(dl, "Redis", s.redis && s.redis.configured === false ? badge("muted", "not used") : up(s.redis && s.redis.ok), " ", (s.redis && s.redis.version) || "");
+  tile(dl, "Broker", up(s.broker && s.broker.ok), " ", (s.broker && s.broker.transport) || "");
+  tile(dl, "Workers alive", s.workers ? (s.workers.alive > 0 ? badge("ok", String(s.workers.alive)) : badge("bad", "0")) : "—");
+  tile(dl, "Queue depth", `${depth} waiting`);
+  tile(dl, "Runs running", s.runs ? String(s.runs.running ?? 0) : "—");
+  const lag = s.tick_lag || {};
+  tile(dl, "Max time since tick", lag.max_seconds_since_tick == null ? "—" : `${fmtNum(lag.max_seconds_since_tick, 1)} s`);
+  tile(dl, "Max candles behind", lag.max_candles_behind == null ? "—" : String(lag.max_candles_behind));
+
+  const root = clear($("#system"));
+  root.append(el("p", { class: "muted" }, "Checked ", timeEl(s.checked_at, { seconds: true })));
+  for (const [part, v] of Object.entries({ database: s.database, redis: s.redis, broker: s.broker })) {
+    if (v && v.error) root.append(el("p", { class: "notice error" }, `${part}: ${v.error}`));
   }
+  root.append(table("Queues", [["Queue"], ["Waiting", true]], q.map((x) => el("tr", {}, el("td", {}, x.name), el("td", { class: "num" }, String(x.depth)))), "No queue reported."));
+  const workers = (s.workers && s.workers.workers) || [];
+  root.append(table(`Workers (stale after ${s.workers ? s.workers.stale_after_s : "—"} s without a beat)`, [["Host"], ["PID", true], ["Last beat"], ["State"]],
+    workers.map((w) => el("tr", {}, el("td", {}, w.hostname), el("td", { class: "num" }, String(w.pid ?? "—")), el("td", {}, timeEl(w.beat_at, { seconds: true })), el("td", {}, up(w.alive, "alive", "stale")))), "No worker has reported."));
+  if (s.runs) {
+    root.append(table("Runs by status", [["Status"], ["Runs", true]], Object.entries(s.runs).map(([k, n]) => el("tr", {}, el("td", {}, badge(k)), el("td", { class: "num" }, String(n)))), "No runs."));
+  }
+  const lagRows = (lag.runs || []).map((r) => el("tr", {}, el("td", {}, r.owner_email || "—"), el("td", {}, r.strategy), el("td", {}, r.market),
+    el("td", {}, timeEl(r.last_tick_at, { seconds: true })), el("td", { class: "num" }, r.seconds_since_tick == null ? "—" : `${fmtNum(r.seconds_since_tick, 1)} s`),
+    el("td", { class: "num" }, r.candles_behind == null ? "—" : String(r.candles_behind)), el("td", { class: "num" }, r.candle_age_s == null ? "—" : fmtDuration(r.candle_age_s))));
+  const lagBox = clear($("#lag"));
+  lagBox.append(table("Running runs, most behind first", [["Owner"], ["Strategy"], ["Market"], ["Last tick"], ["Since tick", true], ["Candles behind", true], ["Candle age", true]], lagRows, "No running run."));
+}
+
+function health(h) {
+  const root = clear($("#health"));
+  const dl = el("dl", { class: "kv" });
+  dl.append(el("dt", {}, "Overall"), el("dd", {}, up(h.status === "ok", "ok", String(h.status))));
+  for (const [k, v] of Object.entries(h)) {
+    if (k === "status") continue;
+    const ok = v && typeof v === "object" ? (v.ok ?? (v.alive !== undefined ? v.alive > 0 : v.status === "ok")) : v;
+    const extra = v && typeof v === "object" ? Object.entries(v).filter(([kk]) => kk !== "ok" && kk !== "status").map(([kk, vv]) => `${kk.replace(/_/g, " ")}: ${typeof vv === "object" ? JSON.stringify(vv) : vv}`).join(" · ") : "";
+    dl.append(el("dt", {}, k), el("dd", {}, up(Boolean(ok)), " ", el("span", { class: "muted" }, extra)));
+  }
+  root.append(dl);
 }
 
 async function load() {
-  const sys = clear($("#system"));
-  try {
-    const s = await api("/admin/system");
-    tiles(s);
-    sys.append(kv(s));
-  } catch (err) {
-    sys.append(el("p", { class: "notice info" }, err.status === 501 ? "The system report (GET /admin/system) is not available on this server yet; the health check is on the right." : err.detail));
-  }
-  const h = clear($("#health"));
-  try { h.append(kv(await api("/health", { auth: false }))); }
-  catch (err) { h.append(el("p", { class: "notice error" }, err.detail)); }
+  try { render(await api("/admin/system")); }
+  catch (err) { clear($("#system")).append(el("p", { class: "notice info" }, err.status === 501 ? "The system report (GET /admin/system) is not available on this server yet; the health check is below." : err.detail)); }
+  try { health(await api("/health", { auth: false })); }
+  catch (err) { clear($("#health")).append(el("p", { class: "notice error" }, err.detail)); }
+  scrollRegions();
 }
 
 start(async () => {
