@@ -301,8 +301,10 @@ export function scrollRegions(root = document) {
 /** Run a page's async main and show any unexpected failure inline (never an uncaught rejection). */
 export function start(main) {
   scrollRegions();
-  main().then(() => scrollRegions()).catch((err) => {
-    scrollRegions();
+  // `body[data-ready]` marks a page whose first load finished (tests and screenshots wait for it).
+  const ready = () => { scrollRegions(); document.body.dataset.ready = "true"; };
+  main().then(ready).catch((err) => {
+    ready();
     if (err && (err.status === 401 || err.message === "not an admin")) return;
     const region = document.querySelector(".page-status");
     if (region) notice(region, "error", (err && err.detail) || (err && err.message) || "Something went wrong.");

@@ -193,7 +193,9 @@ def test_paper_run_trades_appear_live_then_stop(page, site, screenshot):
     # Without reloading: orders and a closed trade arrive through the stream (120x simulator: a 1m
     # candle every 0.5 s; SMA 2/5 crosses within a few dozen candles).
     url = page.url
-    page.locator("#trades tbody tr td.num:has-text('USDT')").first.wait_for(timeout=90_000)
+    closed = page.locator("#trades tbody tr:has(td.num:has-text('USDT')):not(:has(.badge))")  # no "open" badge
+    closed.first.wait_for(timeout=90_000)
+    assert re.search(r"[▲▼]", closed.first.inner_text()), "a closed trade shows its PnL with a direction"
     page.locator("#orders tbody tr:has-text('filled')").first.wait_for()
     assert page.url == url
     assert page.locator("#events li").count() >= 2
@@ -273,10 +275,10 @@ def test_every_page(page, site, stored_candles, screenshot, viewport, axe):
 
     login(page, email, password)
     pages = [
-        ("dashboard", "/", "#runs tbody tr[data-run]"),
+        ("dashboard", "/", "#live.live"),
         ("strategies", "/strategies.html#sma_cross", "#strategy-sma_cross details[open]"),
-        ("backtests", f"/backtests.html?id={bt['id']}", "#bt-trades tbody tr"),
-        ("run", f"/run.html?id={run['id']}", "#run-equity canvas"),
+        ("backtests", f"/backtests.html?id={bt['id']}", "#live.live"),
+        ("run", f"/run.html?id={run['id']}", "#live.live"),
         ("keys", "/keys.html", "#keys tbody tr"),
         ("account", "/account.html", "#profile dd"),
         ("admin-users", "/admin/", "#users tbody tr"),
@@ -289,6 +291,7 @@ def test_every_page(page, site, stored_candles, screenshot, viewport, axe):
         for width, size in (("mobile", viewport.mobile), ("desktop", viewport.desktop)):
             size(page)
             page.goto(path)
+            page.locator("body[data-ready]").wait_for()
             page.locator(ready).first.wait_for()
             errors = page.locator(".page-status.error:visible")
             assert errors.count() == 0, errors.first.inner_text()

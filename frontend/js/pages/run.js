@@ -112,7 +112,10 @@ function onEvent(type, data) {
   if (!data || data.run_id !== id) return;
   if (type === "candle") {
     const c = data.candle || data;
-    if (c.open !== undefined || Array.isArray(c)) candles.update(c); else soon.candles();
+    if (c.open !== undefined || Array.isArray(c)) {
+      candles.update(c);
+      notice($("#candles-note"), "", "");
+    } else soon.candles();
     soon.run();
   } else if (type === "order" || type === "fill") { soon.orders(); soon.run(); }
   else if (type === "trade") { soon.trades(); soon.run(); }
