@@ -113,8 +113,9 @@ async function renderDone(bt) {
     $("#bt-candles").hidden = false;
     try {
       const rows = await api(`/backtests/${bt.id}/candles`, { query: { limit: 5000 } });
-      charts.candles.setCandles(Array.isArray(rows) ? rows : rows.candles || rows.data || []);
-      notice(note, "", "");
+      const list = Array.isArray(rows) ? rows : rows.candles || rows.data || [];
+      charts.candles.setCandles(list);
+      notice(note, rows.truncated ? "info" : "", rows.truncated ? `The range is long: the chart shows its last ${list.length} candles (the metrics and trades cover all of it).` : "");
     } catch (err) { notice(note, "warn", err.detail); }
   } else {
     $("#bt-candles").hidden = true;
