@@ -310,3 +310,26 @@ def test_every_page(page, site, stored_candles, screenshot, viewport, axe):
     assert toggle.get_attribute("aria-expanded") == "true"
     page.get_by_role("link", name="Strategies").first.wait_for()
     screenshot(page, "dashboard-mobile-menu")
+
+
+@pytest.mark.skipif(not has_route("PATCH", r"/api/v1/admin/strategies/\{[^}]+\}"),
+                    reason="PATCH /admin/strategies/{name} is not in this branch's route table")
+def test_admin_disables_a_strategy_for_traders(page, site):
+    email, password = site.create_user(role="admin")
+    api = site.login_api(email, password)
+    login(page, email, password)
+    try:
+        page.goto("/admin/strategies.html")
+        row = page.locator("#loaded tbody tr", has_text="rsi_reversion")
+        row.get_by_role("button", name="Disable rsi_reversion").click()
+        row.get_by_text("disabled", exact=True).wait_for()
+        # Traders' catalog no longer lists it.
+        page.goto("/strategies.html")
+        page.locator("body[data-ready]").wait_for()
+        assert page.locator("#strategy-rsi_reversion").count() == 0
+        assert page.locator("#strategy-sma_cross").count() == 1
+        page.goto("/admin/strategies.html")
+        page.locator("#loaded tbody tr", has_text="rsi_reversion").get_by_role("button", name="Enable rsi_reversion").click()
+        page.locator("#loaded tbody tr", has_text="rsi_reversion").get_by_text("enabled", exact=True).wait_for()
+    finally:
+        api.patch("/admin/strategies/rsi_reversion", json={"enabled": True})
