@@ -114,3 +114,38 @@ def test_equity_points_downsample_the_whole_curve(user_client, session, n, point
     else:
         assert len(body) == n
     assert user_client.get(f"/api/v1/runs/{run.id}/equity", params={"points": 1}).status_code == 422
+
+
+def test_backtest_candles_cover_the_tested_range_owner_scoped(user_client, session, make_user):
+    from datetime import UTC, datetime
+
+    from tradefleet.models import Backtest, BacktestStatus
+
+    times = T0 + MINUTE * np.arange(50, dtype="int64")
+    _store(session, times, 100.0 + np.arange(50))
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, UTC)  # noqa: E731
+
+    def backtest(owner_id, **fields):
+        row = Backtest(owner_id=owner_id, strategy="sma_cross", params={}, exchange="binance", symbol="BTC/USDT",
+                       timeframe="1m", start=at(int(times[5])), end=at(int(times[40])), stake=1000, fee=0.001,
+                       **fields)
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+        return row
+
+    queued = backtest(user_client.user.id)  # the requested range: [start, end)
+    body = user_client.get(f"/api/v1/backtests/{queued.id}/candles").json()
+    assert [c["time_ms"] for c in body["candles"]] == [int(t) for t in times[5:40]] and body["truncated"] is False
+
+    done = backtest(user_client.user.id, status=BacktestStatus.done, tested_start=at(int(times[10])),
+                    tested_end=at(int(times[20])))
+    body = user_client.get(f"/api/v1/backtests/{done.id}/candles", params={"limit": 4}).json()
+    assert [c["time_ms"] for c in body["candles"]] == [int(t) for t in times[16:20]] and body["truncated"] is True
+    assert body["candles"][-1]["close"] == 119.0
+
+    other, _ = make_user()
+    theirs = backtest(other.id)
+    assert user_client.get(f"/api/v1/backtests/{theirs.id}/candles").status_code == 404
+    bad = user_client.get(f"/api/v1/backtests/{done.id}/candles", params={"limit": 0})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.limit"

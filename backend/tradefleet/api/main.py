@@ -31,7 +31,7 @@ ROUTERS = [
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
     "events",  # issue 6: POST /events/ticket
-    "run_charts",  # issue 6: GET /runs/{id}/candles
+    "run_charts",  # issue 6: GET /runs/{id}/candles, GET /backtests/{id}/candles
     "admin_system",  # issue 6: GET /admin/system, PATCH /admin/strategies/{name} (admins only)
 ]
 

@@ -1,5 +1,5 @@
-"""Chart data of the current user's runs (issue 6): the candles of a run's market. Owner-scoped: another
-user's run is a 404. Never calls an exchange: candles come from the candle store (``tradefleet data``,
+"""Chart data of the current user's runs and backtests (issue 6): the candles of their market. Owner-scoped:
+another user's run or backtest is a 404. Never calls an exchange: candles come from the candle store (``tradefleet data``,
 backtest downloads, the recorded files ``make run`` stores) and from the window the engine last fetched
 for the run (the cache, when it is shared: Redis)."""
 
@@ -17,9 +17,10 @@ from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.market.candles import Market, cached_window, timeframe_ms
 from tradefleet.market.store import load_candles
 from tradefleet.models import Candle
+from tradefleet.services import backtests as backtest_service
 from tradefleet.services import runs as service
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(tags=["charts"])
 
 
 class ChartCandle(BaseModel):
@@ -44,7 +45,7 @@ class RunCandles(BaseModel):
     """Ascending by time, at most ``limit``, closed candles only; gaps are not filled."""
 
 
-@router.get("/{run_id}/candles", response_model=RunCandles)
+@router.get("/runs/{run_id}/candles", response_model=RunCandles)
 def run_candles(run_id: uuid.UUID, session: SessionDep, user: CurrentUser,
                 limit: int = Query(300, ge=1, le=5000, description="at most this many candles"),
                 until_ms: int | None = Query(None, ge=0, description="newest candle's open time (epoch ms)")
@@ -78,3 +79,34 @@ def run_candles(run_id: uuid.UUID, session: SessionDep, user: CurrentUser,
                                             merged["close"], merged["volume"])]
     return RunCandles(run_id=run.id, exchange=run.exchange, symbol=run.symbol, timeframe=run.timeframe,
                       until_ms=until, candles=candles)
+
+
+class BacktestCandles(BaseModel):
+    backtest_id: uuid.UUID
+    exchange: str
+    symbol: str
+    timeframe: str
+    candles: list[ChartCandle]
+    """Ascending; the stored candles of the tested range (the requested range until it has run)."""
+    truncated: bool
+    """True when the range holds more than ``limit`` candles: the last ``limit`` are returned."""
+
+
+@router.get("/backtests/{backtest_id}/candles", response_model=BacktestCandles)
+def backtest_candles(backtest_id: uuid.UUID, session: SessionDep, user: CurrentUser,
+                     limit: int = Query(2000, ge=1, le=20_000, description="at most this many candles")
+                     ) -> BacktestCandles:
+    """The candles a backtest was tested on, from the candle store, for its chart with trade markers."""
+    backtest = backtest_service.get_backtest_or_404(session=session, owner=user, backtest_id=backtest_id)
+    start = backtest.tested_start or backtest.start
+    end = backtest.tested_end or backtest.end
+    frame = load_candles(session=session, exchange=backtest.exchange, symbol=backtest.symbol,
+                         timeframe=backtest.timeframe, start_ms=int(start.timestamp() * 1000),
+                         end_ms=int(end.timestamp() * 1000) - 1)
+    truncated = len(frame) > limit
+    frame = frame.tail(limit)
+    candles = [ChartCandle(time_ms=int(t), open=float(o), high=float(h), low=float(lo), close=float(c), volume=float(v))
+               for t, o, h, lo, c, v in zip(frame["time_ms"], frame["open"], frame["high"], frame["low"],
+                                            frame["close"], frame["volume"])]
+    return BacktestCandles(backtest_id=backtest.id, exchange=backtest.exchange, symbol=backtest.symbol,
+                           timeframe=backtest.timeframe, candles=candles, truncated=truncated)
