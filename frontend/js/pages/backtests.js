@@ -108,6 +108,15 @@ async function renderDone(bt) {
   if (charts) { charts.candles.chart.remove(); charts.equity.chart.remove(); }
   charts = { candles: candleChart($("#bt-candles"), { timeframe: bt.timeframe }), equity: equityChart($("#bt-equity")) };
   charts.equity.setPoints(bt.equity || []);
+  const tbody = clear($("#bt-trades tbody"));
+  const trades = bt.trades || [];
+  if (!trades.length) tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, "No trades in this range.")));
+  trades.forEach((t, i) => tbody.append(el("tr", {},
+    el("td", { class: "num" }, String(i + 1)), el("td", {}, timeEl(t.entry_time_ms)), el("td", {}, t.exit_time_ms ? timeEl(t.exit_time_ms) : badge("open")),
+    el("td", { class: "num" }, fmtMoney(t.entry_price, q)), el("td", { class: "num" }, fmtMoney(t.exit_price, q)),
+    el("td", { class: "num" }, fmtAmount(t.amount, b)), el("td", { class: "num" }, fmtMoney(t.fees, q)),
+    el("td", { class: "num" }, pnlEl(t.pnl, q, t.pnl_pct)), el("td", {}, t.exit_reason || (t.is_open ? "still open" : "")))));
+
   const note = $("#bt-candles-note");
   if (await serves("GET", `/backtests/${bt.id}/candles`)) {
     $("#bt-candles").hidden = false;
@@ -122,15 +131,6 @@ async function renderDone(bt) {
     notice(note, "info", "Candles of the tested range are not served by this server yet; the equity curve and the trades below are complete.");
   }
   charts.candles.setTrades(bt.trades || []);
-
-  const tbody = clear($("#bt-trades tbody"));
-  const trades = bt.trades || [];
-  if (!trades.length) tbody.append(el("tr", {}, el("td", { colspan: 9, class: "empty" }, "No trades in this range.")));
-  trades.forEach((t, i) => tbody.append(el("tr", {},
-    el("td", { class: "num" }, String(i + 1)), el("td", {}, timeEl(t.entry_time_ms)), el("td", {}, t.exit_time_ms ? timeEl(t.exit_time_ms) : badge("open")),
-    el("td", { class: "num" }, fmtMoney(t.entry_price, q)), el("td", { class: "num" }, fmtMoney(t.exit_price, q)),
-    el("td", { class: "num" }, fmtAmount(t.amount, b)), el("td", { class: "num" }, fmtMoney(t.fees, q)),
-    el("td", { class: "num" }, pnlEl(t.pnl, q, t.pnl_pct)), el("td", {}, t.exit_reason || (t.is_open ? "still open" : "")))));
 }
 
 async function show(id, known) {
