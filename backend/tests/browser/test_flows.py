@@ -170,7 +170,7 @@ def test_backtest_from_the_form_to_its_chart(page, site, stored_candles, screens
     if has_route("GET", r"/api/v1/backtests/\{[^}]+\}/candles"):
         assert page.locator("#bt-candles canvas").count() >= 1
     # The list on the right has it too, done, with its return.
-    assert "done" in page.locator("#bt-list tbody tr").first.inner_text()
+    page.locator("#bt-list tbody tr").first.filter(has_text="done").wait_for()
     screenshot(page, "flow-backtest-result")
 
 

@@ -143,8 +143,12 @@ async function show(id, known) {
   if (bt.status === "done") await renderDone(bt); else $("#bt-done").hidden = true;
 }
 
+let listSeq = 0;
+
 async function loadList() {
+  const seq = ++listSeq;
   const page = await api("/backtests", { query: { limit: 20 } });
+  if (seq !== listSeq) return; // a newer reload is on its way
   const tbody = clear($("#bt-list tbody"));
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No backtests yet.")));
   for (const bt of page.data) {
