@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install clean system-deps
 
 $(STAMP): backend/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -17,13 +17,29 @@ $(STAMP): backend/pyproject.toml
 
 install: $(STAMP)
 
+## System packages the browser tests need (issue 6): Debian's chromium and nginx, installed with apt-get
+## only when missing (as root, or through sudo), so a dev machine that has them is left alone.
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "system-deps: root is needed to install:$$missing" >&2; exit 1; fi; \
+	  echo "system-deps: installing$$missing"; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 ## Migrate, then start the exchange simulator, the API on http://127.0.0.1:8000, a Celery worker and beat,
 ## and create the demo account. SQLite and an embedded broker unless DATABASE_URL / REDIS_URL are set.
 run: $(STAMP)
 	$(BIN)/tradefleet dev
 
-## The whole test suite (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used for real).
-test: $(STAMP)
+## The whole test suite (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used for real;
+## the browser tests run chromium and nginx, installed by system-deps).
+test: $(STAMP) system-deps
 	cd backend && ../$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks (print figures; not tests).

@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     ``tradefleet keys rotate`` re-encrypts every row under it (SECRETS.md). In the environment:
     comma-separated. Empty outside production: a key generated once into
     ``var/dev-api-encryption.key``."""
+    # --- live updates (issue 6) -----------------------------------------------------------
+    EVENTS_TICKET_TTL_S: int = Field(default=60, ge=5, le=3600)
+    """How long a ticket of ``POST /api/v1/events/ticket`` may wait before opening its stream (single use)."""
+    EVENTS_HEARTBEAT_S: float = Field(default=15.0, gt=0)
+    """Seconds between the stream's heartbeat comments (keeps proxies from closing an idle stream)."""
+    EVENTS_RETENTION_S: int = Field(default=3600, ge=60)
+    """How long a user's events are kept for a reconnecting stream to resume from (Redis stream or table)."""
+    EVENTS_STREAM_MAXLEN: int = Field(default=2000, ge=10)
+    """At most this many recent events per user are kept in Redis for resuming (approximate cap)."""
+    EVENTS_POLL_S: float = Field(default=1.0, gt=0)
+    """Without Redis: how often a stream reads new rows of ``live_event``."""
 
     # --- demo ----------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"

@@ -35,6 +35,9 @@ ROUTERS = [
     "admin_users",  # issue 5: GET /admin/users, PATCH /admin/users/{id}
     "exchange_accounts",  # issue 4: the user's exchange API keys
     "admin_runs",  # issue 4: every user's runs, stop/kill, the global trading halt (admins only)
+    "events",  # issue 6: POST /events/ticket
+    "run_charts",  # issue 6: GET /runs/{id}/candles, GET /backtests/{id}/candles
+    "admin_system",  # issue 6: GET /admin/system, PATCH /admin/strategies/{name} (admins only)
 ]
 
 # Public routers, each for a reason:
@@ -44,6 +47,9 @@ ROUTERS = [
 PUBLIC_ROUTERS = [
     "auth",
     "health",
+    # issue 6: GET /events/stream - EventSource cannot send a bearer token; it is authorised by a
+    # single-use ticket from the authenticated POST /events/ticket instead (routes/event_stream.py).
+    "event_stream",
 ]
 
 FRONTEND_DIR = REPO_ROOT / "frontend"

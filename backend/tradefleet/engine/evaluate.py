@@ -44,6 +44,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
+from tradefleet.events import Outbox, jsonable
 from tradefleet.execution.account import Intent, PaperAccount, Position, StepEvents
 from tradefleet.execution.paper import MarketRules, PaperBroker, Wallet
 from tradefleet.market.candles import Market, get_candles
@@ -53,15 +54,19 @@ from tradefleet.models import (
     EventLevel,
     ExchangeMarket,
     Fill,
+    FillPublic,
     Order,
+    OrderPublic,
     OrderSide,
     OrderStatus,
     OrderType,
     Run,
     RunEvent,
+    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
+    TradePublic,
     TradeStatus,
 )
 from tradefleet.models._types import utcnow
@@ -139,16 +144,18 @@ class _RunRow:
 
     __slots__ = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                  "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-                 "last_tick_at", "state", "mode", "ticked")
+                 "last_tick_at", "state", "mode", "owner_id", "ticked", "stepped")
 
     COLUMNS = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-               "last_tick_at", "state", "mode")
+               "last_tick_at", "state", "mode", "owner_id")
 
     def __init__(self, row: Any) -> None:
         for name, value in zip(self.COLUMNS, row):
             setattr(self, name, value)
         self.ticked = False
+        self.stepped: range = range(0)
+        """Window indexes of the candles this tick evaluated (for the live updates)."""
 
 
 _TICKED = ("cash", "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_candle_ms",
@@ -193,6 +200,9 @@ class _RunTicker:
         self.settings = get_settings()
         self.registry = get_registry()
         self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
+        # Rows this tick created or changed, per run, for the live updates published after commit.
+        self.touched_orders: dict[uuid.UUID, dict[uuid.UUID, Order]] = defaultdict(dict)
+        self.touched_trades: dict[uuid.UUID, list[Trade]] = defaultdict(list)
 
     # ------------------------------------------------------------------ strategy
     def _strategy(self, run: _RunRow) -> tuple[Strategy, str, int]:
@@ -326,6 +336,7 @@ class _RunTicker:
         run.last_price = float(self.close[-1])
         run.last_tick_at = utcnow()
         run.ticked = True
+        run.stepped = range(first, n)
 
     # ------------------------------------------------------------------ one live run
     def tick_live(self, run: _RunRow, pending: list[Order], trade: Trade | None, *, halted: str | None) -> None:
@@ -437,6 +448,7 @@ class _RunTicker:
         run.last_price = c
         run.last_tick_at = utcnow()
         run.ticked = True
+        run.stepped = range(i, n)
 
     def _account(self, run: _RunRow, strategy: Strategy, pending: list[Order], trade: Trade | None) -> PaperAccount:
         """The run's paper account as stored: wallet from the run row, the open round trip from its
@@ -477,6 +489,7 @@ class _RunTicker:
         for intent, reason in events.rejected:
             order = intent.ref
             order.status, order.status_reason, order.updated_at = OrderStatus.rejected, reason, utcnow()
+            self.touched_orders[run.id][order.id] = order
             self.batch.event(run, "order_rejected", f"{order.side.value} order rejected: {reason}",
                              level=EventLevel.warning, candle_ms=t)
         for position in events.opened:
@@ -484,6 +497,7 @@ class _RunTicker:
                                  entry_time_ms=position.entry_time_ms, entry_price=position.entry_price,
                                  entry_fee=position.entry_fee, high_water_mark=position.high_water)
             self.session.add(position.ref)
+            self.touched_trades[run.id].append(position.ref)
         for fill_event in events.fills:
             self._record_fill(run, fill_event.intent.ref, fill_event.fill, fill_event.time_ms)
         for closed in events.closed:
@@ -492,6 +506,7 @@ class _RunTicker:
             trade.status = TradeStatus.closed
             trade.exit_time_ms, trade.exit_price, trade.exit_reason = closed.exit_time_ms, closed.exit_price, closed.reason
             trade.pnl, trade.pnl_pct = closed.pnl, closed.pnl_pct
+            self.touched_trades[run.id].append(trade)
 
     @staticmethod
     def _sync_trade(position: Position) -> None:
@@ -507,6 +522,7 @@ class _RunTicker:
         order.filled, order.average, order.cost, order.fee = fill.amount, fill.price, fill.cost, fill.fee
         order.fee_currency = self.info.quote
         order.updated_at = utcnow()
+        self.touched_orders[run.id][order.id] = order
         self.batch.fills.append(dict(order_id=order.id, run_id=run.id, side=order.side.value, time_ms=candle_ms,
                                      price=fill.price, amount=fill.amount, cost=fill.cost, fee=fill.fee,
                                      fee_currency=self.info.quote, created_at=utcnow()))
@@ -525,6 +541,7 @@ class _RunTicker:
                       symbol=run.symbol, side=side, type=OrderType.market, amount=amount,
                       quote_amount=quote_amount, status=status, reason=reason, signal_candle_ms=signal_ms)
         self.session.add(order)
+        self.touched_orders[run.id][order.id] = order
         self.report.orders += 1
         return order
 
@@ -614,10 +631,15 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
                                                "status_reason": run.status_reason} for run in paused])
             if batch.snapshots:
                 session.execute(insert(EquitySnapshot), batch.snapshots)
+            fill_ids: list[int] = []
+            event_ids: list[int] = []
             if batch.fills:
-                session.execute(insert(Fill), batch.fills)
+                fill_ids = list(session.execute(
+                    insert(Fill).returning(Fill.id, sort_by_parameter_order=True), batch.fills).scalars())
             if batch.events:
-                session.execute(insert(RunEvent), batch.events)
+                event_ids = list(session.execute(
+                    insert(RunEvent).returning(RunEvent.id, sort_by_parameter_order=True), batch.events).scalars())
+            updates = _live_updates(runs, ticker, batch, fill_ids, event_ids, paused)
             session.commit()
         except IntegrityError:
             # (run_id, candle_ms) or a client order id already exists: another delivery of this
@@ -625,6 +647,7 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             session.rollback()
             log.warning("%s %s: tick already recorded by another task; nothing written", market.key, candle_ms)
             return TickReport(market=market.key, candle_ms=candle_ms)
+    updates.publish()  # after the commit: a browser never hears of a tick that was rolled back
     if report.live_order_ids:
         send_live_intents(report.live_order_ids)
     report.seconds = time.perf_counter() - started
@@ -652,6 +675,50 @@ def send_live_intents(order_ids: list[uuid.UUID]) -> None:
             log.exception("sending live order %s", order_id)
 
 
+LIVE_CANDLES_PER_TICK = 20
+"""A run catching up publishes its last this-many evaluated candles, not all of them."""
+
+
+def _live_updates(runs: list[_RunRow], ticker: _RunTicker, batch: _Batch, fill_ids: list[int],
+                  event_ids: list[int], paused: list[_RunRow]) -> Outbox:
+    """The live updates of a tick (see :mod:`tradefleet.events`), built before the commit from the rows
+    being written, published after it."""
+    box = Outbox()
+    fills: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for row, fill_id in zip(batch.fills, fill_ids):
+        fills[row["run_id"]].append(jsonable(FillPublic.model_validate({**row, "id": fill_id}).model_dump()))
+    logs: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for row, event_id in zip(batch.events, event_ids):
+        logs[row["run_id"]].append(jsonable(RunEventPublic.model_validate({**row, "id": event_id}).model_dump()))
+    last_snapshot = {s["run_id"]: s for s in batch.snapshots}
+    for run in runs:
+        # In the order a chart and a log want them: candles, then orders, their fills, the round trip,
+        # the equity at the close, the run's log lines.
+        rid = str(run.id)
+        for i in list(run.stepped)[-LIVE_CANDLES_PER_TICK:]:
+            box.add(run.owner_id, "candle", {
+                "run_id": rid, "time_ms": int(ticker.times[i]), "open": float(ticker.open[i]),
+                "high": float(ticker.high[i]), "low": float(ticker.low[i]), "close": float(ticker.close[i]),
+                "volume": float(ticker.volume[i])})
+        for order in ticker.touched_orders.get(run.id, {}).values():
+            box.add(run.owner_id, "order", {"run_id": rid, "order": jsonable(OrderPublic.model_validate(order).model_dump())})
+        for fill in fills.get(run.id, []):
+            box.add(run.owner_id, "fill", {"run_id": rid, "fill": fill})
+        for trade in {id(t): t for t in ticker.touched_trades.get(run.id, [])}.values():
+            box.add(run.owner_id, "trade", {"run_id": rid, "trade": jsonable(TradePublic.model_validate(trade).model_dump())})
+        s = last_snapshot.get(run.id)
+        if s is not None:
+            box.add(run.owner_id, "equity", {"run_id": rid, "candle_ms": s["candle_ms"], "equity": s["equity"],
+                                             "cash": s["cash"], "position_amount": s["position_amount"],
+                                             "price": s["price"]})
+        for event in logs.get(run.id, []):
+            box.add(run.owner_id, "log", {"run_id": rid, "event": event})
+    for run in paused:
+        box.add(run.owner_id, "status", {"run_id": str(run.id), "status": RunStatus.paused.value,
+                                         "status_reason": run.status_reason})
+    return box
+
+
 def pause_runs(run_ids: list[uuid.UUID], reason: str, *, candle_ms: int | None = None) -> int:
     """Pause the running runs among ``run_ids`` with ``reason`` (one event each); returns how many."""
     batch = _Batch()
@@ -662,7 +729,17 @@ def pause_runs(run_ids: list[uuid.UUID], reason: str, *, candle_ms: int | None =
         for run in runs:
             pause_run(run, reason, batch, candle_ms=candle_ms)
         session.flush()
+        box = Outbox()
         if batch.events:
-            session.execute(insert(RunEvent), batch.events)
+            ids = list(session.execute(insert(RunEvent).returning(RunEvent.id, sort_by_parameter_order=True),
+                                       batch.events).scalars())
+            owner = {run.id: run.owner_id for run in runs}
+            for row, event_id in zip(batch.events, ids):
+                event = RunEventPublic.model_validate({**row, "id": event_id}).model_dump()
+                box.add(owner[row["run_id"]], "log", {"run_id": str(row["run_id"]), "event": jsonable(event)})
+        for run in runs:
+            box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
+                                             "status_reason": run.status_reason})
         session.commit()
+    box.publish()
     return len(runs)

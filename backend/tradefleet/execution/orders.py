@@ -54,6 +54,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import get_engine, lock_for_write, session_scope
+from tradefleet.events import Outbox, jsonable
 from tradefleet.execution.live import PAUSING, TRANSIENT, CcxtBroker, retrying
 from tradefleet.execution.paper import floor_to_step
 from tradefleet.execution.risk import check_order
@@ -63,15 +64,19 @@ from tradefleet.models import (
     EventLevel,
     ExchangeMarket,
     Fill,
+    FillPublic,
     Order,
+    OrderPublic,
     OrderSide,
     OrderStatus,
     OrderType,
     Run,
     RunEvent,
+    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
+    TradePublic,
     TradeStatus,
 )
 from tradefleet.models._types import utcnow
@@ -146,9 +151,31 @@ def order_lease(client_order_id: str) -> Iterator[bool]:
 # ---------------------------------------------------------------------------------------------- events
 
 def _event(session: Session, run_id: uuid.UUID, kind: str, message: str, *, level: EventLevel = EventLevel.info,
-           data: dict | None = None, candle_ms: int | None = None) -> None:
-    session.add(RunEvent(run_id=run_id, kind=kind, message=message, level=level, data=data or {},
-                         candle_ms=candle_ms))
+           data: dict | None = None, candle_ms: int | None = None) -> RunEvent:
+    event = RunEvent(run_id=run_id, kind=kind, message=message, level=level, data=data or {},
+                     candle_ms=candle_ms)
+    session.add(event)
+    return event
+
+
+def _live_updates(session: Session, run: Run, order: Order, *, fills: list[Fill] = (),
+                  trade: Trade | None = None) -> Outbox:
+    """The live updates (``tradefleet.events``) of an order change about to commit: the order, its new
+    fills, the round trip, the run events added in ``session`` and the run's status if it changed.
+    Built after a flush (ids assigned), published by the caller after the commit."""
+    box = Outbox()
+    rid = str(run.id)
+    box.add(run.owner_id, "order", {"run_id": rid, "order": jsonable(OrderPublic.model_validate(order).model_dump())})
+    for fill in fills:
+        box.add(run.owner_id, "fill", {"run_id": rid, "fill": jsonable(FillPublic.model_validate(fill).model_dump())})
+    if trade is not None:
+        box.add(run.owner_id, "trade", {"run_id": rid, "trade": jsonable(TradePublic.model_validate(trade).model_dump())})
+    added = [o for o in session.identity_map.values() if isinstance(o, RunEvent) and o.run_id == run.id]
+    for event in sorted(added, key=lambda e: e.id or 0):
+        box.add(run.owner_id, "log", {"run_id": rid, "event": jsonable(RunEventPublic.model_validate(event).model_dump())})
+    if run.status == RunStatus.paused:
+        box.add(run.owner_id, "status", {"run_id": rid, "status": run.status.value, "status_reason": run.status_reason})
+    return box
 
 
 def pause_live_run(session: Session, run: Run, reason: str) -> None:
@@ -263,6 +290,7 @@ def record_exchange_state(order_id: uuid.UUID, remote: dict[str, Any], trades: l
         info = _market_info(session, run)
         seen = set(session.exec(select(Fill.exchange_trade_id).where(Fill.order_id == order.id)).all())
         trade_row = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
+        new_fills: list[Fill] = []
         for t in sorted(trades, key=lambda t: (t.get("timestamp") or 0, str(t.get("id")))):
             trade_id = str(t.get("id"))
             if trade_id in seen:
@@ -270,9 +298,10 @@ def record_exchange_state(order_id: uuid.UUID, remote: dict[str, Any], trades: l
             seen.add(trade_id)
             fee_base, fee_quote, currency = _fee_quote(t, info)
             price, amount = float(t["price"]), float(t["amount"])
-            session.add(Fill(order_id=order.id, run_id=run.id, side=order.side, time_ms=int(t.get("timestamp") or 0),
+            new_fills.append(Fill(order_id=order.id, run_id=run.id, side=order.side, time_ms=int(t.get("timestamp") or 0),
                              price=price, amount=amount, cost=float(t.get("cost") or price * amount),
                              fee=fee_base + fee_quote, fee_currency=currency, exchange_trade_id=trade_id))
+            session.add(new_fills[-1])
             trade_row = _apply_fill(session, run, order, trade_row, t, info)
             verb = "bought" if order.side == OrderSide.buy else "sold"
             _event(session, run.id, "fill", f"{verb} {amount:g} {info.base} at {price:g} {info.quote} "
@@ -301,8 +330,11 @@ def record_exchange_state(order_id: uuid.UUID, remote: dict[str, Any], trades: l
         order.status = status
         order.updated_at = utcnow()
         session.add(order)
+        session.flush()
+        updates = _live_updates(session, run, order, fills=new_fills, trade=trade_row if new_fills else None)
         session.commit()
-        return order
+    updates.publish()  # after the commit: a browser never hears of a change that was rolled back
+    return order
 
 
 # ---------------------------------------------------------------------------------------------- one order
@@ -346,10 +378,13 @@ def _set_status(order_id: uuid.UUID, status: OrderStatus, reason: str | None = N
         session.add(order)
         for kind, message, level, data in events or []:
             _event(session, order.run_id, kind, message, level=level, data=data)
+        run = session.exec(select(Run).where(Run.id == order.run_id).with_for_update()).one()
         if pause is not None:
-            run = session.exec(select(Run).where(Run.id == order.run_id).with_for_update()).one()
             pause_live_run(session, run, pause)
+        session.flush()
+        updates = _live_updates(session, run, order)
         session.commit()
+    updates.publish()
 
 
 def _order_data(order: Order) -> dict[str, Any]:

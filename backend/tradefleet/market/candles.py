@@ -142,3 +142,12 @@ def fetch_exchange_time(exchange_id: str) -> int:
     against an exchange and at 60x against the simulator."""
     with _exchange_lock:
         return int(public_exchange(exchange_id).fetch_time())
+
+
+def cached_window(market: Market, until_ms: int) -> pd.DataFrame | None:
+    """The window :func:`get_candles` cached for ``(market, until_ms)``, or None: never fetches (the API
+    reads what the engine fetched; with the in-process cache of the embedded mode it sees nothing)."""
+    data = get_cache().get(f"ohlcv:{market.key}:{until_ms}")
+    if data is None:
+        return None
+    return frame_from_ohlcv(_unpack(data)[1])

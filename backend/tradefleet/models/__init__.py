@@ -52,3 +52,4 @@ from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
     ExchangeAccountUpdate,
     KeyCheckStatus,
 )
+from tradefleet.models.live import LiveEvent, StrategySetting  # noqa: F401  (issue 6)

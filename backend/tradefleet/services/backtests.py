@@ -30,6 +30,7 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from tradefleet import events
 from tradefleet.backtest import BacktestError, run_backtest
 from tradefleet.backtest.engine import iso_ms
 from tradefleet.config import get_settings
@@ -207,6 +208,7 @@ class _Progress:
         self.percent = -1
         self.stage: str | None = None
         self.written_at = 0.0
+        self.owner_id: uuid.UUID | None = None
 
     def __call__(self, percent: float, stage: str | None = None) -> None:
         value = max(0, min(100, int(percent)))
@@ -217,11 +219,16 @@ class _Progress:
         if stage == self.stage and now - self.written_at < self.interval_s:
             return
         with session_scope() as session:
-            session.exec(update(Backtest)
-                         .where(Backtest.id == self.backtest_id, Backtest.status == BacktestStatus.running)
-                         .values(progress=value, stage=stage))
+            written = session.exec(update(Backtest)
+                                   .where(Backtest.id == self.backtest_id, Backtest.status == BacktestStatus.running)
+                                   .values(progress=value, stage=stage)).rowcount
+            if written and self.owner_id is None:
+                self.owner_id = session.exec(select(Backtest.owner_id).where(Backtest.id == self.backtest_id)).first()
             session.commit()
         self.percent, self.stage, self.written_at = value, stage, now
+        if written and self.owner_id is not None:
+            _publish_backtest(self.owner_id, self.backtest_id, status=BacktestStatus.running, progress=value,
+                              stage=stage)
 
     def fraction(self, lo: float, hi: float, stage: str) -> Callable[[float], None]:
         """A callback taking a fraction 0..1 of a stage spanning ``lo``..``hi`` percent."""
@@ -235,8 +242,18 @@ def _claim(backtest_id: uuid.UUID) -> bool:
             update(Backtest).where(Backtest.id == backtest_id, Backtest.status == BacktestStatus.queued)
             .values(status=BacktestStatus.running, progress=0, stage="starting", started_at=utcnow())
         ).rowcount
+        owner_id = session.exec(select(Backtest.owner_id).where(Backtest.id == backtest_id)).first() if claimed else None
         session.commit()
+    if owner_id is not None:
+        _publish_backtest(owner_id, backtest_id, status=BacktestStatus.running, progress=0, stage="starting")
     return bool(claimed)
+
+
+def _publish_backtest(owner_id: uuid.UUID, backtest_id: uuid.UUID, *, status: BacktestStatus, progress: int,
+                      stage: str | None, error: str | None = None) -> None:
+    """The live update of a committed backtest change (``backtest`` on the owner's channel)."""
+    events.publish(owner_id, "backtest", {"backtest_id": str(backtest_id), "status": status.value,
+                                          "progress": progress, "stage": stage, "error": error})
 
 
 def _finish(backtest_id: uuid.UUID, status: BacktestStatus, **fields: Any) -> bool:
@@ -255,6 +272,8 @@ def _finish(backtest_id: uuid.UUID, status: BacktestStatus, **fields: Any) -> bo
         backtest.stage = None
         backtest.finished_at = utcnow()
         session.commit()
+        owner_id, progress, error = backtest.owner_id, backtest.progress, backtest.error
+    _publish_backtest(owner_id, backtest_id, status=status, progress=progress, stage=None, error=error)
     return True
 
 

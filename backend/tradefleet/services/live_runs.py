@@ -100,6 +100,13 @@ def enqueue_kill(run_id: uuid.UUID, *, close: bool) -> None:
         log.error("cannot enqueue %s for run %s: %s; reconciliation will do it", KILL_TASK, run_id, type(exc).__name__)
 
 
+def _publish_status(run: Run, event: RunEvent) -> None:
+    """The live update of a committed stop or kill (see ``services.runs._publish_status``)."""
+    from tradefleet.services.runs import _publish_status as publish
+
+    publish(run, event)
+
+
 def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner", actor: User | None = None) -> Run:
     """Stop a live run (locked by the caller): status ``stopped``; with ``kill`` also ``killed_at``,
     so the worker sells the position at market. Commits, then enqueues the worker's part."""
@@ -115,12 +122,14 @@ def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner", 
         run.status_reason = None if by == "owner" else f"stopped by {by}"
         message = f"run stopped by {by}; its open orders are being cancelled on the exchange"
     session.add(run)
-    session.add(RunEvent(run_id=run.id, kind="killed" if kill else "stopped", message=message,
-                         level=EventLevel.warning if kill else EventLevel.info))
+    event = RunEvent(run_id=run.id, kind="killed" if kill else "stopped", message=message,
+                     level=EventLevel.warning if kill else EventLevel.info)
+    session.add(event)
     audit.record(session=session, actor=actor, action="run.killed" if kill else "run.stopped", target=run,
                  detail={"mode": run.mode.value, "by": by}, commit=False)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     enqueue_kill(run.id, close=kill)
     return run
 
@@ -182,12 +191,14 @@ def kill_run_row(*, session: Session, run: Run, by: str = "owner", actor: User |
     run.status, run.stopped_at, run.killed_at = RunStatus.stopped, now, now
     run.status_reason = f"killed by {by}"
     session.add(run)
-    session.add(RunEvent(run_id=run.id, kind="killed", level=EventLevel.warning,
-                         message=f"run killed by {by}; cancelled {cancelled} open order(s){sold}"))
+    event = RunEvent(run_id=run.id, kind="killed", level=EventLevel.warning,
+                     message=f"run killed by {by}; cancelled {cancelled} open order(s){sold}")
+    session.add(event)
     audit.record(session=session, actor=actor, action="run.killed", target=run,
                  detail={"mode": run.mode.value, "by": by, "cancelled_orders": cancelled}, commit=False)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     return run
 
 

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
+from tradefleet import events
+from tradefleet.services import strategies as strategy_switches
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
@@ -21,10 +23,12 @@ from tradefleet.models import (
     EventLevel,
     Fill,
     Order,
+    OrderPublic,
     OrderStatus,
     Run,
     RunCreate,
     RunEvent,
+    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
@@ -69,6 +73,7 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
     except UnknownStrategy:
         names = ", ".join(k.name for k in registry.all())
         raise validation_error("strategy", f"unknown strategy {run_in.strategy!r} (available: {names})") from None
+    strategy_switches.ensure_enabled(session, run_in.strategy)  # issue 6: admins can disable a strategy
     try:
         params = klass.validate_params(run_in.params)
     except ParamError as exc:
@@ -104,10 +109,12 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
               symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
               cash=run_in.stake, exchange_account_id=run_in.exchange_account_id)
     session.add(run)
-    session.add(RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
-                         f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})"))
+    event = RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
+                     f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})")
+    session.add(event)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     return run
 
 
@@ -137,6 +144,7 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
         raise ConflictError("run is already running")
+    strategy_switches.ensure_enabled(session, run.strategy)
     try:
         get_registry().get(run.strategy).validate_params(run.params)
     except UnknownStrategy:
@@ -153,11 +161,13 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run.stopped_at = None
     # Start from the market's latest closed candle, not from where a previous start left off.
     run.last_candle_ms = None
-    session.add(RunEvent(run_id=run.id, kind="started", message="run started"))
+    event = RunEvent(run_id=run.id, kind="started", message="run started")
+    session.add(event)
     audit.record(session=session, actor=owner, action="run.started", target=run,  # issue 5: audit log
                  detail={"mode": run.mode.value, "strategy": run.strategy}, commit=False)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event)
     return run
 
 
@@ -179,21 +189,36 @@ def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: s
 
         return stop_live_run(session=session, run=run, kill=False, actor=actor, by=by)
     now = utcnow()
-    cancelled = 0
+    cancelled: list[Order] = []
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
         order.status = OrderStatus.cancelled
         order.status_reason = "run stopped"
         order.updated_at = now
-        cancelled += 1
+        cancelled.append(order)
     run.status = RunStatus.stopped
     run.stopped_at = now
-    message = "run stopped" + (f"; cancelled {cancelled} open order(s)" if cancelled else "")
-    session.add(RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info))
+    message = "run stopped" + (f"; cancelled {len(cancelled)} open order(s)" if cancelled else "")
+    event = RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info)
+    session.add(event)
     audit.record(session=session, actor=actor, action="run.stopped", target=run,  # issue 5: audit log
-                 detail={"cancelled_orders": cancelled, "by": by}, commit=False)
+                 detail={"cancelled_orders": len(cancelled), "by": by}, commit=False)
     session.commit()
     session.refresh(run)
+    _publish_status(run, event, orders=cancelled)
     return run
+
+
+def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
+    """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
+    box = events.Outbox()
+    for order in orders:
+        box.add(run.owner_id, "order", {"run_id": str(run.id),
+                                        "order": events.jsonable(OrderPublic.model_validate(order).model_dump())})
+    box.add(run.owner_id, "log", {"run_id": str(run.id),
+                                  "event": events.jsonable(RunEventPublic.model_validate(event).model_dump())})
+    box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
+                                     "status_reason": run.status_reason})
+    box.publish()
 
 
 def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: type[T], order_by: Any,
@@ -206,8 +231,24 @@ def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: ty
     return list(session.exec(statement.order_by(order_by).offset(skip).limit(limit)).all())
 
 
+def equity_points(*, session: Session, owner: User, run_id: uuid.UUID, points: int) -> list[EquitySnapshot]:
+    """About ``points`` evenly spaced snapshots of the owner's run (every ``ceil(n / points)``-th, plus
+    the last), oldest first: one indexed count and one windowed query, whatever the run's length."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id)
+    n = session.exec(select(func.count()).select_from(EquitySnapshot).where(EquitySnapshot.run_id == run.id)).one()
+    if n <= points:
+        return list(session.exec(select(EquitySnapshot).where(EquitySnapshot.run_id == run.id)
+                                 .order_by(EquitySnapshot.candle_ms)).all())
+    step = -(-n // points)
+    numbered = (select(EquitySnapshot.id, func.row_number().over(order_by=EquitySnapshot.candle_ms).label("rn"))
+                .where(EquitySnapshot.run_id == run.id).subquery())
+    chosen = select(numbered.c.id).where(((numbered.c.rn - 1) % step == 0) | (numbered.c.rn == n))
+    return list(session.exec(select(EquitySnapshot).where(EquitySnapshot.id.in_(chosen))
+                             .order_by(EquitySnapshot.candle_ms)).all())
+
+
 __all__ = [
     "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
-    "create_run", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run", "stop_run_row",
-    "validate_run",
+    "create_run", "equity_points", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run",
+    "stop_run_row", "validate_run",
 ]

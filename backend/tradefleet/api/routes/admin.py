@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from tradefleet.api.deps import get_current_admin
+from tradefleet.api.deps import SessionDep, get_current_admin
+from tradefleet.services.strategies import disabled_names
 from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.registry import get_registry
 
@@ -20,6 +21,8 @@ class StrategyFile(BaseModel):
     description: str
     file: str
     timeframe: str
+    enabled: bool = True
+    """False when an admin disabled it (``PATCH /admin/strategies/{name}``): hidden from traders."""
 
 
 class BrokenStrategyFile(BaseModel):
@@ -41,12 +44,14 @@ def _file_name(klass: type[Strategy]) -> str:
 
 
 @router.get("/strategies", response_model=StrategyCatalog)
-def strategy_catalog() -> StrategyCatalog:
-    """Every loadable strategy of ``STRATEGIES_DIR`` with its file, and every file that failed to load
-    (syntax or import error, no hook, bad default, duplicate name) with its error."""
+def strategy_catalog(session: SessionDep) -> StrategyCatalog:
+    """Every loadable strategy of ``STRATEGIES_DIR`` with its file and whether it is enabled, and every
+    file that failed to load (syntax or import error, no hook, bad default, duplicate name) with its error."""
     registry = get_registry()
+    disabled = disabled_names(session)
     return StrategyCatalog(
-        strategies=[StrategyFile(name=k.name, description=k.description(), file=_file_name(k), timeframe=k.timeframe)
+        strategies=[StrategyFile(name=k.name, description=k.description(), file=_file_name(k), timeframe=k.timeframe,
+                                 enabled=k.name not in disabled)
                     for k in registry.all()],
         broken=[BrokenStrategyFile(file=b.path, error=b.error) for b in registry.broken()],
     )

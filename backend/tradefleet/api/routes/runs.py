@@ -113,8 +113,16 @@ def list_events(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
 
 @router.get("/{run_id}/equity", response_model=list[EquitySnapshotPublic])
 def list_equity(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-                limit: int = Limit, since_ms: int | None = Query(None, ge=0)) -> list[EquitySnapshot]:
-    """One snapshot per evaluated candle: cash, position, close price and equity (quote currency)."""
+                limit: int = Limit, since_ms: int | None = Query(None, ge=0),
+                points: int | None = Query(None, ge=2, le=5000, description="downsample the whole curve "
+                                           "to about this many snapshots (first and last kept)")
+                ) -> list[EquitySnapshot]:
+    """One snapshot per evaluated candle: cash, position, close price and equity (quote currency).
+    With ``points`` (issue 6: the dashboard's small equity lines), evenly spaced snapshots of the whole
+    run instead, oldest first, always including the first and the last; ``skip``/``limit``/``since_ms``
+    do not apply then."""
+    if points is not None:
+        return service.equity_points(session=session, owner=user, run_id=run_id, points=points)
     where = EquitySnapshot.candle_ms > since_ms if since_ms is not None else None
     return service.list_children(session=session, owner=user, run_id=run_id, model=EquitySnapshot,
                                  order_by=EquitySnapshot.candle_ms, skip=skip, limit=limit, where=where)

@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from tradefleet.api.deps import SessionDep
 from tradefleet.config import get_settings
+from tradefleet.services.strategies import disabled_names
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.strategy.registry import get_registry
 
@@ -24,10 +26,14 @@ class StrategyPublic(BaseModel):
 
 
 @router.get("", response_model=list[StrategyPublic])
-def list_strategies() -> list[StrategyPublic]:
-    """Every loadable strategy: name, description, intended timeframe and parameter JSON schema."""
+def list_strategies(session: SessionDep) -> list[StrategyPublic]:
+    """Every loadable strategy an admin has not disabled: name, description, intended timeframe and
+    parameter JSON schema."""
     out = []
+    disabled = disabled_names(session)
     for klass in get_registry().all():
+        if klass.name in disabled:
+            continue
         try:  # may be a property of the parameters: report it for the defaults
             startup = call_guarded(lambda: int(klass(klass.validate_params({})).startup_candles),
                                    timeout_s=get_settings().STRATEGY_TIMEOUT_S)

@@ -1,0 +1,112 @@
+"""Chart data of the current user's runs and backtests (issue 6): the candles of their market. Owner-scoped:
+another user's run or backtest is a 404. Never calls an exchange: candles come from the candle store (``tradefleet data``,
+backtest downloads, the recorded files ``make run`` stores) and from the window the engine last fetched
+for the run (the cache, when it is shared: Redis)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pandas as pd
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import func
+from sqlmodel import select
+
+from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.market.candles import Market, cached_window, timeframe_ms
+from tradefleet.market.store import load_candles
+from tradefleet.models import Candle
+from tradefleet.services import backtests as backtest_service
+from tradefleet.services import runs as service
+
+router = APIRouter(tags=["charts"])
+
+
+class ChartCandle(BaseModel):
+    time_ms: int
+    """Open time, epoch milliseconds UTC."""
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    """Base currency."""
+
+
+class RunCandles(BaseModel):
+    run_id: uuid.UUID
+    exchange: str
+    symbol: str
+    timeframe: str
+    until_ms: int | None
+    """Open time of the newest candle asked for: the run's last evaluated candle unless given."""
+    candles: list[ChartCandle]
+    """Ascending by time, at most ``limit``, closed candles only; gaps are not filled."""
+
+
+@router.get("/runs/{run_id}/candles", response_model=RunCandles)
+def run_candles(run_id: uuid.UUID, session: SessionDep, user: CurrentUser,
+                limit: int = Query(300, ge=1, le=5000, description="at most this many candles"),
+                until_ms: int | None = Query(None, ge=0, description="newest candle's open time (epoch ms)")
+                ) -> RunCandles:
+    """The last ``limit`` closed candles of the run's market up to ``until_ms`` (default: the run's last
+    evaluated candle; a run that has not ticked yet gets the newest stored candles). Live candles
+    arrive on the event stream (``candle``)."""
+    run = service.get_run_or_404(session=session, owner=user, run_id=run_id)
+    until = until_ms if until_ms is not None else run.last_candle_ms
+    if until is None:  # not ticked yet: the newest stored candle
+        until = session.exec(select(func.max(Candle.time_ms)).where(
+            Candle.exchange == run.exchange, Candle.symbol == run.symbol, Candle.timeframe == run.timeframe)).one()
+    tf = timeframe_ms(run.timeframe)
+    if until is None:  # nothing stored and no tick yet
+        return RunCandles(run_id=run.id, exchange=run.exchange, symbol=run.symbol, timeframe=run.timeframe,
+                          until_ms=None, candles=[])
+    until = int(until)
+    start = until - (limit - 1) * tf
+    stored = load_candles(session=session, exchange=run.exchange, symbol=run.symbol, timeframe=run.timeframe,
+                          start_ms=start, end_ms=until)
+    frames = [stored]
+    if run.last_candle_ms is not None:
+        window = cached_window(Market(run.exchange, run.symbol, run.timeframe), run.last_candle_ms)
+        if window is not None and len(window):
+            frames.append(window[(window["time_ms"] <= until) & (window["time_ms"] >= start)])
+    merged = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else stored
+    # The engine's window wins over a stored candle of the same time (it is what the run saw).
+    merged = merged.drop_duplicates(subset="time_ms", keep="last").sort_values("time_ms").tail(limit)
+    candles = [ChartCandle(time_ms=int(t), open=float(o), high=float(h), low=float(lo), close=float(c), volume=float(v))
+               for t, o, h, lo, c, v in zip(merged["time_ms"], merged["open"], merged["high"], merged["low"],
+                                            merged["close"], merged["volume"])]
+    return RunCandles(run_id=run.id, exchange=run.exchange, symbol=run.symbol, timeframe=run.timeframe,
+                      until_ms=until, candles=candles)
+
+
+class BacktestCandles(BaseModel):
+    backtest_id: uuid.UUID
+    exchange: str
+    symbol: str
+    timeframe: str
+    candles: list[ChartCandle]
+    """Ascending; the stored candles of the tested range (the requested range until it has run)."""
+    truncated: bool
+    """True when the range holds more than ``limit`` candles: the last ``limit`` are returned."""
+
+
+@router.get("/backtests/{backtest_id}/candles", response_model=BacktestCandles)
+def backtest_candles(backtest_id: uuid.UUID, session: SessionDep, user: CurrentUser,
+                     limit: int = Query(2000, ge=1, le=20_000, description="at most this many candles")
+                     ) -> BacktestCandles:
+    """The candles a backtest was tested on, from the candle store, for its chart with trade markers."""
+    backtest = backtest_service.get_backtest_or_404(session=session, owner=user, backtest_id=backtest_id)
+    start = backtest.tested_start or backtest.start
+    end = backtest.tested_end or backtest.end
+    frame = load_candles(session=session, exchange=backtest.exchange, symbol=backtest.symbol,
+                         timeframe=backtest.timeframe, start_ms=int(start.timestamp() * 1000),
+                         end_ms=int(end.timestamp() * 1000) - 1)
+    truncated = len(frame) > limit
+    frame = frame.tail(limit)
+    candles = [ChartCandle(time_ms=int(t), open=float(o), high=float(h), low=float(lo), close=float(c), volume=float(v))
+               for t, o, h, lo, c, v in zip(frame["time_ms"], frame["open"], frame["high"], frame["low"],
+                                            frame["close"], frame["volume"])]
+    return BacktestCandles(backtest_id=backtest.id, exchange=backtest.exchange, symbol=backtest.symbol,
+                           timeframe=backtest.timeframe, candles=candles, truncated=truncated)

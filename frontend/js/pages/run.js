@@ -1,0 +1,162 @@
+// Run detail: live candles with trade markers, position, equity, orders, trades and the events log;
+// start, stop and kill. Updates arrive through the event stream (no polling).
+import { api, serves } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, timeEl, confirmDialog } from "../ui.js";
+import { candleChart, equityChart } from "../charts.js";
+import { liveEvents, liveBadge, debounce } from "../events.js";
+
+const id = new URLSearchParams(location.search).get("id");
+let run = null;
+let candles = null;
+let equity = null;
+const list = (r) => (Array.isArray(r) ? r : (r && (r.data || r.candles)) || []);
+
+function tile(label, value) { return el("div", { class: "tile" }, el("dt", {}, label), el("dd", {}, value)); }
+
+function renderRun() {
+  const q = quoteOf(run.symbol), b = baseOf(run.symbol);
+  document.title = `${run.strategy} ${run.symbol} · Tradefleet`;
+  $("#run-title").textContent = `${run.strategy} · ${run.symbol}`;
+  $("#run-sub").textContent = `${run.exchange} · ${run.timeframe} · ${run.mode} · stake ${fmtMoney(run.stake, q)}`;
+  clear($("#run-status")).append(badge(run.status));
+  const reason = $("#run-reason");
+  if (run.status_reason) notice(reason, run.status === "paused" ? "warn" : "info", run.status_reason); else notice(reason, "", "");
+  clear($("#run-tiles")).append(
+    tile("Equity", fmtMoney(run.equity, q)), tile("PnL", pnlEl(run.pnl, q, run.pnl_pct)),
+    tile("Realised", pnlEl(run.realised_pnl, q)), tile("Unrealised", pnlEl(run.unrealised_pnl, q)),
+    tile("Fees paid", fmtMoney(run.fees_paid, q)), tile("Last price", fmtMoney(run.last_price, q)));
+  const pos = clear($("#position"));
+  const kv = (k, v) => pos.append(el("dt", {}, k), el("dd", { class: "mono" }, v));
+  kv("Position", run.position_amount ? `${fmtAmount(run.position_amount, b)} long` : "flat");
+  kv("Entry price", run.position_amount ? fmtMoney(run.position_entry_price, q) : "—");
+  kv("Cash", fmtMoney(run.cash, q));
+  kv("Last candle", run.last_candle_ms ? timeEl(run.last_candle_ms) : "—");
+  kv("Started", timeEl(run.started_at));
+  if (run.stopped_at) kv("Stopped", timeEl(run.stopped_at));
+  const live = run.status === "running" || run.status === "paused";
+  $("#btn-start").hidden = run.status !== "created";
+  $("#btn-stop").hidden = !live;
+  $("#btn-kill").hidden = !live || !killable;
+}
+
+let killable = false;
+
+async function loadOrders() {
+  const q = quoteOf(run.symbol), b = baseOf(run.symbol);
+  const orders = list(await api(`/runs/${id}/orders`, { query: { limit: 5000 } })).reverse().slice(0, 100);
+  const tbody = clear($("#orders tbody"));
+  if (!orders.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No orders yet.")));
+  for (const o of orders) {
+    tbody.append(el("tr", {}, el("td", {}, timeEl(o.signal_candle_ms)),
+      el("td", {}, el("span", { class: `pnl ${o.side === "buy" ? "pos" : "neg"}` }, o.side)), el("td", {}, o.type),
+      el("td", { class: "num" }, fmtAmount(o.filled || o.amount, b)), el("td", { class: "num" }, fmtMoney(o.average ?? o.price, q)),
+      el("td", { class: "num" }, fmtMoney(o.fee, o.fee_currency || q)), el("td", {}, badge(o.status)), el("td", {}, o.reason || "")));
+  }
+}
+
+async function loadTrades() {
+  const q = quoteOf(run.symbol), b = baseOf(run.symbol);
+  const trades = list(await api(`/runs/${id}/trades`, { query: { limit: 5000, include_open: true } }));
+  if (candles) candles.setTrades(trades);
+  const tbody = clear($("#trades tbody"));
+  if (!trades.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No trades yet.")));
+  trades.slice().reverse().forEach((t, i) => {
+    tbody.append(el("tr", {}, el("td", { class: "num" }, String(trades.length - i)), el("td", {}, timeEl(t.entry_time_ms)),
+      el("td", {}, t.exit_time_ms ? timeEl(t.exit_time_ms) : badge("open")), el("td", { class: "num" }, fmtMoney(t.entry_price, q)),
+      el("td", { class: "num" }, fmtMoney(t.exit_price, q)), el("td", { class: "num" }, fmtAmount(t.amount, b)),
+      el("td", { class: "num" }, t.pnl != null ? pnlEl(t.pnl, q, t.pnl_pct) : "—"), el("td", {}, t.exit_reason || "")));
+  });
+}
+
+function eventItem(e) {
+  return el("li", { class: `lvl-${e.level || "info"}` }, timeEl(e.created_at || e.at, { seconds: true }), " ",
+    el("span", { class: "badge muted" }, e.kind || "log"), " ", e.message || "");
+}
+
+async function loadEvents() {
+  const events = list(await api(`/runs/${id}/events`, { query: { limit: 5000 } })).reverse().slice(0, 200);
+  const ol = clear($("#events"));
+  if (!events.length) ol.append(el("li", { class: "muted" }, "No events yet."));
+  for (const e of events) ol.append(eventItem(e));
+}
+
+async function loadEquity() {
+  const points = list(await api(`/runs/${id}/equity`, { query: { limit: 5000 } }));
+  equity.setPoints(points);
+}
+
+async function loadCandles() {
+  const note = $("#candles-note");
+  try {
+    const rows = list(await api(`/runs/${id}/candles`, { query: { limit: 500 } }));
+    candles.setCandles(rows);
+    if (!rows.length) notice(note, "info", "No candles yet: they appear with the first closed candle.");
+  } catch (err) {
+    if (err.status === 501) $("#run-candles").hidden = true;
+    notice(note, "warn", err.status === 501 ? "Candles are not available on this server yet; trades, orders and equity still update live." : err.detail);
+  }
+}
+
+async function refreshRun() { run = await api(`/runs/${id}`); renderRun(); }
+
+const soon = {
+  run: debounce(() => refreshRun().catch(() => {}), 300),
+  orders: debounce(() => loadOrders().catch(() => {}), 300),
+  trades: debounce(() => loadTrades().catch(() => {}), 300),
+  events: debounce(() => loadEvents().catch(() => {}), 300),
+  equity: debounce(() => loadEquity().catch(() => {}), 300),
+  candles: debounce(() => loadCandles().catch(() => {}), 300),
+};
+
+function onEvent(type, data) {
+  if (!data || data.run_id !== id) return;
+  if (type === "candle") {
+    const c = data.candle || data;
+    if (c.open !== undefined || Array.isArray(c)) {
+      candles.update(c);
+      notice($("#candles-note"), "", "");
+    } else soon.candles();
+    soon.run();
+  } else if (type === "order" || type === "fill") { soon.orders(); soon.run(); }
+  else if (type === "trade") { soon.trades(); soon.run(); }
+  else if (type === "status") { soon.run(); soon.events(); }
+  else if (type === "log") {
+    const e = data.event || data;
+    if (e && e.message) {
+      const ol = $("#events");
+      const placeholder = ol.querySelector("li.muted");
+      if (placeholder) placeholder.remove();
+      ol.prepend(eventItem({ ...e, created_at: e.created_at || new Date().toISOString() }));
+    } else soon.events();
+  } else if (type === "equity") {
+    if (data.equity !== undefined && (data.candle_ms !== undefined)) equity.update(data); else soon.equity();
+    soon.run();
+  }
+}
+
+async function action(path, title, message, label) {
+  if (title && !(await confirmDialog(title, message, label))) return;
+  try {
+    run = await api(path, { method: "POST" }).then((r) => (r && r.id ? r : api(`/runs/${id}`)));
+    renderRun();
+    soon.orders(); soon.events(); soon.trades();
+  } catch (err) {
+    notice($(".page-status"), "error", err.detail);
+  }
+}
+
+start(async () => {
+  await appShell();
+  if (!id) { notice($(".page-status"), "error", "No run given. Open a run from the dashboard."); return; }
+  killable = await serves("POST", `/runs/${id}/kill`);
+  run = await api(`/runs/${id}`);
+  candles = candleChart($("#run-candles"), { timeframe: run.timeframe });
+  equity = equityChart($("#run-equity"));
+  renderRun();
+  $("#btn-start").addEventListener("click", () => action(`/runs/${id}/start`));
+  $("#btn-stop").addEventListener("click", () => action(`/runs/${id}/stop`, "Stop this run?", "The run stops at once and its open orders are cancelled. An open position is kept.", "Stop the run"));
+  $("#btn-kill").addEventListener("click", () => action(`/runs/${id}/kill`, "Kill this run?", "The run stops now, its open orders are cancelled and the position is closed at market.", "Kill and close"));
+  await loadCandles();
+  await Promise.all([loadTrades(), loadOrders(), loadEvents(), loadEquity()]);
+  liveEvents(onEvent, liveBadge($("#live")));
+});
