@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -261,6 +262,26 @@ def create_admin(
     typer.echo(f"{'created admin' if created else 'promoted to admin'}: {user.email} ({user.id})")
 
 
+DEMO_SIM_ACCOUNTS = "sim-demo-accounts.json"
+"""Under ``var/``: the simulator's demo account of ``make run`` (made once, kept across restarts)."""
+
+
+def _demo_sim_accounts() -> Path:
+    """``var/sim-demo-accounts.json``: one simulated Binance account (10,000 USDT; read and trade, no
+    withdrawals) whose keys a demo trader can add to go live against the simulator. The keys are random,
+    made on first use and kept (mode 0600), and only ever open the local simulator."""
+    import secrets as token_source
+
+    path = REPO_ROOT / "var" / DEMO_SIM_ACCOUNTS
+    if not path.exists():
+        spec = [{"api_key": "demo" + token_source.token_hex(16), "secret": token_source.token_hex(24),
+                 "balances": {"USDT": 10_000},
+                 "permissions": {"read": True, "trade": True, "withdraw": False, "ip_restrict": False}}]
+        path.write_text(json.dumps(spec, indent=2))
+        path.chmod(0o600)
+    return path
+
+
 @app.command()
 def dev(
     sim: bool = typer.Option(True, help="start the exchange simulator and point binance at it"),
@@ -290,7 +311,8 @@ def dev(
         typer.echo(f"database: {_redact(settings.DATABASE_URL)}; broker: {_redact(settings.broker_url)}")
         migrate("head")
         if sim:
-            url = stack.simulator(port=sim_port, speed=speed)
+            accounts = _demo_sim_accounts() if seed_demo else None
+            url = stack.simulator(port=sim_port, speed=speed, accounts=accounts)
             typer.echo(f"exchange simulator on {url} at {speed:g}x")
         refresh_markets()
         recorded = sorted(DEFAULT_DATA_DIR.glob("*.csv.gz"))
@@ -302,6 +324,10 @@ def dev(
         url = stack.api(port=api_port)
         if seed_demo:
             demo()
+            if sim:
+                key = json.loads((REPO_ROOT / "var" / DEMO_SIM_ACCOUNTS).read_text())[0]
+                typer.echo(f"simulated Binance account for live runs (add it on the Keys page, exchange binance): "
+                           f"API key {key['api_key']}, secret {key['secret']}")
         typer.echo(f"\nTradefleet is up: {url}/ (API docs at {url}/api/v1/docs). Ctrl-C stops it.")
         parent = os.getppid()
         while True:

@@ -357,7 +357,11 @@ def site(_browser_database: str, _browser_redis: str, mailbox: Mailbox,
     env = stack_env(database_url=_browser_database, redis_url=_browser_redis, sim_port=sim_port,
                     SCHEDULE_INTERVAL_S="0.5", FRONTEND_BASE_URL=site_url,
                     SMTP_HOST=mailbox.host, SMTP_PORT=str(mailbox.port), SMTP_TLS="false", SMTP_SSL="false",
-                    EMAILS_FROM_EMAIL="tradefleet@example.com")
+                    EMAILS_FROM_EMAIL="tradefleet@example.com",
+                    # Every browser test signs up and logs in from 127.0.0.1: the production limits
+                    # (10 logins, 5 sign-ups a minute per IP) would answer 429 mid-suite. The limits
+                    # themselves are tested in tests/security/test_ratelimit_lockout.py.
+                    RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_REGISTER="1000/minute")
     stack = Stack(env=env, log_dir=logs)
     try:
         migrated = subprocess.run([str(BIN / "tradefleet"), "migrate"], env=stack.full_env(), cwd=REPO_ROOT,

@@ -38,9 +38,11 @@ TRANSIENT = (ccxt.NetworkError,)
 ``RequestTimeout``, ``ExchangeNotAvailable``, ``DDoSProtection`` and ``RateLimitExceeded``."""
 
 PAUSING = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.AuthenticationError, ccxt.PermissionDenied,
-           ccxt.AccountSuspended, ccxt.BadSymbol)
+           ccxt.AccountSuspended, ccxt.BadRequest)
 """Errors no retry fixes: the order is rejected and its run paused with the reason (``OrderNotFound``
-is an ``InvalidOrder`` too, but is caught before this where it means "never placed")."""
+is an ``InvalidOrder`` too, but is caught before this where it means "never placed"). ``BadRequest``
+holds ``BadSymbol`` and what ccxt makes of Binance's other filter failures (-1013 NOTIONAL,
+MARKET_LOT_SIZE) and malformed numbers: only LOT_SIZE and PRICE_FILTER become ``InvalidOrder``."""
 
 
 def _client_id_param(exchange_id: str, placing: bool) -> str:
