@@ -34,14 +34,15 @@ export function toBar(c) {
 export function tradeMarkers(trades, barSeconds) {
   const snap = (ms) => (barSeconds ? Math.floor(sec(ms) / barSeconds) * barSeconds : sec(ms));
   const out = [];
+  const dense = (trades || []).length > 25; // many trades: arrows only (the table has the figures)
   for (const t of trades || []) {
     if (t.entry_time_ms != null) {
-      out.push({ time: snap(t.entry_time_ms), position: "belowBar", color: UP, shape: "arrowUp", text: "Buy" });
+      out.push({ time: snap(t.entry_time_ms), position: "belowBar", color: UP, shape: "arrowUp", text: dense ? "" : "Buy" });
     }
     if (t.exit_time_ms != null) {
       const win = Number(t.pnl) > 0;
       out.push({ time: snap(t.exit_time_ms), position: "aboveBar", color: win ? UP : DOWN, shape: "arrowDown",
-        text: `Sell${t.pnl_pct != null ? ` ${Number(t.pnl_pct) > 0 ? "+" : ""}${Number(t.pnl_pct).toFixed(2)}%` : ""}` });
+        text: dense ? "" : `Sell${t.pnl_pct != null ? ` ${Number(t.pnl_pct) > 0 ? "+" : ""}${Number(t.pnl_pct).toFixed(2)}%` : ""}` });
     }
   }
   out.sort((a, b) => a.time - b.time);
