@@ -69,3 +69,15 @@ def stack_env(*, database_url: str, redis_url: str, sim_port: int, **extra: str)
     return {"ENVIRONMENT": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
             "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **extra}
+
+
+def nginx_binary() -> str:
+    """The path of Debian's nginx (``make system-deps`` installs it); skipped without it (failed with
+    ``CI=true``)."""
+    import shutil
+
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
+                                           if os.access(p, os.X_OK)), None)
+    if not found:
+        unavailable("nginx is not installed (make system-deps installs it)")
+    return found

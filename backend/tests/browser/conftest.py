@@ -52,7 +52,6 @@ import email.policy
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -68,7 +67,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
-from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, free_port, stack_env, unavailable
+from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, free_port, nginx_binary, stack_env, unavailable
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -82,14 +81,6 @@ SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 AXE_JS = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 MOBILE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1440, "height": 900}
-
-
-def _nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
-                                           if os.access(p, os.X_OK)), None)
-    if not found:
-        unavailable("nginx is not installed (make system-deps installs it)")
-    return found
 
 
 # --- loopback SMTP -------------------------------------------------------------------------------
@@ -192,9 +183,15 @@ def _browser_database() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def _browser_redis() -> Iterator[str]:
+    """The site's Redis: the test Redis server, one database below ``TEST_REDIS_URL``'s (14 by default).
+    Not the same database: the site's worker and beat live for the whole session, and on the end-to-end
+    tests' database they would take those tests' tasks (a catalog refresh run against the wrong
+    database) and feed them their own."""
     import redis
 
-    url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    base = make_url(os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL)
+    db = int(base.database or 0)
+    url = base.set(database=str(db - 1 if db > 0 else 1)).render_as_string(hide_password=False)
     conn = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
     try:
         conn.ping()
@@ -251,7 +248,7 @@ def render_nginx_conf(conf_dir: Path, *, port: int, api_port: int, root: Path, l
                       api_host: str = "127.0.0.1") -> Path:
     """Write ``<conf_dir>/nginx.conf`` (with ``snippets/`` linked to the project's ``nginx/snippets``, so
     relative includes resolve exactly as under ``/etc/nginx``); returns its path."""
-    nginx = _nginx_binary()
+    nginx = nginx_binary()
     conf_dir.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     snippets = conf_dir / "snippets"
@@ -271,7 +268,7 @@ def render_nginx_conf(conf_dir: Path, *, port: int, api_port: int, root: Path, l
 def start_nginx(stack: Stack, conf: Path) -> None:
     """``nginx -t`` the config (raises with nginx's message), then run it as a non-daemon child of
     ``stack`` named ``nginx``."""
-    nginx = _nginx_binary()
+    nginx = nginx_binary()
     check = subprocess.run([nginx, "-t", "-p", str(conf.parent), "-c", str(conf)], capture_output=True, text=True)
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
@@ -347,7 +344,7 @@ class Site:
 def site(_browser_database: str, _browser_redis: str, mailbox: Mailbox,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The platform's real processes and nginx, for the whole session."""
-    _nginx_binary()
+    nginx_binary()
     if not (FRONTEND_DIR / "index.html").is_file():
         pytest.fail(f"{FRONTEND_DIR}/index.html is missing: nothing for nginx to serve", pytrace=False)
     tmp = tmp_path_factory.mktemp("browser-site")
@@ -383,9 +380,11 @@ def site(_browser_database: str, _browser_redis: str, mailbox: Mailbox,
 # --- the browser ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through Playwright (sync API)."""
+    """Debian's chromium, headless, through Playwright (sync API). Per module, not per session: the sync
+    API keeps an asyncio loop running in this thread while it is started, and later tests that run their
+    own loop (anyio, asyncio.run) would fail with "Already running asyncio in this thread"."""
     if not os.access(CHROMIUM, os.X_OK):
         unavailable(f"{CHROMIUM} is not installed (make system-deps installs it)")
     try:

@@ -95,8 +95,7 @@ def test_production_site_config_passes_nginx_t(tmp_path):
     import datetime
     import subprocess
 
-    from conftest import _nginx_binary
-    from testsupport import unavailable
+    from testsupport import nginx_binary, unavailable
 
     try:
         from cryptography import x509
@@ -129,7 +128,7 @@ def test_production_site_config_passes_nginx_t(tmp_path):
     (conf_dir / "nginx.conf").write_text(
         f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
         f"http {{\n include /etc/nginx/mime.types;\n include sites-enabled/*.conf;\n}}\n")
-    nginx = _nginx_binary()
+    nginx = nginx_binary()
     check = subprocess.run([nginx, "-t", "-e", str(tmp_path / "error.log"), "-p", str(conf_dir), "-c",
                             str(conf_dir / "nginx.conf")], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr

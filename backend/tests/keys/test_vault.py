@@ -73,8 +73,13 @@ def test_a_malformed_key_setting_is_refused_without_echoing_it(settings_env, mon
     assert "secret-ish" not in str(info.value)
 
 
-def test_production_without_keys_cannot_use_the_vault(settings_env):
-    settings_env(API_ENCRYPTION_KEYS=None, ENVIRONMENT="production", JWT_SECRET_KEY="prod-" + "x" * 40)
+def test_production_without_keys_cannot_use_the_vault(settings_env, monkeypatch):
+    # First line: production settings without keys do not load at all (config.production_problems).
+    with pytest.raises(ValidationError, match="API_ENCRYPTION_KEYS: missing"):
+        settings_env(API_ENCRYPTION_KEYS=None, ENVIRONMENT="production", JWT_SECRET_KEY="prod-" + "x" * 40)
+    # Second line: settings built without validation still never get a development key in production.
+    unchecked = Settings.model_construct(ENVIRONMENT="production", API_ENCRYPTION_KEYS=[])
+    monkeypatch.setattr(vault, "get_settings", lambda: unchecked)
     with pytest.raises(VaultError, match="API_ENCRYPTION_KEYS is not set"):
         vault.encrypt_field("k", account_id=uuid.uuid4(), field="api_key")
 

@@ -55,22 +55,37 @@ def audit_admin_request(request: Request, admin: CurrentAdmin, request_session: 
                                  "outcome": outcome, "status": status})
 
 
+def _aware(name: str, text: str | None) -> datetime | None:
+    """``text`` as a timezone-aware datetime (ISO 8601, ``Z`` allowed); 422 naming ``query.<name>``."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise validation_error(f"query.{name}", "an ISO 8601 date and time, e.g. 2026-12-01T10:00:00Z") from None
+    if value.tzinfo is None:
+        raise validation_error(f"query.{name}", "give a timezone, e.g. 2026-12-01T10:00:00Z")
+    return value
+
+
 @router.get("/audit", response_model=AuditEventsPublic)
 def search_audit(
     session: SessionDep,
     actor: str | None = Query(None, max_length=255, description="user id, or part of the actor's e-mail"),
     action: str | None = Query(None, max_length=64, description="exact action, or a prefix ending in '.'"),
     q: str | None = Query(None, max_length=255, description="text in e-mail, action, target, IP, user agent"),
-    since: datetime | None = Query(None, description="ISO 8601 with a zone; events at or after"),
-    until: datetime | None = Query(None, description="ISO 8601 with a zone; events before"),
+    # Strings parsed here, not `datetime` parameters: pydantic would also take a bare number as a Unix
+    # time, which the schema (ISO 8601) does not allow.
+    since_text: str | None = Query(None, alias="since", max_length=64, description="ISO 8601 with a zone; events at or after",
+                                   json_schema_extra={"format": "date-time"}),
+    until_text: str | None = Query(None, alias="until", max_length=64, description="ISO 8601 with a zone; events before",
+                                   json_schema_extra={"format": "date-time"}),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=1_000_000),
 ) -> AuditEventsPublic:
     """Search the audit log, newest first: ``{data: [{id, at, actor_id, actor_email, action, target, ip,
     user_agent, detail}], count}`` (``count``: all matches). 422 for a time without a zone."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise validation_error(f"query.{name}", "give a timezone, e.g. 2026-12-01T10:00:00Z")
+    since, until = _aware("since", since_text), _aware("until", until_text)
     events, count = audit.search(session=session, actor=actor, action=action, q=q, since=since,
                                  until=until, limit=limit, offset=offset)
     return AuditEventsPublic(data=[AuditEventPublic.from_event(e) for e in events], count=count)
