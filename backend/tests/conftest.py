@@ -38,8 +38,8 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
-from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, recording, unavailable
-from testsupport import TEST_API_ENCRYPTION_KEYS  # issue 4
+from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_API_ENCRYPTION_KEYS, TEST_JWT_SECRET,
+                         recording, scratch_postgres_database, unavailable)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -405,23 +405,8 @@ def market_catalog(db: Engine, exchange_sim: SimServer) -> SimServer:
 def e2e_database() -> Iterator[str]:
     """A fresh, empty (unmigrated) PostgreSQL database for the real processes of an end-to-end test,
     dropped afterwards. Skipped without PostgreSQL (failed with ``CI=true``)."""
-    server = make_url(os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_SERVER).set(
-        drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        unavailable(f"PostgreSQL unreachable: {exc.orig}")
-    name = f"tradefleet_e2e_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("tradefleet_e2e") as url:
+        yield url
 
 
 # --- e-mail (issue 5) ----------------------------------------------------------------------------

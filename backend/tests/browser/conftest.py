@@ -65,9 +65,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
-from testsupport import DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, free_port, nginx_binary, stack_env, unavailable
+from testsupport import (DEFAULT_REDIS_URL, free_port, nginx_binary, scratch_postgres_database, stack_env,
+                         unavailable)
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -160,25 +160,9 @@ def mailbox() -> Iterator[Mailbox]:
 
 @pytest.fixture(scope="session")
 def _browser_database() -> Iterator[str]:
-    server = make_url(os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_SERVER).set(
-        drivername="postgresql+psycopg")
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                          connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        admin.dispose()
-        unavailable(f"PostgreSQL unreachable: {exc.orig}")
-    name = f"tradefleet_browser_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """The site's PostgreSQL database, for the whole session (migrated by ``site``)."""
+    with scratch_postgres_database("tradefleet_browser") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

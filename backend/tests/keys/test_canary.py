@@ -30,7 +30,6 @@ import time
 import urllib.request
 
 import httpx
-import pytest
 import redis
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url

@@ -4,7 +4,7 @@ and a tick that drives the real scheduler and engine against the simulator's clo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any

@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from livesupport import store_account
-from tradefleet.models import Role, Run, RunEvent, RunStatus
+from tradefleet.models import Run
 from tradefleet.models.exchange_account import KeyCheckStatus
 from tradefleet.security import vault
 
