@@ -522,6 +522,13 @@ def _drive(broker: CcxtBroker, order: Order, run: Run, *, fresh: bool) -> Outcom
             if cancel and remote.get("status") == "open":
                 remote = _cancel(broker, order) or remote
             return Outcome(_adopt(broker, order, remote).status)
+        if order.exchange_order_id:
+            # It was placed (the exchange gave it an id), yet a look-up by its client id finds nothing:
+            # never send it again. Leave it unknown for a person to check, and pause the run.
+            _set_status(order.id, OrderStatus.unknown, "placed, but the exchange no longer finds it",
+                        pause=f"live order {order.client_order_id} (exchange id {order.exchange_order_id}) "
+                              "is no longer found on the exchange; check the account before restarting")
+            return Outcome(OrderStatus.unknown)
         # OrderNotFound: it never reached the exchange; safe to send (or to drop).
 
     if cancel:
@@ -558,9 +565,16 @@ def _drive(broker: CcxtBroker, order: Order, run: Run, *, fresh: bool) -> Outcom
             remote = broker.create_order(order.symbol, order.side.value, amount, order.client_order_id,
                                          type=order.type.value, price=order.price)
         except PAUSING as exc:
+            if attempt > 1:
+                # An earlier attempt may have been placed and not yet be visible (its refusal can even
+                # be caused by it: funds already spent, a duplicate id): not "refused, never placed".
+                # process_order keeps the order for reconciliation and pauses the run.
+                raise
             raise _SendRefused(exc) from exc
         except TRANSIENT as exc:
             if _refused_key(exc):
+                if attempt > 1:
+                    raise
                 raise _SendRefused(ccxt.AuthenticationError(str(exc))) from exc
             _set_status(order.id, OrderStatus.unknown, f"send {attempt}: {type(exc).__name__}")
             if attempt == attempts:
