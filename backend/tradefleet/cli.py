@@ -566,9 +566,14 @@ def keys_rotate() -> None:
         report = rotate_all(session=session)
     typer.echo(f"re-encrypted {report.tokens} tokens of {report.accounts} exchange accounts under the newest "
                f"of {count} keys")
+    typer.echo(f"re-encrypted {report.totp_secrets} two-factor secrets")
     if report.failed:
         typer.echo(f"error: {len(report.failed)} accounts have keys that none of API_ENCRYPTION_KEYS opens "
                    f"(left unchanged): {', '.join(map(str, report.failed))}", err=True)
+    if report.failed_users:
+        typer.echo(f"error: {len(report.failed_users)} users have two-factor secrets that no configured key "
+                   f"opens (left unchanged): {', '.join(map(str, report.failed_users))}", err=True)
+    if report.failed or report.failed_users:
         raise typer.Exit(1)
 
 

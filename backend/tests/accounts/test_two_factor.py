@@ -180,3 +180,19 @@ def test_secret_unreadable_after_a_key_change_is_503_not_500(client, make_user, 
     settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())  # the old key is gone
     reply = client.post(LOGIN_2FA, json={"mfa_token": mfa, "code": "123456"})
     assert reply.status_code == 503 and "encryption keys changed" in reply.json()["detail"]
+
+
+def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user, auth_headers, settings_env):
+    # Knowing the password must not buy unlimited code guesses: only a correct second factor clears
+    # the failure count, so wrong codes spread over several password logins still lock the account.
+    settings_env(LOCKOUT_THRESHOLD="3", RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_2FA="1000/minute")
+    user, password = make_user(email="guess@example.com")
+    secret, _, _ = enrol(client, auth_headers(user))
+    wrong = code_at(secret, totp.current_step() + 40)  # far outside the window
+    for _ in range(3):
+        first = login(client, "guess@example.com", password)
+        assert first.status_code == 200, first.text
+        reply = client.post(LOGIN_2FA, json={"mfa_token": first.json()["mfa_token"], "code": wrong})
+        assert reply.status_code == 400
+    locked = login(client, "guess@example.com", password)
+    assert locked.status_code == 429 and "retry-after" in locked.headers

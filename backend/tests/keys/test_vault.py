@@ -132,13 +132,23 @@ def test_rotate_re_encrypts_every_row_under_the_newest_key(session, make_user, s
     assert len(check_queue.ids) == 5 and all(check_queue.committed)
     before = {a.id: a.secret_enc for a in session.exec(select(ExchangeAccount)).all()}
 
+    # A user's two-factor secret is encrypted with the same keys: it must rotate too.
+    from tradefleet.security import crypto
+
+    owner.totp_secret = crypto.encrypt("JBSWY3DPEHPK3PXP")
+    session.add(owner)
+    session.commit()
+
     settings_env(API_ENCRYPTION_KEYS=f"{k2},{k1}")
     result = CliRunner().invoke(app, ["keys", "rotate"])
     assert result.exit_code == 0, result.output
     assert "re-encrypted 12 tokens of 5 exchange accounts under the newest of 2 keys" in result.output
+    assert "re-encrypted 1 two-factor secrets" in result.output
 
     settings_env(API_ENCRYPTION_KEYS=k2)  # the old key is gone
     assert _decrypt_all(session) == plain
+    session.refresh(owner)
+    assert crypto.decrypt(owner.totp_secret) == "JBSWY3DPEHPK3PXP"
     for account in session.exec(select(ExchangeAccount)).all():
         assert account.secret_enc != before[account.id]
         with pytest.raises(InvalidToken):

@@ -324,6 +324,9 @@ class RotationReport:
     accounts: int = 0
     tokens: int = 0
     failed: list[uuid.UUID] = field(default_factory=list)
+    totp_secrets: int = 0
+    """Users' two-factor secrets re-encrypted too (``security.crypto``: the same keys)."""
+    failed_users: list[uuid.UUID] = field(default_factory=list)
 
 
 def rotate_all(*, session, batch_size: int = 200) -> RotationReport:  # noqa: ANN001 - a Session
@@ -359,4 +362,37 @@ def rotate_all(*, session, batch_size: int = 200) -> RotationReport:  # noqa: AN
             report.tokens += len(new)
         last_id = rows[-1].id
         session.commit()
+    _rotate_totp_secrets(session=session, report=report, batch_size=batch_size)
     return report
+
+
+def _rotate_totp_secrets(*, session, report: RotationReport, batch_size: int) -> None:  # noqa: ANN001
+    """Re-encrypt every user's TOTP secret under the newest key. They are encrypted with the same
+    ``API_ENCRYPTION_KEYS`` (``security.crypto``): rotating only the exchange keys and then dropping the
+    old key would lock every 2FA user out."""
+    from sqlmodel import select
+
+    from tradefleet.db import lock_for_write
+    from tradefleet.models import User
+    from tradefleet.security import crypto
+
+    last_id: uuid.UUID | None = None
+    while True:
+        lock_for_write(session)
+        statement = (select(User).where(User.totp_secret.is_not(None)).order_by(User.id).limit(batch_size)
+                     .with_for_update())
+        if last_id is not None:
+            statement = statement.where(User.id > last_id)
+        users = list(session.exec(statement).all())
+        if not users:
+            session.rollback()
+            return
+        for user in users:
+            try:
+                user.totp_secret = crypto.rotate(user.totp_secret)
+            except crypto.CryptoError:
+                report.failed_users.append(user.id)
+                continue
+            report.totp_secrets += 1
+        last_id = users[-1].id
+        session.commit()

@@ -102,10 +102,12 @@ def login(*, session: Session, email: str, password: str) -> Token | MfaRequired
     if not user.is_active:
         audit.record(session=session, actor=user, action="auth.login_failed", detail={"reason": "disabled"})
         raise AccountDisabled()
-    lockout.succeeded(email)
     if user.totp_enabled:
+        # The failure count is cleared only by a correct second factor (login_2fa): clearing it here
+        # would let someone who knows the password guess codes forever, a few per password login.
         audit.record(session=session, actor=user, action="auth.login_password_ok", detail={"mfa": "pending"})
         return MfaRequired(mfa_token=create_mfa_token(user.id, token_version=user.token_version))
+    lockout.succeeded(email)
     token = issue_tokens(session=session, user=user)
     audit.record(session=session, actor=user, action="auth.login", detail={"mfa": False})
     return token
