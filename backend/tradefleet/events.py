@@ -281,10 +281,14 @@ async def _read_redis(user_id: uuid.UUID, last_id: str | None, *, idle_s: float)
         yield None  # subscribed: the caller may announce the stream as ready
         last = last_id
         if last_id is not None:
-            for entry_id, fields in await client.xrange(stream_key(user_id), min="(" + last_id, max="+", count=1000):
-                entry = entry_id.decode()
-                yield Delivered(entry, fields[b"k"].decode(), fields[b"d"].decode())
-                last = entry
+            while True:  # page through everything kept after last_id (up to EVENTS_STREAM_MAXLEN)
+                page = await client.xrange(stream_key(user_id), min="(" + last, max="+", count=500)
+                for entry_id, fields in page:
+                    entry = entry_id.decode()
+                    yield Delivered(entry, fields[b"k"].decode(), fields[b"d"].decode())
+                    last = entry
+                if len(page) < 500:
+                    break
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=idle_s)
             if message is None:

@@ -1,6 +1,7 @@
 // Live updates: the user's server-sent event stream (`GET /events/stream?ticket=`), opened with a
 // short-lived single-use ticket from `POST /events/ticket`. After a drop the stream is closed and
-// reopened with a fresh ticket (backoff 1 s, 2 s, 4 s ... 30 s). No polling anywhere.
+// reopened with a fresh ticket (backoff 1 s, 2 s, 4 s ... 30 s), resuming after the last event it
+// received (`last_event_id`). No polling anywhere.
 
 import { api, apiUrl, hasRoute } from "./api.js";
 
@@ -16,6 +17,7 @@ export function liveEvents(onEvent, onState = () => {}) {
   let closed = false;
   let delay = 1000;
   let timer = null;
+  let lastId = "";  // the last event's id: a reopened stream resumes after it (nothing missed in the gap)
 
   async function open() {
     if (closed) return;
@@ -33,7 +35,8 @@ export function liveEvents(onEvent, onState = () => {}) {
       return;
     }
     if (closed) return;
-    source = new EventSource(apiUrl("/events/stream?ticket=" + encodeURIComponent(ticket)));
+    const resume = lastId ? "&last_event_id=" + encodeURIComponent(lastId) : "";
+    source = new EventSource(apiUrl("/events/stream?ticket=" + encodeURIComponent(ticket) + resume));
     source.addEventListener("open", () => { delay = 1000; onState("live"); });
     source.addEventListener("error", () => {
       // EventSource would retry with the same (now used) ticket: close it and start over.
@@ -42,6 +45,7 @@ export function liveEvents(onEvent, onState = () => {}) {
     });
     for (const type of EVENT_TYPES) {
       source.addEventListener(type, (ev) => {
+        if (ev.lastEventId) lastId = ev.lastEventId;
         let data = null;
         try { data = JSON.parse(ev.data); } catch { data = ev.data; }
         onEvent(type, data);

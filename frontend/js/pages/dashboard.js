@@ -43,8 +43,8 @@ function renderRow(entry) {
 
 async function loadEquity(entry) {
   try {
-    const points = await api(`/runs/${entry.run.id}/equity`, { query: { skip: 0, limit: 5000 } });
-    entry.equity = points.slice(-200).map((p) => p.equity);
+    const points = await api(`/runs/${entry.run.id}/equity`, { query: { points: 200 } });
+    entry.equity = points.map((p) => p.equity);
   } catch {
     entry.equity = [];
   }
@@ -63,7 +63,15 @@ async function load() {
   summary();
 }
 
-const refreshRun = debounce(async (id) => {
+// One debounced refresher per run: a burst of one run's events (order, fill, trade, equity) costs one
+// refresh, and the runs of one tick do not cancel each other's.
+const refreshers = new Map();
+function refreshRun(id) {
+  if (!refreshers.has(id)) refreshers.set(id, debounce(() => refreshOne(id), 400));
+  refreshers.get(id)();
+}
+
+async function refreshOne(id) {
   const entry = rows.get(id);
   if (!entry) { load().catch(() => {}); return; }
   try {
@@ -72,7 +80,7 @@ const refreshRun = debounce(async (id) => {
     renderRow(entry);
     summary();
   } catch { /* the row keeps its last values */ }
-}, 400);
+}
 
 start(async () => {
   const me = await appShell();
