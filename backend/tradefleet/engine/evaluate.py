@@ -71,7 +71,7 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.strategy.base import Strategy
-from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
+from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, RunLogger, check_state
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.registry import UnknownStrategy, get_registry
@@ -296,7 +296,7 @@ class _RunTicker:
                     account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
                 if stateful and i - start >= need - 1:
                     ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
-                                        candles=lambda i=i: self.candles.iloc[start:i + 1], state=state, log=logger)
+                                        candles=CandleWindow(self.candles, start, i + 1), state=state, log=logger)
                     call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                  what=f"{run.strategy}.on_candle()")
                     try:
@@ -404,7 +404,7 @@ class _RunTicker:
                     logger = RunLogger(run.strategy)
                     strategy.logger = logger
                     ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
-                                        candles=lambda: self.candles.iloc[start:i + 1], state=state, log=logger)
+                                        candles=CandleWindow(self.candles, start, i + 1), state=state, log=logger)
                     call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                  what=f"{run.strategy}.on_candle()")
                     try:
