@@ -59,7 +59,7 @@ def test_the_api_lists_a_strategy_without_importing_it(tmp_path: Path, settings_
     reply = user_client.get("/api/v1/strategies")
 
     assert reply.status_code == 200, reply.text
-    [entry] = [s for s in reply.json()["data"] if s["name"] == "import_marker"]
+    [entry] = [s for s in reply.json() if s["name"] == "import_marker"]
     assert set(entry["params_schema"]["properties"]) == {"fast", "slow"}
     assert "TRADEFLEET_STRATEGY_IMPORTED_BY" not in os.environ
     assert _imported_from(tmp_path) == []
