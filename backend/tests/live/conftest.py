@@ -72,12 +72,22 @@ def new_live_run(session: Session, owner, account: ExchangeAccount, *, stake: fl
 
 
 def tick(sim, now_ms: int) -> list:
-    """Set the simulator's clock, then one schedule pass and its evaluations (as beat and a worker)."""
-    from tradefleet.engine.evaluate import evaluate_market
+    """Set the simulator's clock, then one schedule pass and its evaluations, each followed by what the
+    worker's ``live.process_order`` tasks do after a tick's commit: send the intents it wrote, resolve the
+    live orders it found pending (as beat and a worker)."""
+    from tradefleet.engine.evaluate import evaluate_market, send_live_intents
     from tradefleet.engine.schedule import plan
+    from tradefleet.execution.orders import process_order
 
     sim.clock.set(now_ms)
-    return [evaluate_market(d.market, d.candle_ms, d.run_ids, limit=d.limit) for d in plan()]
+    reports = []
+    for d in plan():
+        report = evaluate_market(d.market, d.candle_ms, d.run_ids, limit=d.limit)
+        send_live_intents(report.live_order_ids)
+        for order_id in report.live_pending_order_ids:
+            process_order(order_id)
+        reports.append(report)
+    return reports
 
 
 def reload(session: Session, model, key):

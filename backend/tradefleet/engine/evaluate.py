@@ -121,7 +121,11 @@ class TickReport:
     """Runs skipped because another transaction held their row (see ``busy_run_ids``)."""
     busy_run_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
     live_order_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
-    """Live order intents this tick committed; sent after the commit (:func:`send_live_intents`)."""
+    """Live order intents this tick committed, for the caller to send after the commit, each on its own
+    (the worker enqueues one ``live.process_order`` task per order)."""
+    live_pending_order_ids: list[uuid.UUID] = field(default_factory=list, repr=False)
+    """Orders of live runs still pending at this tick (their runs took no decision): the caller has each
+    resolved with the exchange (``live.process_order``), off the tick."""
 
 
 @dataclass
@@ -619,13 +623,9 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
     started = time.perf_counter()
     report = TickReport(market=market.key, candle_ms=candle_ms)
     candles = get_candles(market, until_ms=candle_ms, limit=limit)
-    live_ids = _live_run_ids(run_ids)
-    if live_ids:
-        # Before a live run decides anything, its pending orders are resolved with the exchange
-        # (network calls, no transaction open): a decision is only taken on a known position.
-        from tradefleet.execution.orders import reconcile
-
-        reconcile(live_ids)
+    # No exchange call of a live order happens here: a tick only reads the database, decides and
+    # writes. A live run with an order still pending takes no decision (tick_live); the caller has its
+    # orders driven, off the tick, and new intents sent (report.live_order_ids, live_pending_order_ids).
     batch = _Batch()
     with session_scope() as session:
         lock_for_write(session)
@@ -660,6 +660,7 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
                                                           Order.status.in_(LIVE_PENDING))
                                       .order_by(Order.created_at)):
                 pending[order.run_id].append(order)
+            report.live_pending_order_ids = [order.id for run_id in live for order in pending[run_id]]
         halted = None
         if live:
             from tradefleet.execution.risk import get_halt
@@ -711,24 +712,15 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             log.warning("%s %s: tick already recorded by another task; nothing written", market.key, candle_ms)
             return TickReport(market=market.key, candle_ms=candle_ms)
     updates.publish()  # after the commit: a browser never hears of a tick that was rolled back
-    if report.live_order_ids:
-        send_live_intents(report.live_order_ids)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _live_run_ids(run_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    if not run_ids:
-        return []
-    with session_scope() as session:
-        return list(session.exec(select(Run.id).where(Run.id.in_(run_ids), Run.mode == RunMode.live,
-                                                      Run.status == RunStatus.running)).all())
-
-
 def send_live_intents(order_ids: list[uuid.UUID]) -> None:
-    """Send the live intents a tick just committed, one by one, after the commit (no lock held).
-    One order's failure (exchange down, keys refused) never stops the others: the order keeps a
-    state that reconciliation resolves, or its run is paused with the reason."""
+    """Send live intents one by one, in this process (no lock held): what the ``live.process_order``
+    tasks do, for callers without a worker (the CLI, tests). One order's failure (exchange down, keys
+    refused) never stops the others: the order keeps a state that reconciliation resolves, or its run
+    is paused with the reason."""
     from tradefleet.execution.orders import process_order
 
     for order_id in order_ids:

@@ -2,11 +2,12 @@
 
 ``POST /sim/faults`` adds one rule (JSON)::
 
-    {"kind": "error" | "timeout" | "rate_limit" | "down",
+    {"kind": "error" | "timeout" | "rate_limit" | "down" | "latency",
      "count": 1,                      # requests to hit (default 1; null = until DELETE /sim/faults)
      "when": "before" | "after",      # fail before the request is handled, or handle it and lose the reply
      "paths": ["POST /api/v3/order"], # "METHOD /path" or "/path" (any method); default: order changes
-     "delay_s": 3.0}                  # for "timeout": how long to hang before answering 504
+     "api_key": "...",                # only requests signed with this account's key (default: any)
+     "delay_s": 3.0}                  # for "timeout" and "latency": how long to hang first
 
 * ``error``: HTTP 503 with Binance's text reply (ccxt: ``ExchangeNotAvailable``, a ``NetworkError``).
 * ``timeout``: hang ``delay_s`` seconds, then 504 (a client with a shorter timeout raises
@@ -14,6 +15,8 @@
 * ``rate_limit``: HTTP 429 ``{"code": -1003, ...}`` with ``Retry-After`` (ccxt: ``DDoSProtection`` /
   ``RateLimitExceeded``); always *before*.
 * ``down``: like ``error`` but the default ``paths`` are every Binance path (``/api`` and ``/sapi``).
+* ``latency``: hang ``delay_s`` seconds, then handle the request normally (a slow account); always
+  *before*.
 
 ``when="after"`` is the crash case an order manager must survive: the order **is** placed (or
 cancelled) and the client sees only the failure. ``/sim/*`` admin paths are never faulted.
@@ -32,7 +35,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-KINDS = ("error", "timeout", "rate_limit", "down")
+KINDS = ("error", "timeout", "rate_limit", "down", "latency")
 ORDER_CHANGE_PATHS = ("POST /api/v3/order", "DELETE /api/v3/order", "DELETE /api/v3/openOrders")
 
 
@@ -47,16 +50,19 @@ class FaultRule:
     when: str
     paths: tuple[str, ...]
     delay_s: float
+    api_key: str | None = None
     hits: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, api_key: str | None = None) -> bool:
+        if self.api_key is not None and api_key != self.api_key:
+            return False
         if self.kind == "down" and not self.paths:
             return path.startswith("/api/") or path.startswith("/sapi/")
         return any(p == path or p == f"{method} {path}" for p in self.paths)
 
     def view(self) -> dict[str, Any]:
         return {"kind": self.kind, "remaining": self.remaining, "when": self.when, "paths": list(self.paths),
-                "delay_s": self.delay_s, "hits": self.hits}
+                "api_key": self.api_key, "delay_s": self.delay_s, "hits": self.hits}
 
 
 def parse_rule(raw: Any) -> FaultRule:
@@ -70,8 +76,11 @@ def parse_rule(raw: Any) -> FaultRule:
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise FaultSpecError("count: a positive integer or null")
     when = raw.get("when", "before")
-    if when not in ("before", "after") or (kind == "rate_limit" and when == "after"):
-        raise FaultSpecError("when: 'before' or 'after' ('before' only for rate_limit)")
+    if when not in ("before", "after") or (kind in ("rate_limit", "latency") and when == "after"):
+        raise FaultSpecError("when: 'before' or 'after' ('before' only for rate_limit and latency)")
+    api_key = raw.get("api_key")
+    if api_key is not None and (not isinstance(api_key, str) or not api_key):
+        raise FaultSpecError("api_key: a non-empty string or null")
     default_paths: tuple[str, ...] = () if kind == "down" else ORDER_CHANGE_PATHS
     paths = raw.get("paths", list(default_paths))
     if not isinstance(paths, list) or not all(isinstance(p, str) and "/" in p for p in paths):
@@ -79,7 +88,8 @@ def parse_rule(raw: Any) -> FaultRule:
     delay = raw.get("delay_s", 3.0)
     if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 120:
         raise FaultSpecError("delay_s: seconds between 0 and 120")
-    return FaultRule(kind=kind, remaining=count, when=when, paths=tuple(paths), delay_s=float(delay))
+    return FaultRule(kind=kind, remaining=count, when=when, paths=tuple(paths), delay_s=float(delay),
+                     api_key=api_key)
 
 
 class FaultInjector:
@@ -102,13 +112,13 @@ class FaultInjector:
         with self._lock:
             return [r.view() for r in self._rules]
 
-    def take(self, method: str, path: str) -> FaultRule | None:
+    def take(self, method: str, path: str, api_key: str | None = None) -> FaultRule | None:
         """The first rule matching the request, with one use consumed (spent rules are dropped)."""
         if path.startswith("/sim/"):
             return None
         with self._lock:
             for rule in self._rules:
-                if rule.matches(method, path):
+                if rule.matches(method, path, api_key):
                     rule.hits += 1
                     if rule.remaining is not None:
                         rule.remaining -= 1
@@ -151,8 +161,13 @@ class FaultMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rule = self.faults.take(scope["method"], scope["path"])
+        api_key = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-mbx-apikey"), None)
+        rule = self.faults.take(scope["method"], scope["path"], api_key)
         if rule is None:
+            await self.app(scope, receive, send)
+            return
+        if rule.kind == "latency":
+            await asyncio.sleep(rule.delay_s)
             await self.app(scope, receive, send)
             return
         if rule.when == "after":

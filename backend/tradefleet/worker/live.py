@@ -31,6 +31,18 @@ def reconcile() -> dict[str, int]:
     return counts
 
 
+@celery_app.task(name="live.process_order", ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def process_order(order_id: str, fresh: bool = False) -> str | None:
+    """Drive one live order as far as it goes now (:func:`tradefleet.execution.orders.process_order`):
+    send an intent a tick just committed (``fresh``), or resolve a pending one. Enqueued per order after
+    the tick's commit, so no exchange call runs inside a market's tick. Safe to deliver twice: the order's
+    lease and the look-up by client order id come before any send."""
+    from tradefleet.execution.orders import process_order as _process_order
+
+    outcome = _process_order(uuid.UUID(order_id), fresh=fresh)
+    return outcome.status.value if outcome.status is not None else None
+
+
 @celery_app.task(name="live.kill_run", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True,
                  max_retries=8)
 def kill_run(self, run_id: str, close: bool) -> dict:

@@ -45,6 +45,24 @@ def schedule() -> int:
     return len(dispatches)
 
 
+def _drive_live_orders(report) -> None:
+    """After a tick's commit, one ``live.process_order`` task per live intent it wrote and per live order it
+    found still pending: sending and look-ups run off the tick, so a slow exchange account never delays
+    the market's other runs. A pending order gets one such task at a time (a mark in the cache that lasts
+    as long as a few exchange calls may); the periodic ``live.reconcile`` catches what falls through."""
+    from tradefleet.cache import get_cache
+    from tradefleet.worker.live import process_order
+
+    cache = get_cache()
+    hold_s = int(3 * get_settings().CCXT_TIMEOUT_MS / 1000) + 5
+    for order_id in report.live_order_ids:
+        cache.set(f"live:driving:{order_id}", b"1", hold_s)
+        process_order.apply_async(args=[str(order_id), True])
+    for order_id in report.live_pending_order_ids:
+        if cache.add(f"live:driving:{order_id}", b"1", hold_s):
+            process_order.apply_async(args=[str(order_id), False])
+
+
 @celery_app.task(name="engine.evaluate_market", bind=True, acks_late=True, reject_on_worker_lost=True,
                  max_retries=5, ignore_result=True)
 def evaluate_market(self, exchange: str, symbol: str, timeframe: str, candle_ms: int, run_ids: list[str],
@@ -64,6 +82,7 @@ def evaluate_market(self, exchange: str, symbol: str, timeframe: str, candle_ms:
                    candle_ms=candle_ms)
         return {"market": market.key, "paused": len(ids)}
     log.info("evaluated %s", report)
+    _drive_live_orders(report)
     if report.busy_run_ids:
         # Runs another task still holds (usually the previous candle's): evaluate them once it is
         # done, without parking this worker process on their row locks meanwhile.
