@@ -410,7 +410,7 @@ class _RunTicker:
         real orders). The strategy and the decision rules are the paper path's (signals, protective
         exits, ``on_candle``), read against the run's wallet as mirrored from the exchange's fills;
         what they decide becomes order **intents** (rows with status ``intent``, committed with the
-        tick), which the order manager sends after the commit. No fill is simulated here.
+        tick), which ``live.process_order`` tasks send after the commit. No fill is simulated here.
 
         No new decision while an order of the run is still pending (intent, submitted, open,
         unknown), nor while trading is halted (``halted``: the reason; a ``halted`` event is
@@ -441,7 +441,7 @@ class _RunTicker:
                 self.batch.event(run, "halted", f"no decision on this candle: {halted}", level=EventLevel.warning,
                                  candle_ms=t)
             elif pending:
-                pass  # the pending order is resolved first (reconciliation before each tick)
+                pass  # the pending order is resolved first, off the tick (TickReport.live_pending_order_ids)
             else:
                 account = self._account(run, strategy, [], trade)
                 dust = max(self.info.amount_step or 0.0, self.info.min_amount or 0.0)
