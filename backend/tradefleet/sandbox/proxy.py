@@ -43,7 +43,7 @@ from tradefleet.sandbox.errors import RunnerFailure, SandboxUnavailable, Strateg
 from tradefleet.sandbox.launch import LAUNCH_ENV, bwrap_command, safe_label, sandbox_status, unsandboxed_command
 from tradefleet.sandbox.manifest import StrategyManifest
 from tradefleet.strategy.context import CandleContext, CandleWindow
-from tradefleet.strategy.guard import StrategyError, StrategyTimeout, current_deadline
+from tradefleet.strategy.guard import StrategyError, StrategyTimeout, current_deadline, deadline_paused
 from tradefleet.strategy.params import ParamError
 
 log = logging.getLogger(__name__)
@@ -422,7 +422,8 @@ class StrategyProxy:
         with runner.lock:
             if not runner.alive:
                 try:
-                    runner.start()
+                    with deadline_paused():  # starting is not the strategy's time
+                        runner.start()
                 except StrategyLoadError as exc:
                     raise StrategyError(f"{self.name}: {exc.message}") from None
             try:
@@ -560,7 +561,8 @@ class StrategyProxy:
         with runner.lock:
             if not runner.alive:
                 try:
-                    runner.start()
+                    with deadline_paused():  # starting is not the strategy's time
+                        runner.start()
                 except StrategyLoadError as exc:
                     raise StrategyError(f"{self.name}: {exc.message}") from None
             if runner.window_key != key or runner.window_frame is not frame:

@@ -53,6 +53,25 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
+def deadline_paused() -> Iterator[None]:
+    """Time spent inside does not count against the enclosing :func:`call_guarded` budget: the deadline
+    moves on by that time and the backstop alarm is held meanwhile. For the platform's own work inside a
+    guarded call, such as starting a strategy's runner process (importing numpy and pandas), which is
+    bounded by its own timeout and is not the strategy's to answer for."""
+    deadline = _DEADLINE.get()
+    use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    left = signal.setitimer(signal.ITIMER_REAL, 0)[0] if use_alarm else 0.0
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if deadline is not None:
+            _DEADLINE.set(deadline + (time.monotonic() - started))
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left)
+
+
+@contextmanager
 def _alarm(seconds: float, *, shown: float) -> Iterator[None]:
     # SIGALRM interrupts pure-Python loops in the main thread (Celery's prefork children run tasks
     # there). Elsewhere (threads) the call cannot be interrupted; it is measured and failed after.
