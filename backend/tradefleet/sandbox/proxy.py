@@ -133,11 +133,21 @@ class RunnerProcess:
             os.set_blocking(fd, False)
         self.started += 1
         self.window_key, self.window_frame = None, None
-        deadline = time.monotonic() + get_settings().STRATEGY_RUNNER_START_TIMEOUT_S
+        timeout = get_settings().STRATEGY_RUNNER_START_TIMEOUT_S
         try:
-            header, _ = self._read(deadline, what="start")
+            header, _ = self._read(time.monotonic() + timeout, what="start")
+        except TimeoutError:
+            self.stop()
+            raise StrategyLoadError(f"{self.label}: the strategy runner did not start: it did not say ready "
+                                    f"within {timeout:g} s") from None
         except RunnerFailure as exc:
+            self.stop()  # a runner that said something else may still be running: never leave it behind
             raise StrategyLoadError(f"{self.label}: the strategy runner did not start: {exc}") from None
+        except BaseException:
+            # Interrupted (the guard's alarm): a runner that has not said ready would answer the next
+            # request with its stale first frame.
+            self.stop()
+            raise
         if header.get("op") == "load_error":
             self.stop()
             raise StrategyLoadError(str(header.get("message", "the file could not be loaded"))[:2000])
@@ -263,7 +273,8 @@ class RunnerProcess:
             ok = True
             return reply
         except TimeoutError:
-            raise StrategyTimeout(f"strategy took longer than {budget_s:g} s; its runner was stopped") from None
+            raise StrategyTimeout(f"strategy took longer than {round(budget_s, 1):g} s; its runner was stopped") \
+                from None
         finally:
             if not ok:  # a half-done exchange leaves the channel unusable: never reuse it
                 self.stop()
