@@ -503,12 +503,15 @@ class StrategyProxy:
             return [self.signals_many(candles, [item], budget_s)[0] for item in items]
         results = reply.get("items")
         if not isinstance(results, list) or len(results) != len(items):
+            self._discard_runner()
             return [StrategyError(f"{self.name}: the strategy's runner sent an invalid signals reply")] * len(items)
         answers: list[Any] = []
+        invalid = False
         for k, (item, result) in enumerate(zip(items, results)):
             _, start, stop = item
             if not isinstance(result, dict):
                 answers.append(StrategyError(f"{self.name}: invalid signals reply"))
+                invalid = True
                 continue
             if not result.get("ok"):
                 answers.append(StrategyError(str(result.get("message", f"{self.name}.signals() failed"))[:500]))
@@ -519,9 +522,19 @@ class StrategyProxy:
                                            result.get("bad") or {})
             except RunnerFailure as exc:
                 answers.append(StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}"))
+                invalid = True
                 continue
             answers.append((frame, lines))
+        if invalid:
+            self._discard_runner()
         return answers
+
+    def _discard_runner(self) -> None:
+        """Stop this version's runner after a reply that failed the checks: its strategy owns the process
+        and may have written that reply itself, so nothing it sends afterwards is believed."""
+        runner = _pool.get(self)
+        with runner.lock:
+            runner.stop()
 
     def _signal_frame(self, index: pd.Index, enter: Any, exit_: Any, bad: Any) -> pd.DataFrame:
         if not isinstance(bad, dict):
@@ -596,6 +609,7 @@ class StrategyProxy:
                     raise RunnerFailure("order")
                 checked.append((order[0], _finite(order[1], "order amount", allow_none=order[0] == "sell")))
         except RunnerFailure as exc:
+            self._discard_runner()
             raise StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}") from None
         _emit(logger if logger is not None else ctx.log, lines)
         ctx.state.clear()
