@@ -40,7 +40,7 @@ from tradefleet.backtest.errors import BacktestError
 from tradefleet.config import REPO_ROOT
 from tradefleet.engine.evaluate import evaluate_market
 from tradefleet.engine.schedule import plan
-from tradefleet.models import Run, RunCreate, RunEvent, RunStatus
+from tradefleet.models import Run, RunCreate, RunEvent, RunStatus, User
 from tradefleet.sandbox import StrategyLoadError, load_strategy, runner_pool
 from tradefleet.sandbox import proxy as proxy_module
 from tradefleet.services import runs as run_service
@@ -259,6 +259,23 @@ def runner_processes(digest: str, *, settle_s: float = 2.0) -> list[int]:
         time.sleep(0.05)
 
 
+_password_hash: str | None = None
+
+
+def trader(session: Session, email: str) -> User:
+    """A trader row (one argon2 hash per test session: hashing takes about a second per user)."""
+    global _password_hash
+    if _password_hash is None:
+        from tradefleet.security.passwords import hash_password
+
+        _password_hash = hash_password(secrets.token_urlsafe(16))
+    user = User(email=email, hashed_password=_password_hash)
+    session.add(user)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
 def restarted(proxy, params: dict[str, Any]) -> None:
     """Ask the strategy's runner something harmless: a runner that was stopped is started again and
     answers (the attack is in ``signals()``, not in ``startup_candles``)."""
@@ -293,7 +310,7 @@ def events_text(session: Session, run: Run) -> tuple[list[RunEvent], str]:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("case", CASES, ids=[c.file.removesuffix(".py") for c in CASES])
-def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, make_user, settings_env,
+def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, settings_env,
                                        canaries: Canaries, listener: Listener, tmp_path, caplog, capfd):
     caplog.set_level(logging.DEBUG)
     folder = tmp_path / "strategies"
@@ -307,8 +324,8 @@ def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, make
     host = Host(tmp=tmp_path, database_file=Path(make_url(str(session.get_bind().url)).database),
                 var_file=canaries.var_file, listener_port=listener.port,
                 good_runner_file=proxy_module._strategy_file(good_proxy.content_hash, good_proxy.source))
-    alice, _ = make_user(email=f"{canaries.values['database row']}@example.com")
-    bob, _ = make_user()
+    alice = trader(session, f"{canaries.values['database row']}@example.com")
+    bob = trader(session, f"bob-{secrets.token_hex(4)}@example.com")
     shown: list[str] = []  # everything the platform showed of the hostile strategy
     entry = next(e for e in registry.entries() if e.filename == case.file)
     source = (HOSTILE / case.file).read_bytes()
