@@ -103,8 +103,7 @@ def _no_marker(host: Host, text: str) -> None:
 
 def _nothing_written(host: Host, text: str) -> None:
     assert f"{host.repo_marker}: refused OSError" in text, text
-    # The write to "/tmp/..." succeeds inside the sandbox: into its own scratch tmpfs, never the host's.
-    assert f"{host.host_tmp_marker}: written" in text, text
+    assert f"{host.host_tmp_marker}: refused OSError" in text, text  # the sandbox's root is read-only
     assert host.written() == []
 
 
@@ -112,7 +111,7 @@ def _clean_environment(host: Host, text: str) -> None:
     seen = re.search(r"environ=(\{.*?\})", text)
     assert seen, text
     keys = set(re.findall(r"'([A-Z_]+)':", seen.group(1)))
-    assert keys == {"HOME", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+    assert keys == {"HOME", "TMPDIR", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PWD"}
 
 
@@ -152,7 +151,8 @@ def _tmpfs_refused(host: Host, text: str) -> None:
     site = re.escape(str(Path(os.__file__).resolve().parent / "site-packages"))
     for folder in ("/", "/dev/shm", "/dev", "/sandbox", site):
         assert re.search(rf"(^|; |: ){folder}: refused Read-only file system", text, re.M), (folder, text)
-    assert "/tmp: refused No space left on device" in text, text  # the capped scratch space fills up
+    assert "/tmp: refused" in text and "/tmp: GOT" not in text, text
+    assert "/scratch: refused No space left on device" in text, text  # the capped scratch space fills up
 
 
 TIMED_OUT = r"took longer than 1 s; its runner was stopped"
@@ -188,7 +188,7 @@ CASES = [
     Case("busy_loop.py", r"took longer than 1 s; its runner was stopped", backtest=TIMED_OUT),
     Case("catch_timeout.py", r"took longer than 1 s; its runner was stopped", backtest=TIMED_OUT),
     Case("signal_handlers.py", r"took longer than 1 s; its runner was stopped", backtest=TIMED_OUT),
-    Case("write_outside.py", r"written.txt: refused OSError; .*written.txt: written",
+    Case("write_outside.py", r"written.txt: refused OSError; .*written.txt: refused OSError",
          params=lambda h: {"targets": "\n".join([str(h.repo_marker), str(h.host_tmp_marker)])},
          check=_nothing_written),
     Case("read_proc_environ.py", r"raised RuntimeError: pids=\['1', '2'\]",
@@ -207,7 +207,7 @@ CASES = [
     Case("huge_dataframe.py", r"returned 20000000 rows for \d+ candles"),
     Case("nan_signals.py", r"gave NaN in enter_long", backtest=r"NaN"),
     Case("wrong_shape.py", r"returned \d+ rows for \d+ candles"),
-    Case("log_secret.py", "", outcome="running", logs=r"secret environ: \{'HOME': '/tmp'"),
+    Case("log_secret.py", "", outcome="running", logs=r"secret environ: \{'HOME': '/scratch'"),
     Case("tmpfs_fill.py", r"/: refused Read-only file system; /dev/shm: refused Read-only file system",
          check=_tmpfs_refused),
     Case("sysv_shm.py", r"shared memory refused: Operation not permitted"),

@@ -10,8 +10,9 @@ new session, an empty environment, and a filesystem of read-only binds only:
   libseccomp's Python binding, and of the platform only the author SDK (``tradefleet/strategy``: base,
   params, context) and the runner (``tradefleet/sandbox``: boot, runner, protocol);
 - ``/sandbox/strategy/<file>``: the one strategy file;
-- a private ``/proc`` (only the sandbox's processes), a minimal ``/dev`` and a size-capped tmpfs ``/tmp``,
-  the only writable place (the root, ``/dev`` and the hidden ``site-packages`` are remounted read-only).
+- a private ``/proc`` (only the sandbox's processes), a minimal ``/dev`` and a size-capped tmpfs ``/scratch``
+  (``HOME`` and ``TMPDIR``), the only writable place (the root, ``/dev`` and the hidden ``site-packages``
+  are remounted read-only).
 
 Not there, so unreachable whatever the code does: the platform's settings, database, vault, keys and
 ``var/``, other strategy files, the network (no interface but a down loopback), the parent's memory and
@@ -46,7 +47,9 @@ SDK_FILES = ("__init__.py", "strategy/__init__.py", "strategy/base.py", "strateg
 
 LIB = "/sandbox/lib"
 STRATEGY_DIR = "/sandbox/strategy"
-CHILD_ENV = {"HOME": "/tmp", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+SCRATCH = "/scratch"
+"""The runner's private tmpfs (its ``HOME`` and ``TMPDIR``), capped at ``STRATEGY_RUNNER_SCRATCH_MB``."""
+CHILD_ENV = {"HOME": SCRATCH, "TMPDIR": SCRATCH, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
              "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
 """The runner's whole environment (numerical libraries single-threaded: one runner is one core at most)."""
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
@@ -166,9 +169,9 @@ def bwrap_command(strategy_file: Path, label: str, module: str) -> list[str]:
     inside = f"{STRATEGY_DIR}/{safe_label(label)}"
     argv += ["--ro-bind", str(strategy_file), inside,
              "--proc", "/proc", "--dev", "/dev",
-             "--size", str(get_settings().STRATEGY_RUNNER_SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp",
-             "--chdir", "/tmp"]
-    # Every tmpfs but the size-capped /tmp read-only: bubblewrap's root and /dev are tmpfs without a
+             "--size", str(get_settings().STRATEGY_RUNNER_SCRATCH_MB * 1024 * 1024), "--tmpfs", SCRATCH,
+             "--chdir", SCRATCH]
+    # Every tmpfs but the size-capped scratch read-only: bubblewrap's root and /dev are tmpfs without a
     # size limit, and what is written to a tmpfs is memory outside the runner's address-space limit.
     argv += ["--remount-ro", "/", "--remount-ro", "/dev"]
     if site.is_dir():

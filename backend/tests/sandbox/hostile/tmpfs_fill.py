@@ -1,5 +1,5 @@
-"""Hostile: fills the sandbox's in-memory file systems (the root, /dev/shm, /sandbox, the hidden
-site-packages, /tmp) with 64 MB each: memory the address-space limit does not count."""
+"""Hostile: fills the sandbox's in-memory file systems (the root, /dev/shm, /dev, /sandbox, the hidden
+site-packages, /tmp, its HOME) with 64 MB each: memory the address-space limit does not count."""
 
 import os
 import sys
@@ -26,7 +26,7 @@ class TmpfsFill(Strategy):
     def signals(self, candles):
         site = os.path.join(os.path.dirname(os.__file__), "site-packages")
         out = []
-        for folder in ("/", "/dev/shm", "/dev", "/sandbox", site, "/tmp"):
+        for folder in ("/", "/dev/shm", "/dev", "/sandbox", site, "/tmp", os.environ.get("HOME", "/")):
             try:
                 out.append(f"{folder}: GOT {fill(folder)} MB")
             except OSError as exc:

@@ -29,8 +29,7 @@ def attempt(what, fn):
 
 
 class WriteOutside(Strategy):
-    """Reports each write's outcome in the exception it raises (a write that succeeds inside the
-    sandbox lands in its own scratch space, never on the host)."""
+    """Reports each write's outcome in the exception it raises."""
 
     timeframe = "1m"
     targets = Text("")
