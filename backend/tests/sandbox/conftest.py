@@ -1,5 +1,5 @@
-"""Fixtures of the sandbox tests: the sandbox itself (required: skipped without it, failed with
-``CI=true``), planted canary secrets, and a TCP listener that counts who reached it."""
+"""Fixtures of the sandbox tests: the sandbox itself (``sandbox_available``: skipped without it, failed
+with ``CI=true``), planted canary secrets, and a TCP listener that counts who reached it."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from testsupport import unavailable
 from tradefleet.config import REPO_ROOT
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def sandbox_available() -> None:
-    """Every test here needs bubblewrap and the seccomp binding (``make test`` installs them)."""
+    """The escape tests need bubblewrap and the seccomp binding (``make test`` installs them): skipped
+    without them, failed with ``CI=true``. Not autouse: other tests here run without a sandbox on purpose."""
     from tradefleet.sandbox import sandbox_status
 
     status = sandbox_status()

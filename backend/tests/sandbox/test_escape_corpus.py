@@ -48,6 +48,8 @@ from tradefleet.strategy.registry import get_registry
 
 from sandbox_helpers import HOSTILE, Canaries, Listener
 
+pytestmark = pytest.mark.usefixtures("sandbox_available")
+
 MINUTE = 60_000
 T0 = 1704067200000
 TIMEOUT_S = 1.0

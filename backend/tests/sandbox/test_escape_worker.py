@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from sandbox_helpers import HOSTILE
 from sqlmodel import select
 from testsupport import free_port, stack_env, wait_for
@@ -20,6 +22,8 @@ from tradefleet.devstack import BIN, Stack
 from tradefleet.models import ExchangeMarket, Run, RunCreate, RunStatus, User
 from tradefleet.security.passwords import hash_password
 from tradefleet.services import runs as run_service
+
+pytestmark = pytest.mark.usefixtures("sandbox_available")
 
 WORST = {"busy_loop.py": r"took longer than 1 s; its runner was stopped",
          "fork_bomb.py": r"raised PermissionError: [Errno 1] Operation not permitted",

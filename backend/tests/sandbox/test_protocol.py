@@ -253,7 +253,7 @@ SIGNAL_FORGERIES = [
 
 
 @pytest.mark.parametrize("tag, items, arrays, match", SIGNAL_FORGERIES, ids=[f[0] for f in SIGNAL_FORGERIES])
-def test_forged_signal_replies_are_refused_and_the_runner_stopped(settings_env, tag, items, arrays, match):
+def test_forged_signal_replies_are_refused_and_the_runner_stopped(sandbox_available, settings_env, tag, items, arrays, match):
     settings_env(STRATEGY_TIMEOUT_S=3)
     proxy = forger("signals", signals_reply(items, arrays), tag)
     with pytest.raises(StrategyError, match=match):
@@ -263,7 +263,7 @@ def test_forged_signal_replies_are_refused_and_the_runner_stopped(settings_env, 
     assert proxy.validate_params({}) == {}  # a fresh one answers the next call
 
 
-def test_a_reply_with_nan_in_its_header_stops_the_runner(settings_env):
+def test_a_reply_with_nan_in_its_header_stops_the_runner(sandbox_available, settings_env):
     settings_env(STRATEGY_TIMEOUT_S=3)
     body = ('forge(\'{"ok": true, "items": [{"ok": true, "logs": [], "bad": {}}], "arrays": [], '
             '"x": NaN}\')')
@@ -298,7 +298,7 @@ ORDER_FORGERIES = [
 
 
 @pytest.mark.parametrize("tag, reply, match", ORDER_FORGERIES, ids=[f[0] for f in ORDER_FORGERIES])
-def test_forged_on_candle_replies_are_refused_and_nothing_is_ordered(settings_env, tag, reply, match):
+def test_forged_on_candle_replies_are_refused_and_nothing_is_ordered(sandbox_available, settings_env, tag, reply, match):
     settings_env(STRATEGY_TIMEOUT_S=3)
     proxy = forger("on_candle", f"forge(json.dumps({{**{reply}, 'arrays': []}}))", f"oc_{tag}")
     frame = window()
@@ -309,7 +309,7 @@ def test_forged_on_candle_replies_are_refused_and_nothing_is_ordered(settings_en
     assert not runner_pool().runners[proxy.content_hash].alive
 
 
-def test_a_forged_buy_above_the_cash_is_refused_by_the_parent(settings_env):
+def test_a_forged_buy_above_the_cash_is_refused_by_the_parent(sandbox_available, settings_env):
     settings_env(STRATEGY_TIMEOUT_S=3)
     proxy = forger("on_candle", "forge(json.dumps({'ok': True, 'orders': [['buy', 1e15]], 'logs': [], "
                                 "'state': {}, 'arrays': []}))", "oc_rich")
