@@ -9,8 +9,9 @@ order, before any strategy code runs:
 3. numpy and pandas are imported (they are the libraries strategies use);
 4. resource limits: address space, CPU seconds, open files, file size, no core files;
 5. a seccomp filter (libseccomp's Python binding) refuses, with EPERM, creating sockets, starting
-   processes or programs (fork, vfork, clone without CLONE_THREAD, execve), ptrace and reading other
-   processes' memory, namespaces, mounts, keyrings, BPF, perf, io_uring and kernel-module calls;
+   processes, threads or programs (fork, vfork, clone, execve), ptrace and reading other
+   processes' memory, namespaces, mounts, keyrings, BPF, perf, io_uring and kernel-module calls, and
+   memory that the address-space limit does not count (System V shared memory, memfd files);
 6. stderr becomes ``/dev/null`` too: whatever the strategy prints leaves no trace outside.
 
 Anything that fails here exits with status 70 and a line on stderr for the parent's error message.
@@ -32,11 +33,11 @@ DENIED = (
     "fsmount", "fspick", "name_to_handle_at", "open_by_handle_at",
     "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
     "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "shmget", "shmat", "memfd_create",
     "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
     "swapon", "swapoff", "acct", "quotactl", "ioperm", "iopl", "personality", "syslog",
     "settimeofday", "clock_settime", "adjtimex", "sethostname", "setdomainname",
 )
-CLONE_THREAD = 0x00010000
 
 
 def _fail(message: str) -> None:
@@ -62,9 +63,11 @@ def _seccomp() -> None:
             f.add_rule(seccomp.ERRNO(errno.EPERM), name)
         except (RuntimeError, ValueError, OSError):
             pass  # not a system call on this architecture
-    # clone: threads (CLONE_THREAD set) only; clone3 cannot be inspected, so it is refused with ENOSYS and
-    # the C library falls back to clone.
-    f.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+    # clone: no threads either. A thread would go on computing after the reply, outside the request's
+    # budget and on more than one core; the runner and the numerical libraries (single-threaded, see
+    # launch.CHILD_ENV) need none. clone3 cannot be inspected, so it is refused with ENOSYS and the C
+    # library falls back to clone.
+    f.add_rule(seccomp.ERRNO(errno.EPERM), "clone")
     try:
         f.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     except (RuntimeError, ValueError, OSError):

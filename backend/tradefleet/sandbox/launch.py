@@ -11,7 +11,8 @@ new session, an empty environment, and a filesystem of read-only binds only:
   params, context) and the runner (``tradefleet/sandbox``: boot, runner, protocol);
 - ``/sandbox/strategy/<file>``: the one strategy file;
 - a private ``/proc`` (only the sandbox's processes), a minimal ``/dev`` and a size-capped tmpfs ``/scratch``
-  (``HOME`` and ``TMPDIR``).
+  (``HOME`` and ``TMPDIR``), the only writable place (the root, ``/dev`` and the hidden ``site-packages``
+  are remounted read-only).
 
 Not there, so unreachable whatever the code does: the platform's settings, database, vault, keys and
 ``var/``, other strategy files, the network (no interface but a down loopback), the parent's memory and
@@ -170,6 +171,11 @@ def bwrap_command(strategy_file: Path, label: str, module: str) -> list[str]:
              "--proc", "/proc", "--dev", "/dev",
              "--size", str(get_settings().STRATEGY_RUNNER_SCRATCH_MB * 1024 * 1024), "--tmpfs", SCRATCH,
              "--chdir", SCRATCH]
+    # Every tmpfs but the size-capped scratch read-only: bubblewrap's root and /dev are tmpfs without a
+    # size limit, and what is written to a tmpfs is memory outside the runner's address-space limit.
+    argv += ["--remount-ro", "/", "--remount-ro", "/dev"]
+    if site.is_dir():
+        argv += ["--remount-ro", str(site)]
     for key, value in CHILD_ENV.items():
         argv += ["--setenv", key, value]
     cfg = {"paths": [LIB], "path": inside, "label": safe_label(label), "module": module,

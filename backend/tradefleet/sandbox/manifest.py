@@ -53,12 +53,13 @@ class StrategyManifest:
                 raise ValueError(f"manifest {key} must be a string of at most {limit} characters")
             return value
 
-        def fraction(key: str) -> float | None:
+        def fraction(key: str, low: float, high: float) -> float | None:
+            # The ranges of Strategy.check_definition, checked again here: a runner's reply is not trusted.
             value = data[key]
             if value is None:
                 return None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"manifest {key} must be a number or null")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"manifest {key} must be a number in [{low:g}, {high:g}] or null")
             return float(value)
 
         def flag(key: str) -> bool:
@@ -77,12 +78,14 @@ class StrategyManifest:
         schema = data["params_schema"]
         if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
             raise ValueError("manifest params_schema must be a JSON schema object")
-        position_size = fraction("position_size")
+        position_size = fraction("position_size", 1e-12, 1.0)
         if position_size is None:
             raise ValueError("manifest position_size must be a number")
+        stoploss, take_profit = fraction("stoploss", -1 + 1e-12, -1e-12), fraction("take_profit", 1e-12, 1e12)
+        trailing_stop = fraction("trailing_stop", 1e-12, 1 - 1e-12)
         return cls(name=text("name", _NAME_MAX), class_name=text("class_name", 200),
                    description=text("description", 5000), timeframe=text("timeframe", 10),
                    params_schema=schema, startup_candles=integer("startup_candles", optional=True),
-                   stateful=flag("stateful"), has_signals=flag("has_signals"), stoploss=fraction("stoploss"),
-                   take_profit=fraction("take_profit"), trailing_stop=fraction("trailing_stop"),
+                   stateful=flag("stateful"), has_signals=flag("has_signals"), stoploss=stoploss,
+                   take_profit=take_profit, trailing_stop=trailing_stop,
                    position_size=position_size, interface_version=integer("interface_version"))

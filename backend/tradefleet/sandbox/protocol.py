@@ -65,17 +65,31 @@ def _read_exact(fd: int, n: int, deadline_read) -> bytes:
     return b"".join(chunks)
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a frame may carry")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:40]} is out of range")
+    return value
+
+
 def read_frame(fd: int, limits: Limits = Limits(), read=os.read) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read one frame from ``fd``; returns ``(header, arrays)``. ``read(fd, n)`` may be replaced by one that
     enforces a deadline. Raises :class:`ProtocolError` for a closed channel, a cap exceeded, a header that is
-    not a JSON object, an unknown dtype or a length that does not add up."""
+    not a JSON object (or holds NaN, an infinity, or nesting deeper than the interpreter's stack), an
+    unknown dtype or a length that does not add up."""
     (size,) = _LEN.unpack(_read_exact(fd, _LEN.size, read))
     if size > limits.header_bytes:
         raise ProtocolError(f"header of {size} bytes exceeds the cap of {limits.header_bytes}")
     try:
-        header = json.loads(_read_exact(fd, size, read))
+        header = json.loads(_read_exact(fd, size, read), parse_constant=_no_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not JSON: {exc}") from None
+    except RecursionError:  # a header of nested arrays deeper than the interpreter's stack
+        raise ProtocolError("header is nested too deeply") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
     specs = header.pop("arrays", [])

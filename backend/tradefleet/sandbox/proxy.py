@@ -133,11 +133,21 @@ class RunnerProcess:
             os.set_blocking(fd, False)
         self.started += 1
         self.window_key, self.window_frame = None, None
-        deadline = time.monotonic() + get_settings().STRATEGY_RUNNER_START_TIMEOUT_S
+        timeout = get_settings().STRATEGY_RUNNER_START_TIMEOUT_S
         try:
-            header, _ = self._read(deadline, what="start")
+            header, _ = self._read(time.monotonic() + timeout, what="start")
+        except TimeoutError:
+            self.stop()
+            raise StrategyLoadError(f"{self.label}: the strategy runner did not start: it did not say ready "
+                                    f"within {timeout:g} s") from None
         except RunnerFailure as exc:
+            self.stop()  # a runner that said something else may still be running: never leave it behind
             raise StrategyLoadError(f"{self.label}: the strategy runner did not start: {exc}") from None
+        except BaseException:
+            # Interrupted (the guard's alarm): a runner that has not said ready would answer the next
+            # request with its stale first frame.
+            self.stop()
+            raise
         if header.get("op") == "load_error":
             self.stop()
             raise StrategyLoadError(str(header.get("message", "the file could not be loaded"))[:2000])
@@ -265,7 +275,8 @@ class RunnerProcess:
             ok = True
             return reply
         except TimeoutError:
-            raise StrategyTimeout(f"strategy took longer than {budget_s:g} s; its runner was stopped") from None
+            raise StrategyTimeout(f"strategy took longer than {round(budget_s, 1):g} s; its runner was stopped") \
+                from None
         finally:
             if not ok:  # a half-done exchange leaves the channel unusable: never reuse it
                 self.stop()
@@ -497,12 +508,15 @@ class StrategyProxy:
             return [self.signals_many(candles, [item], alone)[0] for item in items]
         results = reply.get("items")
         if not isinstance(results, list) or len(results) != len(items):
+            self._discard_runner()
             return [StrategyError(f"{self.name}: the strategy's runner sent an invalid signals reply")] * len(items)
         answers: list[Any] = []
+        invalid = False
         for k, (item, result) in enumerate(zip(items, results)):
             _, start, stop = item
             if not isinstance(result, dict):
                 answers.append(StrategyError(f"{self.name}: invalid signals reply"))
+                invalid = True
                 continue
             if not result.get("ok"):
                 answers.append(StrategyError(str(result.get("message", f"{self.name}.signals() failed"))[:500]))
@@ -513,9 +527,19 @@ class StrategyProxy:
                                            result.get("bad") or {})
             except RunnerFailure as exc:
                 answers.append(StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}"))
+                invalid = True
                 continue
             answers.append((frame, lines))
+        if invalid:
+            self._discard_runner()
         return answers
+
+    def _discard_runner(self) -> None:
+        """Stop this version's runner after a reply that failed the checks: its strategy owns the process
+        and may have written that reply itself, so nothing it sends afterwards is believed."""
+        runner = _pool.get(self)
+        with runner.lock:
+            runner.stop()
 
     def _signal_frame(self, index: pd.Index, enter: Any, exit_: Any, bad: Any) -> pd.DataFrame:
         if not isinstance(bad, dict):
@@ -591,6 +615,7 @@ class StrategyProxy:
                     raise RunnerFailure("order")
                 checked.append((order[0], _finite(order[1], "order amount", allow_none=order[0] == "sell")))
         except RunnerFailure as exc:
+            self._discard_runner()
             raise StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}") from None
         _emit(logger if logger is not None else ctx.log, lines)
         ctx.state.clear()
