@@ -122,3 +122,15 @@ def test_the_api_refuses_to_start_holding_a_key_that_opens_exchange_keys(name, t
     worker = [sys.executable, "-c", "import tradefleet.worker.app"]
     assert subprocess.run(worker, env=_clean_env(**{**GOOD, name: value}), cwd=tmp_path, capture_output=True,  # noqa: S603
                           timeout=120).returncode == 0
+
+
+def test_beat_refuses_to_start_holding_a_private_key(tmp_path):
+    beat = [str(Path(sys.executable).with_name("celery")), "-A", "tradefleet.worker.app", "beat", "--loglevel", "INFO",
+            "-s", str(tmp_path / "beat-schedule")]
+    private = generate_key_pair().private
+    env = _clean_env(**{**GOOD, "VAULT_PRIVATE_KEYS": private, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    proc = subprocess.run(beat, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # noqa: S603
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "refusing to start: celery beat must not hold VAULT_PRIVATE_KEYS" in output, output[-2000:]
+    assert private not in output
