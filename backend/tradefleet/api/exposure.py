@@ -46,9 +46,12 @@ def _reached_on_loopback(scope: Scope) -> bool:
     if not server or server[1] is None:  # a Unix socket: only this machine reaches it
         return True
     try:
-        return ipaddress.ip_address(server[0]).is_loopback
+        address = ipaddress.ip_address(server[0])
     except ValueError:
         return True  # not an address (an in-process test client's "testserver")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # "::ffff:127.0.0.1" on a dual-stack socket
+    return address.is_loopback
 
 
 class ExampleSecretsGuard:

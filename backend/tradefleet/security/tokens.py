@@ -59,7 +59,7 @@ def decode_access_claims(token: str) -> TokenClaims:
 
     Raises :class:`TokenError` when the token is malformed, not signed with ``JWT_SECRET_KEY`` using HS256,
     expired, lacks a claim (``ver`` included), is not of type ``access``, its ``sub`` is not a UUID or its
-    ``ver`` not a non-negative integer.
+    ``ver`` not an integer.
     """
     return _claims(_decode(token, token_type=ACCESS))
 
@@ -99,7 +99,7 @@ def _claims(claims: dict[str, Any]) -> TokenClaims:
     except (ValueError, TypeError, AttributeError) as exc:
         raise TokenError("invalid token") from exc
     version = claims.get("ver")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+    if not isinstance(version, int) or isinstance(version, bool):
         raise TokenError("invalid token")
     return TokenClaims(user_id=user_id, token_version=version)
 
