@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from tradefleet.api.deps import SessionDep, get_current_admin
 from tradefleet.services.strategies import disabled_names
-from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.registry import get_registry
+
+if TYPE_CHECKING:
+    from tradefleet.sandbox import StrategyProxy
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
 
@@ -35,12 +36,8 @@ class StrategyCatalog(BaseModel):
     broken: list[BrokenStrategyFile]
 
 
-def _file_name(klass: type[Strategy]) -> str:
-    # The file's name only, never the server's path to it.
-    try:
-        return Path(inspect.getfile(klass)).name
-    except (TypeError, OSError):
-        return klass.__module__.rsplit(".", 1)[-1] + ".py"
+def _file_name(strategy: "StrategyProxy") -> str:
+    return strategy.label  # the file's name only, never the server's path to it
 
 
 @router.get("/strategies", response_model=StrategyCatalog)
