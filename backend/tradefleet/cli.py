@@ -292,7 +292,9 @@ def dev(
 ) -> None:
     """The whole platform on this machine: migrate, simulator, API, a worker and beat. Ctrl-C stops all.
 
-    Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set.
+    Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set. On first
+    start it generates a JWT secret, a TOTP key and the vault's key pair into var/ (mode 0600) and
+    reuses them; only the worker gets the vault's private key.
     """
     from tradefleet.devstack import Stack
 
