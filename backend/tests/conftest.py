@@ -38,8 +38,8 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
-from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_API_ENCRYPTION_KEYS, TEST_JWT_SECRET,
-                         recording, scratch_postgres_database, unavailable)
+from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS,
+                         recording, scratch_postgres_database, unavailable, vault_settings)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -55,7 +55,7 @@ def _test_env(database_url: str) -> dict[str, str | None]:
     """Every Settings variable unset, then the test baseline."""
     env: dict[str, str | None] = {name: None for name in Settings.model_fields}
     env.update(ENVIRONMENT="test", DATABASE_URL=database_url, JWT_SECRET_KEY=TEST_JWT_SECRET)
-    env.update(API_ENCRYPTION_KEYS=TEST_API_ENCRYPTION_KEYS)  # issue 4: the vault's test key
+    env.update(TOTP_ENCRYPTION_KEY=TEST_TOTP_KEY, **vault_settings(TEST_VAULT_KEYS))
     return env
 
 

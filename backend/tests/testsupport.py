@@ -13,13 +13,23 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
+from tradefleet.security.vault import KeyPair, generate_key_pair
+
 CI = os.environ.get("CI", "").strip().lower() == "true"
 DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 TEST_JWT_SECRET = "test-jwt-secret-not-for-production-0123456789"
-# The vault key of this test session (issue 4): one Fernet key, shared by the test process and the
-# processes it starts (they inherit the environment).
-TEST_API_ENCRYPTION_KEYS = Fernet.generate_key().decode()
+# The vault key pair and two-factor key of this test session, shared by the test process and the
+# processes it starts (they inherit the environment; devstack.Stack gives the private key to Celery
+# workers only).
+TEST_VAULT_KEYS = generate_key_pair()
+TEST_TOTP_KEY = Fernet.generate_key().decode()
+
+
+def vault_settings(pair: KeyPair | None = None) -> dict[str, str]:
+    """``VAULT_PUBLIC_KEYS`` and ``VAULT_PRIVATE_KEYS`` of ``pair`` (default: a new pair)."""
+    pair = pair or generate_key_pair()
+    return {"VAULT_PUBLIC_KEYS": pair.public, "VAULT_PRIVATE_KEYS": pair.private}
 
 
 def unavailable(reason: str) -> None:

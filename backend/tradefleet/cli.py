@@ -292,21 +292,22 @@ def dev(
 ) -> None:
     """The whole platform on this machine: migrate, simulator, API, a worker and beat. Ctrl-C stops all.
 
-    Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set.
+    Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set. On first
+    start it generates a JWT secret, a TOTP key and the vault's key pair into var/ (mode 0600) and
+    reuses them; only the worker gets the vault's private key.
     """
     from tradefleet.devstack import Stack
 
     if sim and not os.environ.get("EXCHANGE_API_URLS"):
         os.environ["EXCHANGE_API_URLS"] = f'{{"binance": "http://127.0.0.1:{sim_port}"}}'
-    get_settings.cache_clear()
+    worker_env = _local_secrets_env()
     settings = get_settings()
-    (REPO_ROOT / "var").mkdir(exist_ok=True)
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    stack = Stack()
+    stack = Stack(worker_env=worker_env)
     try:
         typer.echo(f"database: {_redact(settings.DATABASE_URL)}; broker: {_redact(settings.broker_url)}")
         migrate("head")
@@ -342,6 +343,45 @@ def dev(
         raise typer.Exit(1) from None
     finally:
         stack.stop()
+
+
+def _local_secrets_env(var_dir: Path | None = None) -> dict[str, str]:
+    """Prepare this process's environment for ``tradefleet dev`` and return the worker's extra
+    environment: files under ``var/`` private (umask 077 for every child, the SQLite database and
+    broker files 0600), and the checkout's generated secrets
+    (:func:`tradefleet.security.local_secrets.ensure_local_secrets`) used wherever the environment
+    and ``.env`` give none: ``JWT_SECRET_KEY`` (also when it is an example value), ``TOTP_ENCRYPTION_KEY``
+    and ``VAULT_PUBLIC_KEYS`` for every process; the vault's private key file
+    (``VAULT_PRIVATE_KEYS_FILE``) only in the returned worker environment."""
+    from tradefleet.config import example_secrets
+    from tradefleet.security.local_secrets import VAR_DIR, ensure_local_secrets, make_private
+
+    os.umask(0o077)
+    local = ensure_local_secrets(var_dir or VAR_DIR)
+    get_settings.cache_clear()
+    settings = get_settings()
+    worker_env: dict[str, str] = {}
+    if settings.JWT_SECRET_KEY_FILE is None and any(p.startswith("JWT_SECRET_KEY:") for p in example_secrets(settings)):
+        if "JWT_SECRET_KEY" in settings.model_fields_set:
+            typer.echo("JWT_SECRET_KEY is an example value: signing with the generated secret of var/ instead")
+        os.environ["JWT_SECRET_KEY"] = local.jwt_secret
+    if not settings.TOTP_ENCRYPTION_KEY:
+        os.environ["TOTP_ENCRYPTION_KEY"] = local.totp_key
+    if not settings.VAULT_PUBLIC_KEYS:
+        os.environ["VAULT_PUBLIC_KEYS"] = local.vault_public_key
+        if not settings.VAULT_PRIVATE_KEYS and settings.VAULT_PRIVATE_KEYS_FILE is None:
+            worker_env["VAULT_PRIVATE_KEYS_FILE"] = str(local.vault_private_file)
+    get_settings.cache_clear()
+    settings = get_settings()
+    files = []
+    if settings.is_sqlite and settings.DATABASE_URL.startswith("sqlite:///"):
+        files.append(Path(settings.DATABASE_URL[len("sqlite:///"):]))
+    if settings.broker_url.startswith("sqla+sqlite:///"):
+        files.append(Path(settings.broker_url[len("sqla+sqlite:///"):]))
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(path)
+    return worker_env
 
 
 def _redact(url: str) -> str:
@@ -534,47 +574,124 @@ def backtest(
                                  for i, (c, w) in enumerate(zip(row, widths))).rstrip())
 
 
-# --- exchange keys: tradefleet keys ... (issue 4) -------------------------------------------------
+# --- the vault of exchange keys: tradefleet keys ... ----------------------------------------------
 
-keys_app = typer.Typer(help="The vault of exchange API keys (API_ENCRYPTION_KEYS; see SECRETS.md).",
-                       no_args_is_help=True)
+keys_app = typer.Typer(help="The vault of exchange API keys (VAULT_PUBLIC_KEYS, VAULT_PRIVATE_KEYS; see "
+                       "SECRETS.md).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("generate")
-def keys_generate() -> None:
-    """Print a new Fernet key for API_ENCRYPTION_KEYS (put it first in the list, then `keys rotate`)."""
-    from tradefleet.security.vault import generate_key
+def keys_generate(
+    totp: bool = typer.Option(False, "--totp", help="print a Fernet key for TOTP_ENCRYPTION_KEY instead"),
+) -> None:
+    """Print a new vault key pair: the public key goes first in VAULT_PUBLIC_KEYS of every process,
+    the private key into VAULT_PRIVATE_KEYS of the workers only; then `keys rotate`."""
+    if totp:
+        from tradefleet.security.crypto import generate_key
 
-    typer.echo(generate_key())
+        typer.echo(generate_key())
+        return
+    from tradefleet.security.vault import generate_key_pair
+
+    pair = generate_key_pair()
+    typer.echo(f"# vault key pair {pair.key_id}: the public key for every process, the private key for workers only")
+    typer.echo(f"VAULT_PUBLIC_KEY={pair.public}")
+    typer.echo(f"VAULT_PRIVATE_KEY={pair.private}")
 
 
-@keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Re-encrypt every stored exchange key under the newest key of API_ENCRYPTION_KEYS.
+def _report_rotation(report, *, legacy_only: bool) -> None:  # noqa: ANN001 - a RotationReport
+    from tradefleet.security.vault import newest_key_id
 
-    Exits 1 (changing none of them) for accounts whose keys no configured key opens, naming them."""
-    from tradefleet.db import session_scope
-    from tradefleet.security.vault import VaultError, configured_keys, rotate_all
-
-    try:
-        count = len(configured_keys())
-    except VaultError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    with session_scope() as session:
-        report = rotate_all(session=session)
-    typer.echo(f"re-encrypted {report.tokens} tokens of {report.accounts} exchange accounts under the newest "
-               f"of {count} keys")
+    newest = newest_key_id()
+    typer.echo(f"re-sealed {report.tokens} tokens of {report.accounts} exchange accounts to key {newest}; "
+               f"{report.current} accounts were already sealed to it")
+    if legacy_only and report.left_sealed:
+        typer.echo(f"{report.left_sealed} accounts keep tokens sealed to an older public key (`keys rotate` "
+                   "re-seals them)")
     typer.echo(f"re-encrypted {report.totp_secrets} two-factor secrets")
     if report.failed:
-        typer.echo(f"error: {len(report.failed)} accounts have keys that none of API_ENCRYPTION_KEYS opens "
-                   f"(left unchanged): {', '.join(map(str, report.failed))}", err=True)
+        typer.echo(f"error: {len(report.failed)} accounts have tokens that could not be opened (left unchanged):",
+                   err=True)
+        for account_id in report.failed:
+            typer.echo(f"  {account_id}: {report.reasons.get(account_id, '')}", err=True)
     if report.failed_users:
         typer.echo(f"error: {len(report.failed_users)} users have two-factor secrets that no configured key "
                    f"opens (left unchanged): {', '.join(map(str, report.failed_users))}", err=True)
     if report.failed or report.failed_users:
         raise typer.Exit(1)
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every stored exchange key to the newest key of VAULT_PUBLIC_KEYS (opening the others
+    with VAULT_PRIVATE_KEYS, and tokens of the symmetric vault with API_ENCRYPTION_KEYS), and
+    re-encrypt every two-factor secret under the newest TOTP_ENCRYPTION_KEY.
+
+    Exits 1 (changing none of them) for accounts with a token no given key opens, naming them."""
+    from tradefleet.db import session_scope
+    from tradefleet.security import vault
+
+    try:
+        vault.newest_key_id()
+    except vault.VaultError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with vault.unlocked(), session_scope() as session:
+        report = vault.rotate_all(session=session)
+    _report_rotation(report, legacy_only=False)
+
+
+@keys_app.command("migrate-sealed")
+def keys_migrate_sealed() -> None:
+    """Re-seal the exchange keys still encrypted by the symmetric vault (Fernet, API_ENCRYPTION_KEYS)
+    to the newest key of VAULT_PUBLIC_KEYS, and re-encrypt two-factor secrets under the newest
+    TOTP_ENCRYPTION_KEY. Needs no private key. Run once after upgrading, with API_ENCRYPTION_KEYS set
+    for this command only; then remove API_ENCRYPTION_KEYS everywhere (SECRETS.md).
+
+    Exits 1 (changing none of them) for accounts with a token no key of API_ENCRYPTION_KEYS opens."""
+    from tradefleet.db import session_scope
+    from tradefleet.security import vault
+
+    try:
+        vault.newest_key_id()
+    except vault.VaultError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with session_scope() as session:
+        report = vault.rotate_all(session=session, sealed=False)
+    _report_rotation(report, legacy_only=True)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many exchange accounts have every token sealed to each public key, and how many hold
+    tokens of the symmetric vault or of several keys (read from the tokens; nothing is opened)."""
+    from collections import Counter
+
+    from sqlmodel import select
+
+    from tradefleet.db import session_scope
+    from tradefleet.models import ExchangeAccount
+    from tradefleet.security import vault
+
+    counts: Counter[str] = Counter()
+    with session_scope() as session:
+        for account in session.exec(select(ExchangeAccount)).all():
+            tokens = [getattr(account, c) for c in vault.ENCRYPTED_COLUMNS if getattr(account, c)]
+            ids = {vault.token_key_id(t) for t in tokens}
+            if None in ids:
+                counts["symmetric vault (run `keys migrate-sealed`)"] += 1
+            elif len(ids) > 1:
+                counts["several keys (run `keys rotate`)"] += 1
+            else:
+                counts[f"key {ids.pop()}"] += 1
+    newest = vault.newest_key_id() if get_settings().VAULT_PUBLIC_KEYS else None
+    typer.echo(f"newest public key: {newest or '(VAULT_PUBLIC_KEYS is not set)'}")
+    if not counts:
+        typer.echo("no exchange accounts")
+    for what, count in sorted(counts.items()):
+        typer.echo(f"{count:6d}  {what}{'  (newest)' if newest and what == f'key {newest}' else ''}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # --- security ------------------------------------------------------------------------
     JWT_SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET)
+    """Signs access tokens. ``make run`` generates one into ``var/`` (``tradefleet dev``)."""
+    JWT_SECRET_KEY_FILE: Path | None = None
+    """A file holding ``JWT_SECRET_KEY`` (systemd credentials, Docker secrets); not both."""
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
     """Access token lifetime; clients renew with a refresh token (issue 5 lowered it from a day)."""
 
@@ -99,8 +102,9 @@ class Settings(BaseSettings):
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins (``https://app.example.com``) allowed to call the API from a browser (CORS). Empty: none
     (the bundled frontend is served from the API's own origin and needs no CORS)."""
-    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
-    """Peers (IP addresses or networks) whose ``X-Forwarded-For`` is believed for the client IP."""
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Peers (IP addresses or networks) whose ``X-Forwarded-For`` is believed for the client IP. Empty
+    (the default): none, the socket peer is the client. Behind the host's Nginx: ``127.0.0.1``."""
     MAX_REQUEST_BYTES: int = Field(default=1_048_576, ge=1024)
     """Largest request body accepted; larger ones are refused with 413 while they stream in."""
     RATE_LIMIT_ENABLED: bool = True
@@ -129,9 +133,12 @@ class Settings(BaseSettings):
     """A run may go live only once its owner's e-mail is verified (enforced by the live-trading code)."""
     REQUIRE_2FA_FOR_ADMINS: bool = False
     """When true, an admin without 2FA gets 403 on every admin route until enrolled (set it in production)."""
-    TOTP_ENCRYPTION_KEY: SecretStr | None = None
-    """Fernet key that encrypts stored TOTP secrets. Unset: the ``API_ENCRYPTION_KEYS`` (rotation included);
-    both unset (local and test only): a key derived from ``JWT_SECRET_KEY``."""
+    TOTP_ENCRYPTION_KEY: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet key that encrypts stored TOTP secrets (the API needs it for every 2FA login); several,
+    comma-separated and newest first, while rotating (``tradefleet keys rotate``). Required in
+    production; unset elsewhere: a key generated once into ``var/dev-totp-encryption.key``."""
+    TOTP_ENCRYPTION_KEY_FILE: Path | None = None
+    """A file holding ``TOTP_ENCRYPTION_KEY`` (one key a line, newest first); not both."""
     SMTP_HOST: str | None = None
     """Unset: e-mails are written to the log instead of sent."""
     SMTP_PORT: int = Field(default=587, ge=1, le=65535)
@@ -160,13 +167,23 @@ class Settings(BaseSettings):
     RECONCILE_INTERVAL_S: float = Field(default=30.0, gt=0)
     """How often beat reconciles every live order that is not final with its exchange."""
 
-    # --- exchange keys vault (issue 4: keys) ---------------------------------------------
+    # --- exchange keys vault ---------------------------------------------------------------
+    VAULT_PUBLIC_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Public keys of the vault (``tradefleet keys generate``), newest first: exchange keys are sealed
+    to the first (``tradefleet.security.vault``). Every process may hold them. Comma-separated."""
+    VAULT_PUBLIC_KEYS_FILE: Path | None = None
+    """A file holding ``VAULT_PUBLIC_KEYS`` (one key a line, newest first); not both."""
+    VAULT_PRIVATE_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Private keys of the vault, any order: only in the environment of the Celery workers that
+    check keys and trade live, never the API's or beat's (the API refuses to start with one in
+    production). ``keys rotate`` needs the old ones. Comma-separated."""
+    VAULT_PRIVATE_KEYS_FILE: Path | None = None
+    """A file holding ``VAULT_PRIVATE_KEYS`` (one key a line); not both."""
     API_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Fernet keys that encrypt exchange API keys at rest (``tradefleet.security.vault``), newest
-    first: the first encrypts, all of them decrypt, so a new key is put in front and
-    ``tradefleet keys rotate`` re-encrypts every row under it (SECRETS.md). In the environment:
-    comma-separated. Empty outside production: a key generated once into
-    ``var/dev-api-encryption.key``."""
+    """Fernet keys of the symmetric vault that sealed rows replace: read only by
+    ``tradefleet keys migrate-sealed`` (and ``keys rotate``), which re-seal such rows to the
+    public key, and to open two-factor secrets encrypted under them until then. Leave it out of
+    every service's environment (the API refuses it in production). Comma-separated."""
     # --- live updates (issue 6) -----------------------------------------------------------
     EVENTS_TICKET_TTL_S: int = Field(default=60, ge=5, le=3600)
     """How long a ticket of ``POST /api/v1/events/ticket`` may wait before opening its stream (single use)."""
@@ -202,20 +219,29 @@ class Settings(BaseSettings):
         # `.env.example` leaves the caps empty: no cap (issue 4).
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("API_ENCRYPTION_KEYS", mode="after")
+    @field_validator("API_ENCRYPTION_KEYS", "TOTP_ENCRYPTION_KEY", mode="after")
     @classmethod
     def _check_fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
         # After SecretStr wrapped them, so a validation error shows '**********', never a key; the
         # message names the position only.
-        from cryptography.fernet import Fernet
+        return _fernet_keys(value)
 
-        for position, key in enumerate(value):
-            try:
-                Fernet(key.get_secret_value())
-            except (ValueError, TypeError):
-                raise ValueError(f"key {position + 1} is not a Fernet key (32 url-safe base64-encoded "
-                                 "bytes; make one with `tradefleet keys generate`)") from None
-        return value
+    @field_validator("VAULT_PUBLIC_KEYS", mode="after")
+    @classmethod
+    def _check_public_keys(cls, value: list[str]) -> list[str]:
+        return _vault_keys(value, private=False)
+
+    @field_validator("VAULT_PRIVATE_KEYS", mode="after")
+    @classmethod
+    def _check_private_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        return _vault_keys(value, private=True)
+
+    @field_validator("JWT_SECRET_KEY_FILE", "TOTP_ENCRYPTION_KEY_FILE", "VAULT_PUBLIC_KEYS_FILE",
+                     "VAULT_PRIVATE_KEYS_FILE", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: Any) -> Any:
+        # An empty variable unsets: process launchers blank out files a process must not read.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("STRATEGIES_DIR", mode="after")
     @classmethod
@@ -234,7 +260,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("EXCHANGES_ENABLED", "ALLOWED_ORIGINS", "TRUSTED_PROXIES", "API_ENCRYPTION_KEYS",
-                     "STRATEGY_SANDBOX_PACKAGES",
+                     "TOTP_ENCRYPTION_KEY", "VAULT_PUBLIC_KEYS", "VAULT_PRIVATE_KEYS", "STRATEGY_SANDBOX_PACKAGES",
                      mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
@@ -260,6 +286,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_example_secrets(self) -> "Settings":
+        _read_secret_files(self)
         # In production a default secret would let anyone forge tokens, read stored keys or reach the
         # database: refuse to start and name every setting that must be set.
         if self.ENVIRONMENT == "production":
@@ -269,6 +296,92 @@ class Settings(BaseSettings):
                     "refusing to start with ENVIRONMENT=production: " + "; ".join(problems)
                 )
         return self
+
+
+SECRET_FILES = {
+    "JWT_SECRET_KEY_FILE": "JWT_SECRET_KEY",
+    "TOTP_ENCRYPTION_KEY_FILE": "TOTP_ENCRYPTION_KEY",
+    "VAULT_PUBLIC_KEYS_FILE": "VAULT_PUBLIC_KEYS",
+    "VAULT_PRIVATE_KEYS_FILE": "VAULT_PRIVATE_KEYS",
+}
+"""``NAME_FILE`` setting -> the setting ``NAME`` it holds."""
+
+PUBLIC_KEY_PREFIX = "vault-pk-"
+PRIVATE_KEY_PREFIX = "vault-sk-"
+
+
+def _fernet_keys(value: list[SecretStr]) -> list[SecretStr]:
+    """``value`` unchanged; ``ValueError`` naming the position of the first key that is not a Fernet key."""
+    from cryptography.fernet import Fernet
+
+    for position, key in enumerate(value):
+        try:
+            Fernet(key.get_secret_value())
+        except (ValueError, TypeError):
+            raise ValueError(f"key {position + 1} is not a Fernet key (32 url-safe base64-encoded "
+                             "bytes)") from None
+    return value
+
+
+def _vault_keys(value: list, *, private: bool) -> list:
+    """Vault keys (``vault-pk-`` or ``vault-sk-`` and 32 bytes of url-safe base64) unchanged;
+    ``ValueError`` naming the position only. A private key given as a public one is refused
+    with its own message: it would hand the vault to every process."""
+    import base64
+    import binascii
+
+    prefix, other = (PRIVATE_KEY_PREFIX, PUBLIC_KEY_PREFIX) if private else (PUBLIC_KEY_PREFIX, PRIVATE_KEY_PREFIX)
+    for position, key in enumerate(value):
+        text = key.get_secret_value() if isinstance(key, SecretStr) else key
+        if text.startswith(other):
+            kind = "public key (its place is VAULT_PUBLIC_KEYS)" if private else \
+                "private key: never give it to this list, which every process reads"
+            raise ValueError(f"key {position + 1} is a {kind}")
+        body = text[len(prefix):] if text.startswith(prefix) else None
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)) if body else b""
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError(f"key {position + 1} is not a vault {'private' if private else 'public'} key "
+                             f"({prefix}... of `tradefleet keys generate`)")
+    return value
+
+
+def _read_secret_files(settings: "Settings") -> None:
+    """Fill each setting of :data:`SECRET_FILES` from its ``*_FILE`` when that is set: the whole file
+    (stripped) for ``JWT_SECRET_KEY``, one key a line (``#`` comments and blank lines skipped) for the
+    key lists. ``ValueError`` naming the settings when both are given or the file cannot be read or
+    holds a malformed key (never the file's content)."""
+    for file_name, name in SECRET_FILES.items():
+        path = getattr(settings, file_name)
+        if path is None:
+            continue
+        current = getattr(settings, name)
+        given = name in settings.model_fields_set and (
+            bool(current) if isinstance(current, list) else current.get_secret_value() != "")
+        if given:
+            raise ValueError(f"{name} and {file_name} are both set: give one of them")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{file_name}: cannot read {path}: {getattr(exc, 'strerror', None) or type(exc).__name__}") \
+                from None
+        if name == "JWT_SECRET_KEY":
+            settings.JWT_SECRET_KEY = SecretStr(text.strip())
+            continue
+        lines = [line.strip() for line in text.splitlines()]
+        items = [line for line in lines if line and not line.startswith("#")]
+        try:
+            if name == "VAULT_PUBLIC_KEYS":
+                value: list = _vault_keys(items, private=False)
+            elif name == "VAULT_PRIVATE_KEYS":
+                value = _vault_keys([SecretStr(i) for i in items], private=True)
+            else:
+                value = _fernet_keys([SecretStr(i) for i in items])
+        except ValueError as exc:
+            raise ValueError(f"{file_name}: {exc}") from None
+        setattr(settings, name, value)
 
 
 # Values that appear in .env.example, docs or tutorials: never accepted as production secrets.
@@ -284,25 +397,21 @@ def _example(value: str | None) -> bool:
 
 def production_problems(settings: "Settings") -> list[str]:
     """What keeps ``settings`` from being safe in production, one ``"NAME: why"`` per setting
-    (empty when nothing): ``JWT_SECRET_KEY``, ``API_ENCRYPTION_KEYS``, the ``DATABASE_URL`` password
-    and the SMTP settings (``SMTP_HOST``, ``SMTP_USER``, ``SMTP_PASSWORD``, ``EMAILS_FROM_EMAIL``)."""
+    (empty when nothing): ``JWT_SECRET_KEY``, ``VAULT_PUBLIC_KEYS``, ``TOTP_ENCRYPTION_KEY``, the
+    ``DATABASE_URL`` password and the SMTP settings (``SMTP_HOST``, ``SMTP_USER``, ``SMTP_PASSWORD``,
+    ``EMAILS_FROM_EMAIL``). Keys a process must not hold are checked by that process
+    (:func:`decryption_keys_held`)."""
     from sqlalchemy.engine import make_url
 
     problems: list[str] = []
     jwt = settings.JWT_SECRET_KEY.get_secret_value()
     if _example(jwt) or len(jwt) < 32:
         problems.append("JWT_SECRET_KEY: missing, an example value or shorter than 32 characters")
-    keys = [k.get_secret_value() for k in settings.API_ENCRYPTION_KEYS]
-    if not keys:
-        problems.append("API_ENCRYPTION_KEYS: missing (one or more Fernet keys, newest first)")
-    else:
-        from cryptography.fernet import Fernet
-
-        for index, key in enumerate(keys):
-            try:
-                Fernet(key)
-            except (ValueError, TypeError):
-                problems.append(f"API_ENCRYPTION_KEYS: key {index + 1} is not a Fernet key")
+    if not settings.VAULT_PUBLIC_KEYS:
+        problems.append("VAULT_PUBLIC_KEYS: missing (the vault's public keys, newest first; "
+                        "`tradefleet keys generate`)")
+    if not settings.TOTP_ENCRYPTION_KEY:
+        problems.append("TOTP_ENCRYPTION_KEY: missing (a Fernet key for two-factor secrets)")
     try:
         url = make_url(settings.DATABASE_URL)
     except Exception:  # noqa: BLE001 - any unparsable URL is a problem to report, not a crash
@@ -318,6 +427,35 @@ def production_problems(settings: "Settings") -> list[str]:
             value = value.get_secret_value()
         if _example(None if value is None else str(value)) or "example.com" in str(value):
             problems.append(f"{name}: missing or an example value")
+    return problems
+
+
+def decryption_keys_held(settings: "Settings") -> list[str]:
+    """The settings present in ``settings`` that can open stored exchange keys
+    (``VAULT_PRIVATE_KEYS``, ``API_ENCRYPTION_KEYS``): the API and beat must hold none."""
+    return [name for name in ("VAULT_PRIVATE_KEYS", "API_ENCRYPTION_KEYS") if getattr(settings, name)]
+
+
+def example_secrets(settings: "Settings") -> list[str]:
+    """The secrets of ``settings`` left at a value anyone can know, one ``"NAME: why"`` each: a
+    ``JWT_SECRET_KEY`` that is an example value (``changethis``, those of ``.env.example`` and the docs)
+    or shorter than 32 characters, and a ``DATABASE_URL`` or ``SMTP_PASSWORD`` password that is an
+    example value. The API refuses to serve on a non-loopback address while any is left
+    (:mod:`tradefleet.api.exposure`), whatever ``ENVIRONMENT`` says."""
+    from sqlalchemy.engine import make_url
+
+    problems = []
+    jwt = settings.JWT_SECRET_KEY.get_secret_value()
+    if _example(jwt) or len(jwt) < 32:
+        problems.append("JWT_SECRET_KEY: an example value or shorter than 32 characters")
+    try:
+        password = make_url(settings.DATABASE_URL).password
+    except Exception:  # noqa: BLE001 - an unparsable URL fails elsewhere, with its own message
+        password = None
+    if password is not None and _example(str(password)):
+        problems.append("DATABASE_URL: the database password is an example value")
+    if settings.SMTP_PASSWORD is not None and _example(settings.SMTP_PASSWORD.get_secret_value()):
+        problems.append("SMTP_PASSWORD: an example value")
     return problems
 
 

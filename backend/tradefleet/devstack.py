@@ -3,6 +3,10 @@
 Used by ``tradefleet dev`` (``make run``), the end-to-end tests and the fleet benchmark, so that all
 three run the same real processes the same way. Each child gets its own process group; stopping the
 stack sends SIGTERM to every group and SIGKILL to any still alive after ``grace_s``.
+
+Keys that open stored exchange keys (:data:`DECRYPTION_SETTINGS`) reach Celery workers only: every
+other child (API, beat, simulator, CLI) gets them blanked out, which also overrides a ``.env``
+holding them.
 """
 
 from __future__ import annotations
@@ -22,17 +26,27 @@ from tradefleet.config import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 
+DECRYPTION_SETTINGS = ("VAULT_PRIVATE_KEYS", "VAULT_PRIVATE_KEYS_FILE", "API_ENCRYPTION_KEYS")
+"""Settings only a Celery worker may receive (SECRETS.md: the API and beat hold public keys only)."""
+
+
+def is_celery_worker(args: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``args`` start a Celery worker (``.../celery -A ... worker ...``)."""
+    return bool(args) and Path(args[0]).name == "celery" and "worker" in args[1:]
+
 
 @dataclass
 class Stack:
     """A set of child processes sharing one environment.
 
     ``env`` is added to the current environment (``DATABASE_URL``, ``REDIS_URL``,
-    ``EXCHANGE_API_URLS``...). ``log_dir``, if set, receives one ``<name>.log`` per process;
-    otherwise children write to this process's stdout and stderr.
+    ``EXCHANGE_API_URLS``...); ``worker_env`` too, for Celery workers only (the vault's private
+    keys). ``log_dir``, if set, receives one ``<name>.log`` per process; otherwise children write to
+    this process's stdout and stderr.
     """
 
     env: dict[str, str] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     grace_s: float = 15.0
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -41,15 +55,28 @@ class Stack:
     def full_env(self) -> dict[str, str]:
         return {**os.environ, **self.env}
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen:
-        """Start ``args`` as the process ``name`` in its own process group."""
+    def env_for(self, args: tuple[str, ...] | list[str], *, decrypts: bool | None = None) -> dict[str, str]:
+        """The environment of a child running ``args``: :meth:`full_env`, plus ``worker_env`` when it
+        ``decrypts`` (default: when it is a Celery worker), else with every
+        :data:`DECRYPTION_SETTINGS` blanked."""
+        env = self.full_env()
+        if decrypts is None:
+            decrypts = is_celery_worker(args)
+        if decrypts:
+            env.update(self.worker_env)
+        else:
+            env.update({name: "" for name in DECRYPTION_SETTINGS})
+        return env
+
+    def spawn(self, name: str, *args: str, decrypts: bool | None = None) -> subprocess.Popen:
+        """Start ``args`` as the process ``name`` in its own process group, in :meth:`env_for`."""
         stdout = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             handle = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self._logs.append(handle)
             stdout = handle
-        proc = subprocess.Popen(list(args), env=self.full_env(), cwd=REPO_ROOT, stdout=stdout,
+        proc = subprocess.Popen(list(args), env=self.env_for(args, decrypts=decrypts), cwd=REPO_ROOT, stdout=stdout,
                                 stderr=subprocess.STDOUT if stdout else None, start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -84,10 +111,12 @@ class Stack:
         return self.spawn("beat", str(BIN / "celery"), "-A", "tradefleet.worker.app", "beat",
                           "--loglevel", "INFO", "-s", str(schedule_file))
 
-    def api(self, *, port: int = 8000) -> str:
-        """Start uvicorn on 127.0.0.1; returns the base URL once ``/api/v1/health`` answers."""
-        self.spawn("api", str(BIN / "uvicorn"), "tradefleet.api.main:app", "--host", "127.0.0.1",
-                   "--port", str(port), "--no-access-log")
+    def api(self, *, port: int = 8000, host: str = "127.0.0.1") -> str:
+        """Start uvicorn on ``host``; returns the base URL (on 127.0.0.1) once ``/api/v1/health``
+        answers. Uvicorn's own proxy headers are off: the client IP is decided by ``TRUSTED_PROXIES``
+        alone (:func:`tradefleet.security.ratelimit.client_ip`)."""
+        self.spawn("api", str(BIN / "uvicorn"), "tradefleet.api.main:app", "--host", host,
+                   "--port", str(port), "--no-access-log", "--no-proxy-headers")
         url = f"http://127.0.0.1:{port}"
         self.wait_http(f"{url}/api/v1/health")
         return url

@@ -155,29 +155,42 @@ def test_totp_codes_pure():
     assert totp.normalise_recovery_code(" ABCD-efgh ") == "abcdefgh"
 
 
-def test_secret_encryption_rotates_with_api_encryption_keys(settings_env):
+def test_secret_encryption_rotates_with_totp_encryption_keys(settings_env):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    settings_env(API_ENCRYPTION_KEYS=old)
+    settings_env(TOTP_ENCRYPTION_KEY=old)
     token = crypto.encrypt("JBSWY3DPEHPK3PXP")
-    settings_env(API_ENCRYPTION_KEYS=f"{new},{old}")
+    settings_env(TOTP_ENCRYPTION_KEY=f"{new},{old}")
     assert crypto.decrypt(token) == "JBSWY3DPEHPK3PXP"
     rotated = crypto.rotate(token)
-    settings_env(API_ENCRYPTION_KEYS=new)
+    settings_env(TOTP_ENCRYPTION_KEY=new)
     assert crypto.decrypt(rotated) == "JBSWY3DPEHPK3PXP"
     with pytest.raises(crypto.CryptoError):
         crypto.decrypt(token)
-    settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())
-    assert crypto.decrypt(rotated) == "JBSWY3DPEHPK3PXP"  # API keys still decrypt
+    # Secrets of the symmetric exchange-key vault's keys still open until `keys migrate-sealed`.
+    legacy = Fernet.generate_key().decode()
+    earlier = Fernet(legacy).encrypt(b"JBSWY3DPEHPK3PXP").decode()
+    settings_env(API_ENCRYPTION_KEYS=legacy)
+    assert crypto.decrypt(earlier) == "JBSWY3DPEHPK3PXP"
+    Fernet(new).decrypt(crypto.rotate(earlier).encode())
+
+
+def test_production_without_a_totp_key_never_falls_back(settings_env, monkeypatch):
+    from tradefleet.config import Settings
+
+    unchecked = Settings.model_construct(ENVIRONMENT="production", TOTP_ENCRYPTION_KEY=[], API_ENCRYPTION_KEYS=[])
+    monkeypatch.setattr(crypto, "get_settings", lambda: unchecked)
+    with pytest.raises(crypto.CryptoError, match="TOTP_ENCRYPTION_KEY is not set"):
+        crypto.encrypt("JBSWY3DPEHPK3PXP")
 
 
 def test_secret_unreadable_after_a_key_change_is_503_not_500(client, make_user, auth_headers, settings_env):
-    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())
     user, password = make_user()
     headers = auth_headers(user)
     enrol(client, headers)
     mfa = login(client, user.email, password).json()["mfa_token"]
 
-    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())  # the old key is gone
+    settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the old key is gone
     reply = client.post(LOGIN_2FA, json={"mfa_token": mfa, "code": "123456"})
     assert reply.status_code == 503 and "encryption keys changed" in reply.json()["detail"]
 

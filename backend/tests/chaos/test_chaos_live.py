@@ -28,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
-from testsupport import free_port, stack_env, wait_for
+from testsupport import free_port, stack_env, vault_settings, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -73,7 +73,6 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
     from tradefleet.db import session_scope
     from tradefleet.execution.orders import pending_orders
     from tradefleet.models import Fill, Order, Run, RunCreate, RunStatus, UserCreate
-    from tradefleet.security import vault
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user
 
@@ -81,8 +80,7 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
 
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "4")))
     sim_port = free_port()
-    key = vault.generate_key()
-    extra = dict(SCHEDULE_INTERVAL_S="0.25", STRATEGIES_DIR=str(STRATEGIES), API_ENCRYPTION_KEYS=key,
+    extra = dict(SCHEDULE_INTERVAL_S="0.25", STRATEGIES_DIR=str(STRATEGIES), **vault_settings(),
                  LIVE_BACKOFF_S="0.05", RECONCILE_INTERVAL_S="5", CCXT_TIMEOUT_MS="4000",
                  ENGINE_MAX_CATCHUP_CANDLES="5")
     env = stack_env(database_url=e2e_database, redis_url=redis_url, sim_port=sim_port, **extra)

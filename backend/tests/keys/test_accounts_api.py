@@ -207,3 +207,29 @@ def test_a_broker_outage_marks_the_check_error_but_keeps_the_keys(user_client, s
     assert reply.status_code == 201
     assert reply.json()["check_status"] == "error" and "could not be queued" in reply.json()["check_message"]
     assert _count(session) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("api_key", "ключ" + "k" * 36),          # not Latin-1: ccxt could never send it in a header
+    ("secret", "s" * 30 + "é" + "s" * 9),     # Latin-1, still not what any exchange issues
+    ("api_key", "k" * 20 + "\x00" + "k" * 19),
+    ("secret", "s" * 20 + "\t" + "s" * 19),
+    ("api_key", "k" * 20 + "\u202e" + "k" * 19),  # a bidi override hiding part of the key on screen
+    ("password", "pass\u2028word"),
+])
+def test_keys_outside_printable_ascii_are_refused_by_name(user_client, session, check_queue, field, value):
+    body = _body(**{field: value})
+    reply = user_client.post("/api/v1/exchange-accounts", json=body)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["field"] == field
+    assert "printable ASCII" in reply.json()["errors"][0]["message"]
+    assert value not in reply.text
+    assert _count(session) == 0 and check_queue.ids == []
+    # The same on a change of keys: the stored ones stay, no check is queued.
+    account_id = user_client.post("/api/v1/exchange-accounts", json=_body()).json()["id"]
+    before = session.get(ExchangeAccount, uuid.UUID(account_id)).secret_enc
+    reply = user_client.patch(f"/api/v1/exchange-accounts/{account_id}", json={field: value})
+    assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == field
+    session.expire_all()
+    row = session.get(ExchangeAccount, uuid.UUID(account_id))
+    assert row.secret_enc == before and row.keys_version == 1 and len(check_queue.ids) == 1

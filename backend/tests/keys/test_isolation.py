@@ -18,7 +18,8 @@ from tradefleet.services import exchange_accounts as account_service
 from tradefleet.services import runs as run_service
 
 PACKAGE = Path(tradefleet.__file__).parent
-DECRYPTING = {"decrypt_field", "decrypt_credentials", "unlock_decryption", "unlocked"}
+DECRYPTING = {"decrypt_field", "decrypt_credentials", "unlock_decryption", "unlocked", "rotate_all", "_open",
+              "_open_legacy", "_private_boxes"}
 WORKER_SIDE = "tradefleet.execution.keys"
 MINUTE = 60_000
 T0 = 1704067200000

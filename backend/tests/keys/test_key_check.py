@@ -11,8 +11,7 @@ import uuid
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
-from testsupport import free_port
+from testsupport import free_port, vault_settings
 
 from tradefleet.execution.keys import WITHDRAWALS_ENABLED, check_account
 from tradefleet.models import ExchangeAccount, ExchangeAccountCreate, ExchangeAccountUpdate, KeyCheckStatus
@@ -130,11 +129,31 @@ def test_sandbox_keys_reach_the_simulator_through_the_testnet_urls(session, make
 def test_keys_that_no_configured_key_opens_are_an_error(session, make_user, settings_env, sim_account):
     owner, _ = make_user()
     api_key, secret = sim_account()
-    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())
+    settings_env(**vault_settings())
     account = _account(session, owner, api_key, secret)
-    settings_env(API_ENCRYPTION_KEYS=Fernet.generate_key().decode())  # the key that encrypted it is lost
+    settings_env(**vault_settings())  # the private key that opened it is lost
     assert check_account(account.id) == KeyCheckStatus.error
-    assert _result(session, account.id).check_message.startswith("the stored keys cannot be decrypted")
+    message = _result(session, account.id).check_message
+    assert message.startswith("the stored keys cannot be decrypted") and "none of VAULT_PRIVATE_KEYS" in message
+
+
+def test_a_key_ccxt_cannot_send_is_an_error_not_pending_forever(session, make_user, sim_account, exchange_sim):
+    # A key stored before the API checked its characters (or planted in the table): ccxt puts the API
+    # key into an HTTP header, which only takes Latin-1, and the exception is none of ccxt's.
+    from tradefleet.security import vault
+
+    owner, _ = make_user()
+    _, secret = sim_account()
+    account = _account(session, owner, "k" * 40, secret)
+    planted = "ключ-" + "k" * 36
+    account.api_key_enc = vault.encrypt_field(planted, account_id=account.id, field="api_key")
+    session.add(account)
+    session.commit()
+    assert check_account(account.id) == KeyCheckStatus.error
+    row = _result(session, account.id)
+    assert row.check_status == KeyCheckStatus.error and row.checked_at is not None
+    assert row.check_message.startswith("the key check failed: UnicodeEncodeError")
+    _no_secret(row, planted, secret)
 
 
 def test_a_token_copied_from_another_account_is_refused(session, make_user, sim_account):

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import Session
 
 from livesupport import balances, exchange_orders, provision, store_account  # noqa: F401
+from testsupport import vault_settings
 from tradefleet.models import ExchangeAccount, Run, RunCreate
 from tradefleet.security import vault
 
@@ -37,7 +38,7 @@ def live_env(market_catalog, settings_env, tmp_path) -> Any:
     from tradefleet.execution.live import forget_brokers
 
     settings_env(STRATEGIES_DIR=str(STRATEGIES), LIVE_BACKOFF_S="0.01",
-                 API_ENCRYPTION_KEYS=vault.generate_key(),
+                 **vault_settings(),
                  EXCHANGE_API_URLS=f'{{"binance": "{market_catalog.base_url}"}}')
     forget_brokers()
     with vault.unlocked():

@@ -12,14 +12,14 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from livesupport import store_account
+from testsupport import vault_settings
 from tradefleet.models import Run
 from tradefleet.models.exchange_account import KeyCheckStatus
-from tradefleet.security import vault
 
 
 @pytest.fixture
 def keys(settings_env):
-    settings_env(API_ENCRYPTION_KEYS=vault.generate_key())
+    settings_env(**vault_settings())
 
 
 BODY = {"strategy": "sma_cross", "params": {}, "exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1m",

@@ -180,9 +180,8 @@ def test_no_cors_by_default(plain_client):
 
 
 def test_hsts_in_production(settings_env):
-    from cryptography.fernet import Fernet
-
-    settings_env(ENVIRONMENT="production", JWT_SECRET_KEY="p" * 48, API_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    # The test baseline's vault public key and TOTP key stay; an API holds no private key.
+    settings_env(ENVIRONMENT="production", JWT_SECRET_KEY="p" * 48, VAULT_PRIVATE_KEYS=None,
                  DATABASE_URL="postgresql://tradefleet:s3cr3t-db-pass@127.0.0.1:5432/tradefleet",
                  SMTP_HOST="smtp.mailhost.net", SMTP_USER="mailer", SMTP_PASSWORD="mail-pass-9f8e7d",
                  EMAILS_FROM_EMAIL="noreply@tradefleet.net")

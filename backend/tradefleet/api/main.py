@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from tradefleet.api.deps import API_PREFIX, get_current_user
 from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
+from tradefleet.api.exposure import install_exposure_checks
 from tradefleet.api.middleware import install_middleware
 from tradefleet.config import REPO_ROOT, get_settings
 
@@ -135,6 +136,8 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_middleware(app, api_prefix=API_PREFIX)  # issue 5: CORS, security headers, body limit, 500s
+    # Outermost: no private vault key in production; no example secrets beyond loopback.
+    install_exposure_checks(app, settings)
     document_error_format(app)
 
     authenticated = APIRouter(dependencies=[Depends(get_current_user)])

@@ -12,8 +12,9 @@ records on the row:
 - ``invalid``: the exchange rejected the keys (ccxt ``AuthenticationError``, ``PermissionDenied``,
   ``AccountSuspended``), or the key may withdraw (refused: the platform never needs it, and a leaked
   key that can withdraw empties the account), or it may not trade spot;
-- ``error``: the check could not be done (network, exchange down, rate limit, keys that no configured
-  encryption key opens), with the reason.
+- ``error``: the check could not be done (network, exchange down, rate limit, keys that no private
+  key of this worker opens, or any other failure, e.g. a key ccxt cannot put into a header), with
+  the reason. A check never leaves the row ``pending``.
 
 Messages are for the trader and never hold a credential: every exchange message has the account's
 credential values removed (:meth:`Credentials.redact`) and URL query strings cut before it is stored.
@@ -128,7 +129,11 @@ def check_account(account_id: uuid.UUID) -> KeyCheckStatus | None:
             result = CheckResult(KeyCheckStatus.error, f"the stored keys cannot be decrypted: {exc}")
             credentials = None
     if credentials is not None:
-        result = probe(exchange_id, sandbox=sandbox, credentials=credentials)
+        try:
+            result = probe(exchange_id, sandbox=sandbox, credentials=credentials)
+        except Exception as exc:  # noqa: BLE001 - any failure is the check's result, never a row left pending
+            log.warning("key check of account %s failed: %s", account_id, type(exc).__name__)
+            result = CheckResult(KeyCheckStatus.error, "the key check failed: " + _describe(exc, credentials))
     with session_scope() as session:
         written = session.exec(
             update(ExchangeAccount)

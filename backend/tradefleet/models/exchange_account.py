@@ -1,4 +1,4 @@
-"""Exchange accounts: a trader's API keys for one exchange, encrypted at rest (issue 4).
+"""Exchange accounts: a trader's API keys for one exchange, sealed at rest to the vault's public key.
 
 The schema family follows the rest of ``models/``: ``ExchangeAccountBase`` (what is shown and
 stored in clear), ``ExchangeAccountCreate`` / ``ExchangeAccountUpdate`` (the only schemas that carry
@@ -6,10 +6,10 @@ secrets, as ``SecretStr`` so they never print), ``ExchangeAccount`` (the table, 
 ``ExchangeAccountPublic`` / ``ExchangeAccountsPublic`` (what the API returns: a masked fingerprint,
 never a key).
 
-Every credential column (even the API key: on its own it identifies the account) holds a token of
-:mod:`tradefleet.security.vault`, bound to the row's id and the column's name, so a ciphertext copied
-into another row or column does not decrypt. Only the worker decrypts, at the moment of use
-(``SECRETS.md``).
+Every credential column (even the API key: on its own it identifies the account) holds a sealed token
+of :mod:`tradefleet.security.vault`, bound to the row's id and the column's name, so a ciphertext
+copied into another row or column does not decrypt. Only the worker holds the private key and
+decrypts, at the moment of use (``SECRETS.md``).
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ class ExchangeAccountUpdate(SQLModel):
 
 
 class ExchangeAccount(SQLModel, table=True):
-    """One set of keys. ``*_enc`` columns hold vault tokens (Fernet, bound to ``id`` and the column);
-    ``fingerprint`` is for display only (first and last four characters of the API key)."""
+    """One set of keys. ``*_enc`` columns hold vault tokens (sealed boxes, bound to ``id`` and the
+    column); ``fingerprint`` is for display only (first and last four characters of the API key);
+    ``vault_key_id`` is the id of the public key every token of the row is sealed to (``NULL`` when
+    they differ, or a token is of the symmetric vault: ``tradefleet keys status`` counts them)."""
 
     __tablename__ = "exchange_account"
     __table_args__ = (Index("ix_exchange_account_owner_created", "owner_id", "created_at"),)
@@ -101,6 +103,7 @@ class ExchangeAccount(SQLModel, table=True):
     password_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     uid_enc: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     fingerprint: str = Field(max_length=32)
+    vault_key_id: str | None = Field(default=None, max_length=32)
     check_status: KeyCheckStatus = Field(default=KeyCheckStatus.pending, sa_column=enum_column(KeyCheckStatus))
     check_message: str | None = Field(default=None, sa_column=Column(Text))
     checked_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))

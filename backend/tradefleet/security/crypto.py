@@ -1,12 +1,17 @@
 """Encryption of small secrets at rest (today: TOTP secrets) with ``cryptography``'s MultiFernet.
 
+These are symmetric on purpose: the API checks a two-factor code at every 2FA login, so it must read
+the secret, and it is allowed to hold this key (unlike the exchange-key vault's private keys,
+:mod:`tradefleet.security.vault`).
+
 Keys, in this order:
 
-1. ``TOTP_ENCRYPTION_KEY`` (one Fernet key), if set, encrypts; the ``API_ENCRYPTION_KEYS`` still decrypt;
-2. else the ``API_ENCRYPTION_KEYS`` (newest first: the first encrypts, all decrypt, so keys rotate);
-3. else, outside production only, a key derived from ``JWT_SECRET_KEY`` with HKDF-SHA256 (so ``make run``
-   and the tests need no extra setting). Production refuses to start without ``API_ENCRYPTION_KEYS``
-   (:func:`tradefleet.config.production_problems`), so this fallback never protects real data.
+1. ``TOTP_ENCRYPTION_KEY``: newest first, the first encrypts, all decrypt (rotation:
+   ``tradefleet keys rotate``). Required in production (:func:`tradefleet.config.production_problems`);
+   unset elsewhere: a key generated once into ``var/dev-totp-encryption.key`` (mode 0600), shared
+   by the processes of one checkout (``make run`` generates it on first start);
+2. then ``API_ENCRYPTION_KEYS``, decrypting only: secrets encrypted under them before their
+   re-encryption (``tradefleet keys migrate-sealed``).
 
 Fernet is AES-128-CBC with HMAC-SHA256 and a timestamp: a tampered or foreign ciphertext fails to
 decrypt (:class:`CryptoError`), it never decrypts to garbage.
@@ -14,33 +19,35 @@ decrypt (:class:`CryptoError`), it never decrypts to garbage.
 
 from __future__ import annotations
 
-import base64
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tradefleet.config import get_settings
+from tradefleet.config import REPO_ROOT, get_settings
+
+DEV_KEY_FILE = REPO_ROOT / "var" / "dev-totp-encryption.key"
+"""The local/test key when ``TOTP_ENCRYPTION_KEY`` is unset outside production."""
 
 
 class CryptoError(Exception):
-    """A ciphertext that no configured key can decrypt (wrong key, rotated away, or tampered with)."""
+    """A ciphertext that no configured key can decrypt (wrong key, rotated away, or tampered with),
+    or no key at all (production without ``TOTP_ENCRYPTION_KEY``)."""
 
 
-def _derived_key(secret: str) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"tradefleet totp secret encryption")
-    return base64.urlsafe_b64encode(hkdf.derive(secret.encode()))
+def generate_key() -> str:
+    """A new Fernet key: 32 random bytes, url-safe base64 (44 characters)."""
+    return Fernet.generate_key().decode()
 
 
 def secrets_fernet() -> MultiFernet:
     """The MultiFernet of the current settings (see the module docstring for the key order)."""
+    from tradefleet.security.local_secrets import ensure_secret_file
+
     settings = get_settings()
-    keys: list[bytes] = []
-    if settings.TOTP_ENCRYPTION_KEY is not None and settings.TOTP_ENCRYPTION_KEY.get_secret_value():
-        keys.append(settings.TOTP_ENCRYPTION_KEY.get_secret_value().encode())
-    keys += [k.get_secret_value().encode() for k in getattr(settings, "API_ENCRYPTION_KEYS", [])]
+    keys = [k.get_secret_value().encode() for k in settings.TOTP_ENCRYPTION_KEY]
     if not keys:
-        keys.append(_derived_key(settings.JWT_SECRET_KEY.get_secret_value()))
+        if settings.ENVIRONMENT == "production":
+            raise CryptoError("TOTP_ENCRYPTION_KEY is not set")
+        keys.append(ensure_secret_file(DEV_KEY_FILE, generate_key).encode())
+    keys += [k.get_secret_value().encode() for k in settings.API_ENCRYPTION_KEYS]
     return MultiFernet([Fernet(k) for k in keys])
 
 

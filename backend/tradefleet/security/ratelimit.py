@@ -125,14 +125,16 @@ def _trusted(peer: str) -> bool:
 def client_ip(request: Request) -> str:
     """The client's IP address.
 
-    The socket's peer, except when that peer is one of ``TRUSTED_PROXIES`` (default ``127.0.0.1``): then
-    the right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy. In production Nginx on
-    the same host proxies every request, so the socket peer is always 127.0.0.1 and the real client is
-    what Nginx appended to ``X-Forwarded-For``; a client talking to us directly could write any
-    ``X-Forwarded-For`` it likes, so the header is believed only from a trusted peer, and only the entries
-    our proxies added (the right end), never the ones the client sent (the left end).
-    (Uvicorn's own ``--proxy-headers``, on by default for 127.0.0.1, may already have replaced the peer
-    by the forwarded address; that address is then not a trusted proxy and is used as it is.)
+    The socket's peer, except when that peer is one of ``TRUSTED_PROXIES`` (empty by default: then
+    never): then the right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy. In
+    production Nginx on the same host proxies every request (``TRUSTED_PROXIES=127.0.0.1``), so the
+    socket peer is always 127.0.0.1 and the real client is what Nginx appended to
+    ``X-Forwarded-For``; a client talking to us directly could write any ``X-Forwarded-For`` it
+    likes, so the header is believed only from a listed peer, and only the entries our proxies added
+    (the right end), never the ones the client sent (the left end). Nothing is listed by default:
+    under ``make run`` nothing proxies, and any local program could claim any address.
+    (Uvicorn's own ``--proxy-headers`` may already have replaced the peer by the forwarded address;
+    ``make run`` starts uvicorn with ``--no-proxy-headers``, so this function alone decides.)
     """
     peer = request.client.host if request.client else "unknown"
     return client_ip_of(peer, request.headers.get("x-forwarded-for", ""))

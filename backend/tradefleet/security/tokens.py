@@ -26,7 +26,8 @@ from tradefleet.config import get_settings
 ALGORITHM = "HS256"
 ACCESS = "access"
 MFA = "mfa"
-_REQUIRED_CLAIMS = ["sub", "exp", "iat", "type", "jti"]
+# ``ver`` is required: a token without it would escape every revocation by ``token_version``.
+_REQUIRED_CLAIMS = ["sub", "exp", "iat", "type", "jti", "ver"]
 
 
 class TokenError(Exception):
@@ -57,7 +58,8 @@ def decode_access_claims(token: str) -> TokenClaims:
     """The claims of a valid access token.
 
     Raises :class:`TokenError` when the token is malformed, not signed with ``JWT_SECRET_KEY`` using HS256,
-    expired, lacks a claim, is not of type ``access``, or its ``sub`` is not a UUID.
+    expired, lacks a claim (``ver`` included), is not of type ``access``, its ``sub`` is not a UUID or its
+    ``ver`` not an integer.
     """
     return _claims(_decode(token, token_type=ACCESS))
 
@@ -96,7 +98,7 @@ def _claims(claims: dict[str, Any]) -> TokenClaims:
         user_id = uuid.UUID(claims["sub"])
     except (ValueError, TypeError, AttributeError) as exc:
         raise TokenError("invalid token") from exc
-    version = claims.get("ver", 0)
+    version = claims.get("ver")
     if not isinstance(version, int) or isinstance(version, bool):
         raise TokenError("invalid token")
     return TokenClaims(user_id=user_id, token_version=version)

@@ -4,8 +4,9 @@ Keyword-only, session first; the only place that commits on behalf of the API. E
 owner and filters on it: another user's account is a 404, like one that does not exist.
 
 Secrets
-    The API process only **encrypts** (:func:`tradefleet.security.vault.encrypt_field`, bound to the
-    account id and the field) and never decrypts: nothing here reads a key back. The key check runs
+    The API process only **seals** (:func:`tradefleet.security.vault.encrypt_field`, to the vault's
+    public key, bound to the account id and the field) and cannot decrypt: it holds no private key,
+    and nothing here reads a key back. The key check runs
     in a worker (task ``keys.check`` → :func:`tradefleet.execution.keys.check_account`), enqueued
     after the commit that stored the keys. Replies carry only the masked ``fingerprint``.
 
@@ -32,7 +33,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
-from tradefleet.errors import ConflictError, NotFoundError, validation_error
+from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.models import (
     ExchangeAccount,
     ExchangeAccountCreate,
@@ -45,7 +46,7 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.models.exchange_account import CREDENTIAL_FIELDS
-from tradefleet.security.vault import encrypt_field, fingerprint
+from tradefleet.security.vault import VaultError, common_key_id, encrypt_field, fingerprint
 from tradefleet.services import audit
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,15 @@ def _validate(*, exchange: str, sandbox: bool, present: set[str]) -> None:
             raise validation_error(name, f"{exchange} needs a {name} with its API keys")
 
 
+def _printable_ascii(text: str) -> bool:
+    return all(" " <= c <= "~" for c in text)
+
+
 def _secret_values(body: ExchangeAccountCreate | ExchangeAccountUpdate) -> dict[str, str]:
-    """The credential fields given in ``body``, in clear (only to be encrypted at once)."""
+    """The credential fields given in ``body``, in clear (only to be sealed at once). 422 naming the
+    field for a blank value, leading or trailing spaces, or any character outside printable ASCII
+    (``" "`` to ``"~"``): exchanges issue keys of letters, digits and punctuation, and send them in
+    HTTP headers and signatures, where anything else never authenticates."""
     out = {}
     for name in CREDENTIAL_FIELDS:
         value = getattr(body, name)
@@ -111,13 +119,27 @@ def _secret_values(body: ExchangeAccountCreate | ExchangeAccountUpdate) -> dict[
             text = value.get_secret_value()
             if not text.strip() or text != text.strip():
                 raise validation_error(name, "must not be blank or have leading or trailing spaces")
+            if not _printable_ascii(text):
+                raise validation_error(name, "must contain printable ASCII characters only (letters, digits, "
+                                       "punctuation), as exchanges issue them")
             out[name] = text
     return out
 
 
 def _store_secrets(account: ExchangeAccount, values: dict[str, str]) -> None:
-    for name, value in values.items():
-        setattr(account, f"{name}_enc", encrypt_field(value, account_id=account.id, field=name))
+    """Seal ``values`` into the row's columns and keep ``vault_key_id`` true: the newest key's id
+    when every token of the row is now sealed to it, else ``NULL``."""
+    try:
+        sealed = {name: encrypt_field(value, account_id=account.id, field=name) for name, value in values.items()}
+    except VaultError as exc:
+        # No public key configured: the operator's to fix, and nothing is written.
+        log.error("exchange keys cannot be stored: %s", exc)
+        raise DomainError("exchange keys cannot be stored right now: the server's vault has no public key; "
+                          "contact an administrator", status_code=503) from None
+    for name, token in sealed.items():
+        setattr(account, f"{name}_enc", token)
+    account.vault_key_id = common_key_id([getattr(account, f"{n}_enc") for n in CREDENTIAL_FIELDS
+                                          if getattr(account, f"{n}_enc")])
     if "api_key" in values:
         account.fingerprint = fingerprint(values["api_key"])
 

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import asdict
 
 import ccxt
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -191,6 +191,24 @@ def _unlock_vault(**kwargs) -> None:  # noqa: ARG001
     from tradefleet.security.vault import unlock_decryption
 
     unlock_decryption()
+
+
+@beat_init.connect
+def _beat_holds_no_private_key(**kwargs) -> None:  # noqa: ARG001
+    # Beat only schedules: like the API it must not hold a key that opens stored exchange keys
+    # (SECRETS.md). In production a standalone beat given one exits; elsewhere it logs an error.
+    import sys
+
+    from tradefleet.config import decryption_keys_held
+
+    held = decryption_keys_held(get_settings())
+    if not held or "worker" in sys.argv[1:]:  # a worker's embedded beat (-B) is that worker
+        return
+    message = f"celery beat must not hold {' or '.join(held)}: remove them from its environment"
+    if get_settings().ENVIRONMENT == "production":
+        log.critical("refusing to start: %s", message)
+        raise SystemExit(f"refusing to start: {message}")
+    log.error("%s (allowed outside production only)", message)
 
 
 @celery_app.task(name="keys.check", ignore_result=True, max_retries=0)
