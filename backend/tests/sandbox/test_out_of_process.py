@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,51 @@ def test_the_sandbox_binds_only_the_sdk_of_the_platform():
     assert not any(part in src for src in bound for part in ("/var", "config.py", "security", ".env", "/etc"))
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in argv
+
+
+SPINNER = '''
+import time
+
+from tradefleet.sandbox import protocol
+from tradefleet.strategy import Strategy
+
+
+class Spinner(Strategy):
+    """Replaces the runner's read of the next request with one that first burns CPU."""
+
+    def signals(self, candles):
+        original = protocol.read_frame
+
+        def spin_then_read(*args, **kwargs):
+            until = time.monotonic() + 2.0
+            while time.monotonic() < until:
+                pass
+            return original(*args, **kwargs)
+
+        protocol.read_frame = spin_then_read
+        return candles.assign(enter_long=False, exit_long=False)
+'''
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_runner_gets_no_cpu_between_requests():
+    from tradefleet.market.candles import frame_from_ohlcv
+    from tradefleet.sandbox import load_strategy
+    from tradefleet.sandbox.proxy import runner_pool
+
+    proxy = load_strategy(SPINNER.encode(), label="spinner.py", trusted=False)
+    candles = frame_from_ohlcv([[60_000 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(5)])
+    proxy(proxy.validate_params({})).signals(candles)
+    runner = runner_pool().runners[proxy.content_hash]
+    before = _cpu_s(runner.inner_pid)
+    time.sleep(1.5)  # the runner's patched loop would spin all along
+
+    assert _cpu_s(runner.inner_pid) - before < 0.2  # stopped (SIGSTOP) until the next request
+    assert Path(f"/proc/{runner.inner_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    # The next request resumes it: the spin happens inside that request's budget, then it answers.
+    frame = proxy(proxy.validate_params({})).signals(candles)
+    assert frame["enter_long"].tolist() == [False] * 5

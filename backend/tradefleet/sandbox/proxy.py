@@ -91,6 +91,30 @@ def _strategy_file(digest: str, source: bytes) -> Path:
         return path
 
 
+def _runner_pid(pid: int) -> int | None:
+    """The host pid of the Python process that runs the strategy: ``pid`` itself when unsandboxed, else
+    the grandchild of ``bwrap`` (bwrap → its init in the new PID namespace → Python)."""
+    def children(p: int) -> list[int]:
+        try:
+            return [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+    queue = [pid]
+    for _ in range(4):
+        found = []
+        for p in queue:
+            try:
+                cmdline = Path(f"/proc/{p}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"boot.py" in cmdline and b"bwrap" not in cmdline.split(b"\0", 1)[0]:
+                return p
+            found += children(p)
+        queue = found
+    return None
+
+
 class RunnerProcess:
     """One runner: a sandboxed Python process serving one strategy file over two pipes."""
 
@@ -104,6 +128,7 @@ class RunnerProcess:
         self.window_key: tuple | None = None
         self.window_frame: pd.DataFrame | None = None
         self.window_token = ""
+        self.inner_pid: int | None = None
         self.requests = 0
         self.started = 0
 
@@ -154,11 +179,14 @@ class RunnerProcess:
         if header.get("op") != "ready":
             self.stop()
             raise StrategyLoadError(f"{self.label}: the strategy runner sent an unexpected first reply")
+        self.inner_pid = _runner_pid(self.proc.pid)
+        self._pause()
         return header.get("manifest")
 
     def stop(self) -> None:
         """SIGKILL the process (bubblewrap's namespace dies with it) and close the pipes."""
         proc, self.proc = self.proc, None
+        self.inner_pid = None
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -177,9 +205,26 @@ class RunnerProcess:
                     pass
                 setattr(self, name, None)
 
+    def _pause(self) -> None:
+        # Between requests the runner is stopped (SIGSTOP): whatever its code left behind (a replaced read
+        # loop spinning, say) gets no CPU outside a request's budget.
+        if self.inner_pid is not None:
+            try:
+                os.kill(self.inner_pid, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def _resume(self) -> None:
+        if self.inner_pid is not None:
+            try:
+                os.kill(self.inner_pid, signal.SIGCONT)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def forget(self) -> None:
         """Drop a runner inherited across fork without touching it (it belongs to the parent process)."""
         self.proc = None
+        self.inner_pid = None
         for name in ("req_w", "rep_r", "err_r"):
             fd = getattr(self, name, None)
             if fd is not None:
@@ -269,10 +314,12 @@ class RunnerProcess:
         deadline = time.monotonic() + budget_s
         ok = False
         try:
+            self._resume()
             self._write(protocol.encode(header, arrays), deadline)
             reply = self._read(deadline, what=header.get("op", "request"))
             self.requests += 1
             ok = True
+            self._pause()
             return reply
         except TimeoutError:
             raise StrategyTimeout(f"strategy took longer than {round(budget_s, 1):g} s; its runner was stopped") \
