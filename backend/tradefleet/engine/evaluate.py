@@ -74,6 +74,7 @@ from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
+from tradefleet.strategy.registry import get_registry
 from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,8 @@ class _RunTicker:
         self.batch = batch
         self.report = report
         self.settings = get_settings()
-        self._signals: dict[tuple[uuid.UUID | None, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
+        self.registry = get_registry()
+        self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
         # Rows this tick created or changed, per run, for the live updates published after commit.
         self.touched_orders: dict[uuid.UUID, dict[uuid.UUID, Order]] = defaultdict(dict)
         self.touched_trades: dict[uuid.UUID, list[Trade]] = defaultdict(list)
@@ -248,7 +250,7 @@ class _RunTicker:
         """The strategy's signals on the window from ``start``, and the lines it logged meanwhile.
         Runs of the same strategy and parameters on this market share one computation (and its
         log lines)."""
-        key = (run.strategy_version_id, key_params, start)
+        key = (run.strategy, key_params, start)
         if key not in self._signals:
             logger = RunLogger(run.strategy)
             strategy.logger = logger
