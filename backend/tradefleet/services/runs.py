@@ -158,7 +158,9 @@ def list_runs(*, session: Session, owner: User, skip: int = 0, limit: int = 100)
 def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     """Set the run running from the next closed candle. 409 if it is already running; 422 if its
     strategy or parameters are no longer valid."""
-    # Before the row lock: this may record new bundled versions (its own commit).
+    # Ownership first (another user's run: a 404 that changes nothing), then, before the row lock, the
+    # bundled files as versions (which may commit).
+    get_run_or_404(session=session, owner=owner, run_id=run_id)
     strategy_catalog.sync_bundled(session=session)
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
@@ -205,7 +207,9 @@ def move_run_version(*, session: Session, owner: User, run_id: uuid.UUID, versio
     first); 422 on ``version_id`` for anything but an approved version of the run's strategy, on
     ``params.<name>`` when the run's parameters are invalid for it, on ``strategy`` when it is disabled.
     """
-    # Before the row lock: this may record new bundled versions (its own commit).
+    # Ownership first (another user's run: a 404 that changes nothing), then, before the row lock, the
+    # bundled files as versions (which may commit).
+    get_run_or_404(session=session, owner=owner, run_id=run_id)
     strategy_catalog.sync_bundled(session=session)
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
