@@ -1,9 +1,6 @@
 """Fixtures of the strategy-version tests: clients per role, the broker seam of ``strategies.validate``
-(recorded; :func:`validate` runs the real task body, in the sandbox), and strategy sources.
-
-The sources are the shipped ``sma_cross.py`` under another class name, so an upload is a real strategy
-that passes the check suite; ``revision`` changes its bytes (a new version) without changing its code.
-"""
+(recorded; ``validate`` runs the real task body, in the sandbox), and ``published`` versions. Sources
+and request helpers are in ``version_helpers``."""
 
 from __future__ import annotations
 
@@ -14,45 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 from sqlmodel import Session
 
-from tradefleet.config import REPO_ROOT
+from version_helpers import ADMIN_VERSIONS, UPLOADS, upload
+
 from tradefleet.db import get_engine
 from tradefleet.models import Role, StrategyVersion, VersionStatus
 from tradefleet.services import strategy_uploads as uploads_service
-
-UPLOADS = "/api/v1/strategies/uploads"
-ADMIN_VERSIONS = "/api/v1/admin/strategy-versions"
-SMA_CROSS = (REPO_ROOT / "strategies" / "sma_cross.py").read_text()
-
-
-def cross_source(class_name: str = "AuthorCross", *, revision: int = 0, fast_low: int = 2,
-                 trades: bool = True) -> str:
-    """``sma_cross.py`` as class ``class_name`` (catalog name: its snake case); ``revision`` adds a
-    comment line (other bytes, same behaviour); ``fast_low`` is the lowest ``fast`` it accepts;
-    ``trades=False``: it never enters."""
-    text = SMA_CROSS.replace("class SmaCross(Strategy):", f"class {class_name}(Strategy):")
-    text = text.replace("IntParam(10, low=2,", f"IntParam(10, low={fast_low},")
-    if not trades:
-        text = text.replace("enter_long=above & ~was_above & valid,", "enter_long=above & False,")
-    assert class_name in text and f"low={fast_low}," in text and ("& False" in text) != trades
-    return text + (f"\n# revision {revision}\n" if revision else "")
-
-
-CHEAT = '''
-from tradefleet.strategy import IntParam, Strategy
-
-
-class PeekAhead(Strategy):
-    """Deliberately cheating: buys when the next candle closes higher."""
-
-    timeframe = "1h"
-    startup_candles = 1
-    window = IntParam(3, low=1, high=10, help="unused")
-
-    def signals(self, candles):
-        close = candles["close"]
-        nxt = close.shift(-1)
-        return candles.assign(enter_long=(nxt > close).fillna(False), exit_long=(nxt < close).fillna(False))
-'''
 
 
 @dataclass
@@ -121,12 +84,6 @@ def admin(make_user, client_for):
 def trader(make_user, client_for):
     user, _ = make_user(role=Role.trader)
     return client_for(user)
-
-
-def upload(client, source: str | bytes, filename: str = "author_cross.py"):
-    """``POST /strategies/uploads`` with ``source`` as the multipart field ``file``."""
-    data = source.encode() if isinstance(source, str) else source
-    return client.post(UPLOADS, files={"file": (filename, data, "text/x-python")})
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import cross_source
+from version_helpers import cross_source
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.market.store import import_csv

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import uuid
 
-from conftest import ADMIN_VERSIONS, CHEAT, UPLOADS, cross_source, upload
+from version_helpers import ADMIN_VERSIONS, CHEAT, UPLOADS, cross_source, upload
 from sqlalchemy import func
 from sqlmodel import select
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import httpx
-from conftest import cross_source
+from version_helpers import cross_source
 from testsupport import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT

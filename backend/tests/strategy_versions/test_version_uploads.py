@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from conftest import ADMIN_VERSIONS, UPLOADS, cross_source, upload
+from version_helpers import ADMIN_VERSIONS, UPLOADS, cross_source, upload
 from sqlalchemy import func
 from sqlmodel import select
 
