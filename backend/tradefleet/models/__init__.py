@@ -39,6 +39,7 @@ from tradefleet.models.user import (  # noqa: F401
     UserAdminUpdate,
     UserCreate,
     UserPublic,
+    UserMeUpdate,
     UsersPublic,
 )
 from tradefleet.models.auth import OneTimeToken, RecoveryCode, RefreshToken, TokenPurpose  # noqa: F401  (issue 5)
@@ -53,3 +54,17 @@ from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
     KeyCheckStatus,
 )
 from tradefleet.models.live import LiveEvent, StrategySetting  # noqa: F401  (issue 6)
+from tradefleet.models.strategy_version import (  # noqa: F401
+    ReviewReject,
+    RunVersionMove,
+    StrategySource,
+    StrategyVersion,
+    StrategyVersionAdmin,
+    StrategyVersionDetail,
+    StrategyVersionListed,
+    StrategyVersionPublic,
+    StrategyVersionsAdmin,
+    StrategyVersionsPublic,
+    VersionOrigin,
+    VersionStatus,
+)

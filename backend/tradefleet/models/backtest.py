@@ -16,10 +16,12 @@ from typing import Any
 from pydantic import field_validator
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import Uuid as SAUuid
+from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
 from tradefleet.models.run import StrategyOnMarket
+from tradefleet.models.strategy_version import version_number
 
 
 class BacktestStatus(str, enum.Enum):
@@ -85,6 +87,10 @@ class Backtest(SQLModel, table=True):
     equity: list[list[Any]] | None = Field(default=None, sa_column=Column(JSONType))
     """``[[time_ms, equity], ...]``, at most :data:`EQUITY_POINTS` points (downsampled)."""
     lookahead: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    # The strategy version tested (pinned when the backtest is requested; NULL on older rows until
+    # their first use).
+    strategy_version_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(SAUuid, ForeignKey("strategy_version.id"), nullable=True, index=True))
 
 
 EQUITY_POINTS = 2_000
@@ -108,10 +114,13 @@ class BacktestPublic(BacktestBase):
     tested_end: datetime | None
     metrics: dict[str, Any] | None
     lookahead_flagged: bool | None
+    strategy_version: int | None = None
+    """The number of the pinned version (``strategy_version_id``)."""
 
     @classmethod
     def from_backtest(cls, backtest: Backtest) -> "BacktestPublic":
         data = backtest.model_dump(exclude={"trades", "equity", "lookahead"})
+        data["strategy_version"] = version_number(object_session(backtest), backtest.strategy_version_id)
         data["lookahead_flagged"] = None if backtest.lookahead is None else bool(backtest.lookahead.get("flagged"))
         return cls.model_validate(data)
 

@@ -14,9 +14,12 @@ from typing import Any
 from pydantic import field_validator
 from sqlalchemy import Column, Float, ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy import Uuid as SAUuid
+from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
+
 from tradefleet.models._types import enum_column, id_column, JSONType, dt_column, ms_column, utcnow
+from tradefleet.models.strategy_version import version_number
 
 
 class RunMode(str, enum.Enum):
@@ -42,6 +45,8 @@ class StrategyOnMarket(SQLModel):
     exchange: str = Field(default="binance", min_length=1, max_length=50)
     symbol: str = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
     timeframe: str = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1m, 1h")
+    strategy_version_id: uuid.UUID | None = Field(
+        default=None, description="an approved version of ``strategy``; default: its latest approved version")
 
     @field_validator("params", mode="before")
     @classmethod
@@ -96,6 +101,10 @@ class Run(SQLModel, table=True):
         default=None, sa_column=Column(SAUuid, ForeignKey("exchange_account.id", ondelete="SET NULL"),
                                        nullable=True, index=True))
     killed_at: datetime | None = Field(default=None, sa_column=dt_column(nullable=True))
+    # The strategy version this run executes (pinned at creation; moved only by its owner while the
+    # run is not running). NULL on rows older than versions: pinned on first use.
+    strategy_version_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(SAUuid, ForeignKey("strategy_version.id"), nullable=True, index=True))
 
 
 class RunPublic(RunBase):
@@ -117,6 +126,8 @@ class RunPublic(RunBase):
     equity: float
     pnl: float
     pnl_pct: float
+    strategy_version: int | None = None
+    """The number of the pinned version (``strategy_version_id``)."""
 
     @classmethod
     def from_run(cls, run: Run) -> "RunPublic":
@@ -129,7 +140,8 @@ class RunPublic(RunBase):
         pnl = equity - run.stake
         data = run.model_dump()
         data.update(
-            unrealised_pnl=unrealised, equity=equity, pnl=pnl, pnl_pct=pnl / run.stake * 100.0
+            unrealised_pnl=unrealised, equity=equity, pnl=pnl, pnl_pct=pnl / run.stake * 100.0,
+            strategy_version=version_number(object_session(run), run.strategy_version_id),
         )
         return cls.model_validate(data)
 

@@ -48,6 +48,8 @@ class User(SQLModel, table=True):
     totp_enabled: bool = False
     totp_last_step: int | None = Field(default=None, sa_column=Column(BigInteger(), nullable=True))
     """The last TOTP time step (``unix_time // 30``) accepted: a code of that step or earlier is refused."""
+    display_name: str | None = Field(default=None, sa_column=Column(String(80), nullable=True))
+    """Shown as the author of the strategies this user published; default: the e-mail's local part."""
 
 
 class UserPublic(UserBase):
@@ -56,7 +58,15 @@ class UserPublic(UserBase):
     is_active: bool
     is_verified: bool
     totp_enabled: bool = False
+    display_name: str | None = None
     created_at: datetime
+
+
+class UserMeUpdate(SQLModel):
+    """``PATCH /users/me``: the public name shown on the strategies this user publishes (null: the
+    e-mail's local part)."""
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=80)
 
 
 class UsersPublic(SQLModel):
