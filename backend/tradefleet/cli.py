@@ -372,18 +372,16 @@ def strategy_check(
     stake: float = typer.Option(10_000.0, help="starting balance of the backtest, quote currency"),
     fee: float = typer.Option(0.001, help="taker fee rate per fill"),
 ) -> None:
-    """Import one strategy file on its own and check it: load errors, each strategy's name, description
-    and parameters, a backtest with the default parameters, and the look-ahead check.
+    """Load one strategy file in a sandboxed runner and check it (the suite uploads pass too): the
+    strategy's name, description and parameters, a backtest with the default parameters, and the
+    look-ahead check.
 
-    Exit code 0 when everything passes; 1 when the file does not load, a backtest fails or a strategy
-    looks ahead; 2 for a missing file or unreadable candles.
+    Exit code 0 when everything passes; 1 when the file does not load, a backtest fails or the strategy
+    looks ahead; 2 for a missing file, unreadable candles or no sandbox on this machine.
     """
-    import shutil
-    import tempfile
-
-    from tradefleet.backtest import BacktestError, load_csv, run_backtest
-    from tradefleet.strategy.params import ParamError
-    from tradefleet.strategy.registry import StrategyRegistry
+    from tradefleet.backtest import BacktestError, load_csv
+    from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError, load_strategy
+    from tradefleet.strategy.check import check_strategy, describe_params
 
     def usage(message: str) -> None:
         typer.echo(f"error: {' '.join(str(message).split())}", err=True)
@@ -394,61 +392,55 @@ def strategy_check(
 
     if not file.is_file() or file.suffix != ".py":
         usage(f"{file}: not a .py file")
-    with tempfile.TemporaryDirectory(prefix="tradefleet-check-") as folder:
-        # A registry over a folder holding only a copy: imported in isolation, exactly as the platform
-        # imports STRATEGIES_DIR (the registry skips names starting with "_").
-        copy = Path(folder) / (file.name if not file.name.startswith("_") else "checked" + file.name)
-        shutil.copyfile(file, copy)
-        registry = StrategyRegistry(Path(folder))
-        registry.refresh()
-        broken = registry.broken()
-        if broken:
-            for entry in broken:
-                typer.echo(f"FAIL {file.name} does not load: {entry.error}")
-            raise typer.Exit(1)
-        classes = registry.all()
+    try:
+        # The operator's own file, like those of STRATEGIES_DIR: sandboxed, or unsandboxed where the
+        # operator allowed that for bundled files.
+        proxy = load_strategy(file.read_bytes(), label=file.name, trusted=True)
+    except StrategyLoadError as exc:
+        typer.echo(f"FAIL {file.name} does not load: {' '.join(exc.message.split())}")
+        raise typer.Exit(1) from None
+    except SandboxUnavailable as exc:
+        usage(f"cannot run strategy code here: {exc}")
     try:
         data = load_csv(candles)
     except BacktestError as exc:
         usage(str(exc))
 
-    failed = 0
-    for klass in classes:
-        typer.echo(f"{klass.name} ({klass.__name__}, timeframe {klass.timeframe})")
-        typer.echo(f"  {klass.description() or '(no description: write a class docstring)'}")
-        properties = klass.params_schema()["properties"]
-        typer.echo("  parameters:" + ("" if properties else " none"))
-        for name, schema in properties.items():
-            extra = ", ".join(f"{k} {v}" for k, v in schema.items() if k not in ("type", "default", "description"))
-            typer.echo(f"    {name}: {schema['type']} = {schema['default']!r}" + (f" ({extra})" if extra else "")
-                       + (f"  {schema['description']}" if schema.get("description") else ""))
-        try:
-            result = run_backtest(klass, data, params={}, stake=stake, fee=fee, lookahead=klass.has_signals())
-        except (BacktestError, ParamError) as exc:
-            typer.echo(f"  FAIL backtest with the default parameters: {' '.join(str(exc).split())}")
-            failed += 1
-            continue
+    report = check_strategy(proxy, candles=data, stake=stake, fee=fee)
+    typer.echo(f"{proxy.name} ({proxy.manifest.class_name}, timeframe {proxy.timeframe})")
+    typer.echo(f"  {proxy.description() or '(no description: write a class docstring)'}")
+    lines = describe_params(proxy.params_schema())
+    typer.echo("  parameters:" + ("" if lines else " none"))
+    for line in lines:
+        typer.echo(f"    {line}")
+    failed = [s for s in report.steps if not s.ok]
+    for step in failed:
+        if step.name == "parameters":
+            typer.echo(f"  FAIL parameters: {step.message}")
+        elif step.name == "backtest":
+            typer.echo(f"  FAIL {step.message}")
+    result = report.result
+    if result is not None:
         summary = result.to_dict()
         typer.echo(f"  backtest with the default parameters on {candles.name}, {summary['start']} to "
                    f"{summary['end']} ({len(result.equity)} candles):")
         typer.echo(f"    {'trades'.ljust(18)}  {result.metrics['trades']}")
         for key in CHECK_METRICS:
             typer.echo(f"    {key.ljust(18)}  {shown(result.metrics.get(key))}")
-        report = result.lookahead
-        if report is None:
+        look = result.lookahead
+        if look is None:
             typer.echo("  look-ahead check: not applicable (no signals(); on_candle sees only closed candles)")
-        elif report.flagged:
-            failed += 1
-            typer.echo(f"  FAIL look-ahead: {len(report.mismatches)} sampled signals change when the future is "
+        elif look.flagged:
+            typer.echo(f"  FAIL look-ahead: {len(look.mismatches)} sampled signals change when the future is "
                        "cut off (the strategy reads candles after the one it decides on):")
-            for when, column, full, truncated in report.mismatches[:20]:
+            for when, column, full, truncated in look.mismatches[:20]:
                 typer.echo(f"    {when} {column}: {full} with the full history, {truncated} without the future")
         else:
-            typer.echo(f"  look-ahead check: passed ({len(report.checked)} sampled candles)")
-    if failed:
-        typer.echo(f"FAIL {file.name}: {failed} of {len(classes)} strategies failed")
+            typer.echo(f"  look-ahead check: passed ({len(look.checked)} sampled candles)")
+    if not report.ok:
+        typer.echo(f"FAIL {file.name}: 1 of 1 strategies failed")
         raise typer.Exit(1)
-    typer.echo(f"OK {file.name}: {len(classes)} strateg{'y' if len(classes) == 1 else 'ies'} checked")
+    typer.echo(f"OK {file.name}: 1 strategy checked")
 
 
 @app.command()

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
 
     # --- strategies and market data ------------------------------------------------------
     STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
+    STRATEGY_UPLOAD_MAX_BYTES: int = Field(default=262_144, ge=1, le=16_777_216)
+    """The largest strategy file an author may upload (``POST /strategies/uploads``), bytes."""
+    STRATEGY_UPLOAD_MAX_VERSIONS: int = Field(default=50, ge=1)
+    """Uploaded versions one author may have (every status counts)."""
+    STRATEGY_VALIDATION_TIMEOUT_S: float = Field(default=120.0, gt=0)
+    """Wall time the validation of one upload (load, check suite, short backtest) may take."""
     EXCHANGE_API_URLS: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     """Per exchange id, a base URL that replaces the scheme and host of every API URL ccxt knows
     for it (``{"binance": "http://127.0.0.1:8100"}`` points ccxt's binance at the simulator).

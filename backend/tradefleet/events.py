@@ -57,7 +57,7 @@ from tradefleet.config import get_settings
 
 log = logging.getLogger(__name__)
 
-KINDS = frozenset({"candle", "order", "fill", "trade", "status", "log", "equity", "backtest"})
+KINDS = frozenset({"candle", "order", "fill", "trade", "status", "log", "equity", "backtest", "strategy"})
 TICKET_TYPE = "events"
 TICKET_AUDIENCE = "tradefleet:events"
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")

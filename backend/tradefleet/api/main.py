@@ -29,6 +29,7 @@ ROUTERS = [
     "users",
     "runs",
     "strategies",
+    "strategy_uploads",  # after "strategies": GET /strategies/{name}/versions is matched first
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
     "admin_audit",  # issue 5: GET /admin/audit
@@ -38,6 +39,7 @@ ROUTERS = [
     "events",  # issue 6: POST /events/ticket
     "run_charts",  # issue 6: GET /runs/{id}/candles, GET /backtests/{id}/candles
     "admin_system",  # issue 6: GET /admin/system, PATCH /admin/strategies/{name} (admins only)
+    "admin_strategy_versions",  # the review of uploaded strategy versions (admins only)
 ]
 
 # Public routers, each for a reason:

@@ -74,7 +74,7 @@ from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.registry import UnknownStrategy, get_registry
+from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +144,11 @@ class _RunRow:
 
     __slots__ = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                  "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-                 "last_tick_at", "state", "mode", "owner_id", "ticked", "stepped")
+                 "last_tick_at", "state", "mode", "owner_id", "strategy_version_id", "ticked", "stepped")
 
     COLUMNS = ("id", "strategy", "params", "symbol", "status", "status_reason", "last_candle_ms", "cash",
                "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_price",
-               "last_tick_at", "state", "mode", "owner_id")
+               "last_tick_at", "state", "mode", "owner_id", "strategy_version_id")
 
     def __init__(self, row: Any) -> None:
         for name, value in zip(self.COLUMNS, row):
@@ -159,7 +159,7 @@ class _RunRow:
 
 
 _TICKED = ("cash", "position_amount", "position_entry_price", "realised_pnl", "fees_paid", "last_candle_ms",
-           "last_price", "last_tick_at", "state")
+           "last_price", "last_tick_at", "state", "strategy_version_id")
 """The columns a tick changes; a paused run changes ``status`` and ``status_reason``."""
 
 _CACHE_LIMIT = 50_000
@@ -198,19 +198,31 @@ class _RunTicker:
         self.batch = batch
         self.report = report
         self.settings = get_settings()
-        self.registry = get_registry()
-        self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
+        self._signals: dict[tuple[uuid.UUID | None, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
         # Rows this tick created or changed, per run, for the live updates published after commit.
         self.touched_orders: dict[uuid.UUID, dict[uuid.UUID, Order]] = defaultdict(dict)
         self.touched_trades: dict[uuid.UUID, list[Trade]] = defaultdict(list)
 
     # ------------------------------------------------------------------ strategy
     def _strategy(self, run: _RunRow) -> tuple[Strategy, str, int]:
-        """The run's strategy instance, its parameters as JSON and the candles one evaluation needs."""
+        """The run's strategy instance (of the version it pins), its parameters as JSON and the candles
+        one evaluation needs. A run stored before versions is pinned here to the current bundled version
+        of its strategy (written with the tick)."""
+        if run.strategy_version_id is None:
+            run.strategy_version_id = current_bundled_version_id(self.session, run.strategy)
         try:
-            klass = self.registry.get(run.strategy)
-        except UnknownStrategy:
-            raise StrategyError(f"strategy {run.strategy!r} is not available (file removed or broken)") from None
+            if run.strategy_version_id is None:
+                raise UnknownVersion(run.strategy)
+            klass = strategy_for_version(run.strategy_version_id, session=self.session)
+        except UnknownVersion:
+            raise StrategyError(f"strategy {run.strategy!r} is not available (no such version)") from None
+        except Exception as exc:  # the sandbox's StrategyLoadError / SandboxUnavailable
+            from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError
+
+            if isinstance(exc, (StrategyLoadError, SandboxUnavailable)):
+                raise StrategyError(f"strategy {run.strategy!r} cannot be run: "
+                                    f"{getattr(exc, 'message', None) or exc}") from None
+            raise
         raw = json.dumps(run.params, sort_keys=True)
         logger = logging.getLogger(f"tradefleet.strategy.{run.strategy}")
         known = _validated.get((klass, raw))
@@ -236,7 +248,7 @@ class _RunTicker:
         """The strategy's signals on the window from ``start``, and the lines it logged meanwhile.
         Runs of the same strategy and parameters on this market share one computation (and its
         log lines)."""
-        key = (run.strategy, key_params, start)
+        key = (run.strategy_version_id, key_params, start)
         if key not in self._signals:
             logger = RunLogger(run.strategy)
             strategy.logger = logger

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import ccxt
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
@@ -25,7 +25,7 @@ from tradefleet.db import session_scope
 from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_candle_ms
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
-from tradefleet.strategy.registry import StrategyRegistry, UnknownStrategy, get_registry
+from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,23 @@ class Dispatch:
 
 _CACHE_LIMIT = 50_000
 _required: dict[tuple[type, str], int] = {}
-"""Per process: (strategy class, parameters as JSON) -> candles one evaluation needs. Keyed by the
-class, so an edited strategy file (a new class) is asked again; failures are not remembered."""
+"""Per process: (strategy version's proxy, parameters as JSON) -> candles one evaluation needs; failures
+are not remembered."""
 
 
-def _required_candles(registry: StrategyRegistry, strategy: str, params: dict, cache: dict) -> int:
-    key = (strategy, json.dumps(params, sort_keys=True))
+def _required_candles(session: Session, version_id: uuid.UUID | None, strategy: str, params: dict,
+                      cache: dict) -> int:
+    """Candles one evaluation of the run's pinned version needs with ``params`` (1 when that cannot be
+    told: the evaluation then pauses the run with the reason). A run stored before versions is asked
+    about the current bundled version of ``strategy``."""
+    if version_id is None:
+        version_id = current_bundled_version_id(session, strategy)
+    key = (version_id, json.dumps(params, sort_keys=True))
     if key not in cache:
         try:
-            klass = registry.get(strategy)
+            if version_id is None:
+                raise UnknownVersion(strategy)
+            klass = strategy_for_version(version_id, session=session)
             known = _required.get((klass, key[1]))
             if known is None:
                 instance = klass(klass.validate_params(params))
@@ -62,8 +70,14 @@ def _required_candles(registry: StrategyRegistry, strategy: str, params: dict, c
                     _required.clear()
                 _required[(klass, key[1])] = known
             cache[key] = known
-        except (UnknownStrategy, StrategyError, ValueError):
+        except (UnknownVersion, StrategyError, ValueError, LookupError):
             cache[key] = 1  # the evaluation pauses the run with the reason
+        except Exception as exc:  # the sandbox's StrategyLoadError / SandboxUnavailable
+            from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError
+
+            if not isinstance(exc, (StrategyLoadError, SandboxUnavailable)):
+                raise
+            cache[key] = 1
     return cache[key]
 
 
@@ -81,7 +95,6 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
         ).all()
         clocks: dict[str, int | None] = {}
         startup_cache: dict = {}
-        registry: StrategyRegistry | None = None
         for exchange, symbol, timeframe, oldest in markets:
             if exchange not in clocks:
                 try:
@@ -104,7 +117,7 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
             if not cache.add(f"sched:{market.key}:{latest}", b"1", ttl_s=30):
                 continue
             due = session.exec(
-                select(Run.id, Run.strategy, Run.params, Run.last_candle_ms)
+                select(Run.id, Run.strategy_version_id, Run.strategy, Run.params, Run.last_candle_ms)
                 .where(Run.status == RunStatus.running, Run.exchange == exchange, Run.symbol == symbol,
                        Run.timeframe == timeframe)
                 .where((Run.last_candle_ms.is_(None)) | (Run.last_candle_ms < latest))
@@ -113,8 +126,7 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
             if not due:
                 continue
             tf = market.timeframe_ms
-            registry = registry or get_registry()
-            startup = max(_required_candles(registry, s, p, startup_cache) for _, s, p, _ in due)
+            startup = max(_required_candles(session, v, s, p, startup_cache) for _, v, s, p, _ in due)
             behind = max(((latest - last) // tf) if last is not None else 1 for *_, last in due)
             catchup = min(int(behind), settings.ENGINE_MAX_CATCHUP_CANDLES)
             limit = min(MAX_WINDOW, startup + catchup)

@@ -2,8 +2,9 @@
 read and delete (owner-scoped). Keyword-only, session first.
 
 The request is validated exactly like a run (:func:`tradefleet.services.runs.validate_run`: strategy,
-parameters, exchange, symbol, timeframe and stake against the registry and the market catalog), plus
-the date range; nothing is written when it is rejected. The row is committed, **then** the task is
+parameters, exchange, symbol, timeframe and stake against the strategy catalog and the market catalog),
+plus the date range; nothing is written when it is rejected. The backtest pins the strategy version it
+was requested with (``strategy_version_id``, default the latest approved) and the task runs that version. The row is committed, **then** the task is
 enqueued with its id (a worker that picks it up at once must find the row).
 
 :func:`execute_backtest` is the task's body. It re-reads the row, claims it (``queued`` →
@@ -40,13 +41,14 @@ from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
 from tradefleet.market.exchange import UnknownExchange
 from tradefleet.market.store import DownloadReport, download, load_candles
-from tradefleet.models import Backtest, BacktestCreate, BacktestStatus, RunCreate, RunMode, User
+from tradefleet.models import Backtest, BacktestCreate, BacktestStatus, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
 from tradefleet.models.backtest import EQUITY_POINTS
 from tradefleet.services.runs import ServiceUnavailable, validate_run
 from tradefleet.strategy.guard import StrategyError, call_guarded
+from tradefleet.services.strategy_catalog import pinned_version_id
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.registry import UnknownStrategy, get_registry
+from tradefleet.strategy.versions import UnknownVersion, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,9 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def validate_backtest(*, session: Session, backtest_in: BacktestCreate) -> tuple[dict[str, Any], float]:
-    """Check a backtest request; returns ``(params with defaults, fee)``.
+def validate_backtest(*, session: Session, backtest_in: BacktestCreate
+                      ) -> tuple[dict[str, Any], float, StrategyVersion]:
+    """Check a backtest request; returns ``(params with defaults, fee, the strategy version it pins)``.
 
     The strategy, parameters, exchange, symbol, timeframe and stake are checked exactly as for a run
     (422 naming the field; 503 while the exchange's market catalog is not loaded). Then: the timeframe
@@ -73,9 +76,10 @@ def validate_backtest(*, session: Session, backtest_in: BacktestCreate) -> tuple
     not reach into the future (``start``/``end``: only closed candles can be tested) and span at most
     :data:`MAX_CANDLES` candles (``start``). ``fee`` defaults to the market's taker rate.
     """
-    params = validate_run(session=session, run_in=RunCreate(
+    params, version = validate_run(session=session, run_in=RunCreate(
         strategy=backtest_in.strategy, params=backtest_in.params, exchange=backtest_in.exchange,
-        symbol=backtest_in.symbol, timeframe=backtest_in.timeframe, mode=RunMode.paper, stake=backtest_in.stake))
+        symbol=backtest_in.symbol, timeframe=backtest_in.timeframe, mode=RunMode.paper, stake=backtest_in.stake,
+        strategy_version_id=backtest_in.strategy_version_id))
     try:
         length_ms, _ = timeframe_alignment(backtest_in.timeframe)
     except CandleDataError:
@@ -95,7 +99,7 @@ def validate_backtest(*, session: Session, backtest_in: BacktestCreate) -> tuple
     info = get_market_info(session=session, exchange_id=backtest_in.exchange, symbol=backtest_in.symbol)
     assert info is not None  # validate_run checked it
     fee = backtest_in.fee if backtest_in.fee is not None else float(info.taker)
-    return params, fee
+    return params, fee, version
 
 
 def enqueue_backtest(backtest_id: uuid.UUID) -> None:
@@ -112,10 +116,11 @@ def create_backtest(*, session: Session, owner: User, backtest_in: BacktestCreat
     Raises the 422s and 503 of :func:`validate_backtest` (nothing written). When the broker cannot be
     reached the row is marked ``failed`` ("could not be queued") and a 503 is raised.
     """
-    params, fee = validate_backtest(session=session, backtest_in=backtest_in)
+    params, fee, version = validate_backtest(session=session, backtest_in=backtest_in)
     backtest = Backtest(owner_id=owner.id, strategy=backtest_in.strategy, params=params,
                         exchange=backtest_in.exchange, symbol=backtest_in.symbol, timeframe=backtest_in.timeframe,
-                        start=backtest_in.start, end=backtest_in.end, stake=backtest_in.stake, fee=fee)
+                        start=backtest_in.start, end=backtest_in.end, stake=backtest_in.stake, fee=fee,
+                        strategy_version_id=version.id)
     session.add(backtest)
     session.commit()
     session.refresh(backtest)
@@ -298,10 +303,21 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
         backtest = session.get(Backtest, backtest_id)
         if backtest is None:
             raise _Gone
+        version_id = pinned_version_id(session, name=backtest.strategy, version_id=backtest.strategy_version_id)
+        if version_id is None:
+            raise BacktestFailed(f"strategy {backtest.strategy!r} is no longer available")
+        if backtest.strategy_version_id is None:  # a row stored before versions: pinned on first use
+            session.exec(update(Backtest).where(Backtest.id == backtest_id).values(strategy_version_id=version_id))
+            session.commit()
+        from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError
+
         try:
-            strategy_cls = get_registry().get(backtest.strategy)
-        except UnknownStrategy:
+            strategy_cls = strategy_for_version(version_id, session=session)
+        except UnknownVersion:
             raise BacktestFailed(f"strategy {backtest.strategy!r} is no longer available") from None
+        except (StrategyLoadError, SandboxUnavailable) as exc:
+            raise BacktestFailed(f"strategy {backtest.strategy!r} cannot be run here: "
+                                 f"{getattr(exc, 'message', None) or exc}") from None
         params = strategy_cls.validate_params(backtest.params)
         startup = int(call_guarded(lambda: strategy_cls(params).startup_candles,
                                    timeout_s=settings.STRATEGY_TIMEOUT_S,

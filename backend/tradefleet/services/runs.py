@@ -27,6 +27,8 @@ from tradefleet.models import (
     OrderStatus,
     Run,
     RunCreate,
+    StrategyVersion,
+    VersionStatus,
     RunEvent,
     RunEventPublic,
     RunMode,
@@ -37,8 +39,9 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.services import audit
+from tradefleet.services import strategy_catalog
+from tradefleet.strategy.guard import StrategyError
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.registry import UnknownStrategy, get_registry
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -50,13 +53,35 @@ class ServiceUnavailable(DomainError):
     detail = "service unavailable"
 
 
-def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
-    """Check a new run against the strategy registry and the exchange's market catalog.
+def validated_params(*, session: Session, version: StrategyVersion, raw: dict[str, Any] | None) -> dict[str, Any]:
+    """``raw`` checked by the strategy of ``version`` (its own validation, in its runner); returns the
+    parameters with defaults filled in. 422 on ``params.<name>`` for a bad parameter, on ``strategy``
+    when the version's code cannot be run here (the sandbox refuses it) or misbehaves."""
+    try:
+        proxy = strategy_catalog.strategy_for_version(version.id, session=session)
+        return proxy.validate_params(raw)
+    except ParamError as exc:
+        raise validation_error(f"params.{exc.field}", exc.message) from None
+    except StrategyError as exc:
+        raise validation_error("strategy", f"the strategy's parameter check failed: {exc}") from None
+    except Exception as exc:  # StrategyLoadError, SandboxUnavailable: the code cannot be loaded here
+        from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError
 
-    Returns the run's parameters with defaults filled in. Raises a 422 naming the field for an
-    unknown exchange, strategy, symbol or timeframe, a parameter of the wrong type or out of range,
-    a stake below the market's minimum order, or a mode this platform cannot run yet; 503 when the
-    exchange's market catalog has not been loaded by a worker yet.
+        if isinstance(exc, (StrategyLoadError, SandboxUnavailable)):
+            raise validation_error("strategy", f"strategy {version.name!r} cannot be run here: "
+                                   f"{getattr(exc, 'message', None) or exc}") from None
+        raise
+
+
+def validate_run(*, session: Session, run_in: RunCreate) -> tuple[dict[str, Any], StrategyVersion]:
+    """Check a new run against the strategy catalog and the exchange's market catalog.
+
+    Returns the run's parameters with defaults filled in and the strategy version it pins
+    (``strategy_version_id`` when given, else the latest approved version of ``strategy``). Raises a
+    422 naming the field for an unknown exchange, strategy, strategy version, symbol or timeframe, a
+    parameter of the wrong type or out of range, a stake below the market's minimum order, or a mode
+    this platform cannot run yet; 503 when the exchange's market catalog has not been loaded by a
+    worker yet.
     """
     settings = get_settings()
     if run_in.exchange not in settings.EXCHANGES_ENABLED:
@@ -67,17 +92,9 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
         raise validation_error("exchange_account_id", "paper runs take no exchange account; use mode \"live\"")
     if run_in.mode == RunMode.live and run_in.exchange_account_id is None:
         raise validation_error("exchange_account_id", "a live run needs one of your exchange accounts")
-    registry = get_registry()
-    try:
-        klass = registry.get(run_in.strategy)
-    except UnknownStrategy:
-        names = ", ".join(k.name for k in registry.all())
-        raise validation_error("strategy", f"unknown strategy {run_in.strategy!r} (available: {names})") from None
-    strategy_switches.ensure_enabled(session, run_in.strategy)  # issue 6: admins can disable a strategy
-    try:
-        params = klass.validate_params(run_in.params)
-    except ParamError as exc:
-        raise validation_error(f"params.{exc.field}", exc.message) from None
+    version = strategy_catalog.resolve_version(session=session, name=run_in.strategy,
+                                               version_id=run_in.strategy_version_id)
+    params = validated_params(session=session, version=version, raw=run_in.params)
     if not catalog_loaded(session=session, exchange_id=run_in.exchange):
         raise ServiceUnavailable(f"the markets of {run_in.exchange} are not loaded yet; try again shortly")
     info = get_market_info(session=session, exchange_id=run_in.exchange, symbol=run_in.symbol)
@@ -94,7 +111,7 @@ def validate_run(*, session: Session, run_in: RunCreate) -> dict[str, Any]:
 
 def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
     """Validate and store a new run (status ``created``; its wallet holds the stake in cash)."""
-    params = validate_run(session=session, run_in=run_in)
+    params, version = validate_run(session=session, run_in=run_in)
     if run_in.mode == RunMode.live:
         from tradefleet.services.live_runs import check_live_run
 
@@ -107,9 +124,9 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
         raise ConflictError(f"you already have {active} active runs (limit {limit}); stop one first")
     run = Run(owner_id=owner.id, strategy=run_in.strategy, params=params, exchange=run_in.exchange,
               symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
-              cash=run_in.stake, exchange_account_id=run_in.exchange_account_id)
+              cash=run_in.stake, exchange_account_id=run_in.exchange_account_id, strategy_version_id=version.id)
     session.add(run)
-    event = RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} on {run.symbol} "
+    event = RunEvent(run_id=run.id, kind="created", message=f"created {run.strategy} v{version.version} on {run.symbol} "
                      f"{run.timeframe} ({run.mode.value}, stake {run.stake:g})")
     session.add(event)
     session.commit()
@@ -141,16 +158,14 @@ def list_runs(*, session: Session, owner: User, skip: int = 0, limit: int = 100)
 def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     """Set the run running from the next closed candle. 409 if it is already running; 422 if its
     strategy or parameters are no longer valid."""
+    # Before the row lock: this may record new bundled versions (its own commit).
+    strategy_catalog.sync_bundled(session=session)
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
         raise ConflictError("run is already running")
-    strategy_switches.ensure_enabled(session, run.strategy)
-    try:
-        get_registry().get(run.strategy).validate_params(run.params)
-    except UnknownStrategy:
-        raise validation_error("strategy", f"strategy {run.strategy!r} is no longer available") from None
-    except ParamError as exc:
-        raise validation_error(f"params.{exc.field}", exc.message) from None
+    strategy_catalog.ensure_available(session, run.strategy)
+    version = _pinned_version(session, run)
+    validated_params(session=session, version=version, raw=run.params)
     if run.mode == RunMode.live:
         from tradefleet.services.live_runs import check_live_start
 
@@ -165,6 +180,52 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     session.add(event)
     audit.record(session=session, actor=owner, action="run.started", target=run,  # issue 5: audit log
                  detail={"mode": run.mode.value, "strategy": run.strategy}, commit=False)
+    session.commit()
+    session.refresh(run)
+    _publish_status(run, event)
+    return run
+
+
+def _pinned_version(session: Session, run: Run) -> StrategyVersion:
+    """The run's version; a run stored before versions is pinned here to the current bundled version of
+    its strategy (422 on ``strategy`` when there is none)."""
+    version_id = strategy_catalog.pinned_version_id(session, name=run.strategy, version_id=run.strategy_version_id)
+    version = session.get(StrategyVersion, version_id) if version_id is not None else None
+    if version is None:
+        raise validation_error("strategy", f"strategy {run.strategy!r} is no longer available")
+    run.strategy_version_id = version.id
+    return version
+
+
+def move_run_version(*, session: Session, owner: User, run_id: uuid.UUID, version_id: uuid.UUID) -> Run:
+    """Pin the owner's run to another approved version of its strategy and commit; its parameters are
+    validated again by that version (defaults of new parameters filled in).
+
+    404 for another user's run; 409 while the run is running (a running run never changes code: stop it
+    first); 422 on ``version_id`` for anything but an approved version of the run's strategy, on
+    ``params.<name>`` when the run's parameters are invalid for it, on ``strategy`` when it is disabled.
+    """
+    # Before the row lock: this may record new bundled versions (its own commit).
+    strategy_catalog.sync_bundled(session=session)
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
+    if run.status == RunStatus.running:
+        raise ConflictError("the run is running: stop it before moving it to another version")
+    version = session.get(StrategyVersion, version_id)
+    if version is None or version.status != VersionStatus.approved or version.name != run.strategy:
+        raise validation_error("version_id", f"not an approved version of {run.strategy!r}")
+    strategy_switches.ensure_enabled(session, run.strategy)
+    previous = session.get(StrategyVersion, run.strategy_version_id) if run.strategy_version_id else None
+    params = validated_params(session=session, version=version, raw=run.params)
+    run.strategy_version_id = version.id
+    run.params = params
+    message = (f"moved from version {previous.version} to version {version.version}" if previous is not None
+               else f"pinned to version {version.version}")
+    event = RunEvent(run_id=run.id, kind="version", message=message,
+                     data={"strategy_version_id": str(version.id), "version": version.version})
+    session.add(event)
+    audit.record(session=session, actor=owner, action="run.version_changed", target=run,
+                 detail={"strategy": run.strategy, "version": version.version,
+                         "from_version": previous.version if previous is not None else None}, commit=False)
     session.commit()
     session.refresh(run)
     _publish_status(run, event)
@@ -249,6 +310,6 @@ def equity_points(*, session: Session, owner: User, run_id: uuid.UUID, points: i
 
 __all__ = [
     "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
-    "create_run", "equity_points", "get_run_or_404", "list_children", "list_runs", "start_run", "stop_run",
-    "stop_run_row", "validate_run",
+    "create_run", "equity_points", "get_run_or_404", "list_children", "list_runs", "move_run_version",
+    "start_run", "stop_run", "stop_run_row", "validate_run", "validated_params",
 ]

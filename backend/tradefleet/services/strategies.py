@@ -1,4 +1,4 @@
-"""Admin switches on strategies (issue 6): disable or enable one by name.
+"""Admin switches on strategies: disable or enable one by name (every version of it).
 
 A disabled strategy is hidden from the catalog (``GET /api/v1/strategies``) and cannot be used by a new
 run, a run being (re)started, or a backtest (422 on ``strategy``). Runs already running keep running: the
@@ -13,7 +13,6 @@ from sqlmodel import Session, select
 from tradefleet.errors import NotFoundError, validation_error
 from tradefleet.models import StrategySetting, User
 from tradefleet.models._types import utcnow
-from tradefleet.strategy.registry import UnknownStrategy, get_registry
 
 
 def disabled_names(session: Session) -> set[str]:
@@ -33,14 +32,14 @@ def ensure_enabled(session: Session, name: str) -> None:
 
 
 def set_enabled(*, session: Session, name: str, enabled: bool, admin: User) -> StrategySetting:
-    """Enable or disable ``name`` and commit. 404 when no loadable strategy has that name and it has no
-    switch yet (a switch already set can be changed even while its file is broken or removed)."""
+    """Enable or disable ``name`` and commit. 404 when the catalog has no strategy of that name and it
+    has no switch yet (a switch already set can be changed even while its file is broken or removed)."""
+    from tradefleet.services.strategy_catalog import available_names
+
     setting = session.get(StrategySetting, name)
     if setting is None:
-        try:
-            get_registry().get(name)
-        except UnknownStrategy:
-            raise NotFoundError(f"strategy {name!r} not found") from None
+        if name not in available_names(session):
+            raise NotFoundError(f"strategy {name!r} not found")
         setting = StrategySetting(name=name, enabled=enabled)
     setting.enabled = enabled
     setting.updated_at = utcnow()

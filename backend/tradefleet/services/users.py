@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from tradefleet.errors import ConflictError
+from tradefleet.errors import ConflictError, validation_error
 from tradefleet.models import Role, User, UserCreate
 from tradefleet.security.passwords import dummy_hash, hash_password, verify_and_update, verify_password
 
@@ -144,6 +144,22 @@ def admin_update_user(*, session: Session, admin: User, user_id, update) -> User
     session.refresh(user)
     if disabled:
         get_refresh_store(session).revoke_user(user.id)
+    return user
+
+
+def update_profile(*, session: Session, user: User, display_name: str | None) -> User:
+    """Set the user's public ``display_name`` (shown as the author of their strategies; None: the
+    e-mail's local part) and commit. 422 on ``display_name`` for a blank name or control characters."""
+    if display_name is not None:
+        display_name = " ".join(display_name.split())
+        if not display_name:
+            raise validation_error("display_name", "must not be blank (send null for the default)")
+        if any(not ch.isprintable() for ch in display_name):
+            raise validation_error("display_name", "must not hold control characters")
+    user.display_name = display_name
+    session.add(user)
+    session.commit()
+    session.refresh(user)
     return user
 
 

@@ -33,6 +33,8 @@ def create_celery() -> Celery:
             # Backtests can take seconds: on a busy server give them their own worker
             # (`celery ... worker -Q backtests`) so that they never delay a tick.
             "backtest.run": {"queue": "backtests"},
+            # An upload's validation runs a short backtest too: with the backtests, never before a tick.
+            "strategies.validate": {"queue": "backtests"},
         },
         # Redis: unacknowledged (acks_late) tasks come back after the visibility timeout. kombu's
         # SQLAlchemy transport passes its options to create_engine, so it gets none.

@@ -114,6 +114,8 @@ def _on_worker_ready(sender=None, **kwargs) -> None:  # noqa: ARG001
     # Load the market catalogs as soon as a worker is up, so new runs can be validated.
     write_heartbeat()
     refresh_catalogs.apply_async()
+    _sync_bundled_strategies()
+    _requeue_stale_validations()
 
 
 # --- backtests ------------------------------------------------------------------------------------
@@ -128,6 +130,44 @@ def run_backtest(backtest_id: str) -> str | None:
 
     status = execute_backtest(uuid.UUID(backtest_id))
     return status.value if status is not None else None
+
+
+# --- strategy uploads -----------------------------------------------------------------------------
+
+
+@celery_app.task(name="strategies.validate", ignore_result=True, max_retries=0,
+                 soft_time_limit=get_settings().STRATEGY_VALIDATION_TIMEOUT_S + 30)
+def validate_strategy(version_id: str) -> str | None:
+    """Validate the uploaded strategy version ``version_id`` in the sandbox
+    (:func:`tradefleet.services.strategy_validation.validate_version`): ``pending_review`` or ``invalid``
+    with its report. Acknowledged on receipt; a second delivery finds it no longer ``validating`` and
+    does nothing, and a validation lost with its worker is queued again when a worker starts."""
+    from tradefleet.services.strategy_validation import validate_version
+
+    status = validate_version(uuid.UUID(version_id))
+    return status.value if status is not None else None
+
+
+def _requeue_stale_validations() -> None:
+    from tradefleet.services.strategy_validation import stale_validations
+
+    try:
+        for version_id in stale_validations(get_settings().STRATEGY_VALIDATION_TIMEOUT_S + 60):
+            validate_strategy.apply_async(args=[str(version_id)])
+    except Exception:  # noqa: BLE001 - never keep a worker from starting
+        log.exception("cannot queue the strategy validations left unfinished")
+
+
+def _sync_bundled_strategies() -> None:
+    # Files of STRATEGIES_DIR become strategy versions before the first tick pins runs stored before
+    # versions existed.
+    from tradefleet.services.strategy_catalog import sync_bundled
+
+    try:
+        with session_scope() as session:
+            sync_bundled(session=session)
+    except Exception:  # noqa: BLE001 - never keep a worker from starting
+        log.exception("cannot record the bundled strategies as versions")
 
 
 # --- exchange keys (issue 4) -----------------------------------------------------------------------

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from tradefleet.api.deps import SessionDep, get_current_admin
+from tradefleet.models import VersionOrigin
+from tradefleet.services import strategy_catalog as catalog_service
 from tradefleet.services.strategies import disabled_names
-from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.registry import get_registry
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
@@ -23,6 +21,10 @@ class StrategyFile(BaseModel):
     timeframe: str
     enabled: bool = True
     """False when an admin disabled it (``PATCH /admin/strategies/{name}``): hidden from traders."""
+    version: int
+    """The latest approved version (what new runs get)."""
+    origin: VersionOrigin
+    author: str
 
 
 class BrokenStrategyFile(BaseModel):
@@ -35,23 +37,17 @@ class StrategyCatalog(BaseModel):
     broken: list[BrokenStrategyFile]
 
 
-def _file_name(klass: type[Strategy]) -> str:
-    # The file's name only, never the server's path to it.
-    try:
-        return Path(inspect.getfile(klass)).name
-    except (TypeError, OSError):
-        return klass.__module__.rsplit(".", 1)[-1] + ".py"
-
-
 @router.get("/strategies", response_model=StrategyCatalog)
 def strategy_catalog(session: SessionDep) -> StrategyCatalog:
-    """Every loadable strategy of ``STRATEGIES_DIR`` with its file and whether it is enabled, and every
-    file that failed to load (syntax or import error, no hook, bad default, duplicate name) with its error."""
-    registry = get_registry()
+    """Every strategy of the catalog (bundled and approved uploads) at its latest approved version, with
+    its file and whether it is enabled, and every file of ``STRATEGIES_DIR`` that failed to load (syntax
+    or import error, no hook, bad default, duplicate name) with its error."""
     disabled = disabled_names(session)
-    return StrategyCatalog(
-        strategies=[StrategyFile(name=k.name, description=k.description(), file=_file_name(k), timeframe=k.timeframe,
-                                 enabled=k.name not in disabled)
-                    for k in registry.all()],
-        broken=[BrokenStrategyFile(file=b.path, error=b.error) for b in registry.broken()],
-    )
+    strategies = []
+    for entry in catalog_service.catalog(session=session, include_disabled=True):
+        row, manifest = entry.version, entry.version.manifest or {}
+        strategies.append(StrategyFile(name=row.name, description=manifest.get("description", ""), file=row.filename,
+                                       timeframe=manifest.get("timeframe", ""), enabled=row.name not in disabled,
+                                       version=row.version, origin=row.origin, author=entry.author))
+    broken = [BrokenStrategyFile(file=e.filename, error=e.error) for e in get_registry().entries() if e.error]
+    return StrategyCatalog(strategies=strategies, broken=sorted(broken, key=lambda b: b.file))

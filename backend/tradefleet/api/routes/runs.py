@@ -20,6 +20,7 @@ from tradefleet.models import (
     RunEventPublic,
     RunPublic,
     RunsPublic,
+    RunVersionMove,
     Trade,
     TradePublic,
     TradeStatus,
@@ -66,6 +67,15 @@ def get_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPub
 @router.post("/{run_id}/start", response_model=RunPublic)
 def start_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
     return RunPublic.from_run(service.start_run(session=session, owner=user, run_id=run_id))
+
+
+@router.post("/{run_id}/strategy-version", response_model=RunPublic,
+             responses={409: {"description": "the run is running"}})
+def move_run_version(run_id: uuid.UUID, body: RunVersionMove, session: SessionDep, user: CurrentUser) -> RunPublic:
+    """Move a run that is not running (created, paused, stopped) to another approved version of its
+    strategy; its parameters are validated again by that version (422 on ``params.<name>``)."""
+    return RunPublic.from_run(service.move_run_version(session=session, owner=user, run_id=run_id,
+                                                       version_id=body.version_id))
 
 
 @router.post("/{run_id}/stop", response_model=RunPublic)

@@ -1,17 +1,17 @@
-"""The strategy catalog."""
+"""The strategy catalog: what traders can run and backtest, and the approved versions of each."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from tradefleet.api.deps import SessionDep
-from tradefleet.config import get_settings
-from tradefleet.services.strategies import disabled_names
-from tradefleet.strategy.guard import StrategyError, call_guarded
-from tradefleet.strategy.registry import get_registry
+from tradefleet.models import StrategyVersionListed, VersionOrigin
+from tradefleet.services import strategy_catalog as catalog_service
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
 
@@ -23,24 +23,45 @@ class StrategyPublic(BaseModel):
     startup_candles: int | None
     stoploss: float | None
     params_schema: dict[str, Any]
+    version_id: uuid.UUID
+    """The latest approved version: what a new run or backtest pins unless it names another."""
+    version: int
+    origin: VersionOrigin
+    author: str
+    """The author's display name; ``Tradefleet`` for the strategies that ship with the platform."""
+    created_at: datetime
+
+
+def _manifest(entry: catalog_service.CatalogEntry) -> dict[str, Any]:
+    return entry.version.manifest or {}
 
 
 @router.get("", response_model=list[StrategyPublic])
 def list_strategies(session: SessionDep) -> list[StrategyPublic]:
-    """Every loadable strategy an admin has not disabled: name, description, intended timeframe and
-    parameter JSON schema."""
+    """Every strategy traders can pick (an admin has not disabled it), at its latest approved version:
+    name, description, intended timeframe, parameter JSON schema, version, origin and author."""
     out = []
-    disabled = disabled_names(session)
-    for klass in get_registry().all():
-        if klass.name in disabled:
-            continue
-        try:  # may be a property of the parameters: report it for the defaults
-            startup = call_guarded(lambda: int(klass(klass.validate_params({})).startup_candles),
-                                   timeout_s=get_settings().STRATEGY_TIMEOUT_S)
-        except StrategyError:
-            startup = None
+    for entry in catalog_service.catalog(session=session):
+        manifest, row = _manifest(entry), entry.version
         out.append(StrategyPublic(
-            name=klass.name, description=klass.description(), timeframe=klass.timeframe,
-            startup_candles=startup, stoploss=klass.stoploss,
-            params_schema=klass.params_schema()))
+            name=row.name, description=manifest.get("description", ""), timeframe=manifest.get("timeframe", ""),
+            startup_candles=manifest.get("startup_candles"), stoploss=manifest.get("stoploss"),
+            params_schema=manifest.get("params_schema") or {"type": "object", "properties": {}},
+            version_id=row.id, version=row.version, origin=row.origin, author=entry.author,
+            created_at=row.created_at))
+    return out
+
+
+@router.get("/{name}/versions", response_model=list[StrategyVersionListed])
+def list_versions(name: str, session: SessionDep) -> list[StrategyVersionListed]:
+    """The approved versions of strategy ``name``, newest first (a run may pin any of them); 404 for a
+    name traders cannot pick."""
+    out = []
+    for entry in catalog_service.approved_versions(session=session, name=name):
+        manifest, row = _manifest(entry), entry.version
+        out.append(StrategyVersionListed(
+            id=row.id, name=row.name, version=row.version, origin=row.origin, author=entry.author,
+            description=manifest.get("description", ""), timeframe=manifest.get("timeframe", ""),
+            params_schema=manifest.get("params_schema") or {"type": "object", "properties": {}},
+            created_at=row.created_at, reviewed_at=row.reviewed_at))
     return out

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
-from tradefleet.models import UserPublic
+from tradefleet.models import UserMeUpdate, UserPublic
 from tradefleet.services import auth as auth_service
+from tradefleet.services import users as users_service
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -42,6 +43,14 @@ class TotpDisableIn(BaseModel):
 def read_me(current_user: CurrentUser) -> UserPublic:
     """The account the bearer token belongs to."""
     return UserPublic.model_validate(current_user)
+
+
+@router.patch("/me", response_model=UserPublic)
+def update_me(session: SessionDep, current_user: CurrentUser, body: UserMeUpdate) -> UserPublic:
+    """Change the public name shown as the author of the strategies you publish (``null``: the e-mail's
+    local part)."""
+    return UserPublic.model_validate(users_service.update_profile(session=session, user=current_user,
+                                                                 display_name=body.display_name))
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
