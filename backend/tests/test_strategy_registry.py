@@ -19,6 +19,9 @@ from tradefleet.strategy import (
     ParamError,
     Strategy,
 )
+from tradefleet.market.candles import frame_from_ohlcv
+from tradefleet.sandbox import StrategyProxy
+from tradefleet.strategy.guard import StrategyError
 from tradefleet.strategy.registry import StrategyRegistry, UnknownStrategy
 
 BROKEN_DIR = Path(__file__).parent / "strategies_broken"
@@ -76,7 +79,7 @@ def test_good_strategies_load_next_to_broken_files(registry: StrategyRegistry):
     shipped = sorted(p.stem for p in GOOD_DIR.glob("*.py"))
     assert names == sorted(["duplicate_name", "raises_in_signals", *shipped])  # sorted
     sma = registry.get("sma_cross")
-    assert issubclass(sma, Strategy) and sma.__name__ == "SmaCross"
+    assert isinstance(sma, StrategyProxy) and sma.sandboxed and sma.__name__ == "SmaCross"
     assert sma.validate_params({}) == {"fast": 10, "slow": 30}
     assert registry.get("rsi_reversion").__name__ == "RsiReversion"
     with pytest.raises(UnknownStrategy):
@@ -123,7 +126,7 @@ def test_underscore_and_non_python_files_are_ignored(tmp_path: Path):
 
 
 def test_a_broken_strategy_does_not_break_its_good_neighbours_in_the_same_file(tmp_path: Path):
-    # One file, two classes, one unusable: the whole file is refused (it is one module).
+    # One file, two classes: refused (a file is one strategy version, so it holds exactly one class).
     (tmp_path / "mixed.py").write_text(
         GOOD_STRATEGY.format(cls="Fine", doc="ok", default=5)
         + "\n\nclass Unfinished(Strategy):\n    pass\n"
@@ -131,16 +134,16 @@ def test_a_broken_strategy_does_not_break_its_good_neighbours_in_the_same_file(t
     reg = StrategyRegistry(tmp_path)
     reg.refresh()
     assert reg.all() == []
-    assert "Unfinished implements neither signals() nor on_candle()" in reg.broken()[0].error
+    assert "mixed.py defines 2 Strategy subclasses (Fine, Unfinished)" in reg.broken()[0].error
 
 
 def test_raises_in_signals_loads_and_fails_only_when_called(registry: StrategyRegistry):
     klass = registry.get("raises_in_signals")
     strategy = klass(klass.validate_params({}))
     assert strategy.startup_candles == 2 and strategy.required_candles() == 3
-    candles = pd.DataFrame({"open": [1.0] * 3, "high": [1.0] * 3, "low": [1.0] * 3,
-                            "close": [1.0] * 3, "volume": [1.0] * 3})
-    with pytest.raises(RuntimeError, match="deliberate failure"):
+    candles = frame_from_ohlcv([[60_000 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(3)])
+    # The strategy raised in its runner; the parent gets the reason, never the exception object.
+    with pytest.raises(StrategyError, match="raised RuntimeError: deliberate failure"):
         strategy.signals(candles)
 
 

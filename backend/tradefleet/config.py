@@ -69,7 +69,35 @@ class Settings(BaseSettings):
     ENGINE_MAX_CATCHUP_CANDLES: int = Field(default=60, ge=1)
     """A run further behind than this skips ahead (with an event) instead of replaying every candle."""
     STRATEGY_TIMEOUT_S: float = Field(default=5.0, gt=0)
-    """Wall time one call into strategy code may take before its run is paused."""
+    """Wall time one call into strategy code may take before its runner is killed and the run paused."""
+    STRATEGY_BACKTEST_TIMEOUT_S: float = Field(default=60.0, gt=0)
+    """Wall time a backtest's one ``signals()`` call over the whole history may take."""
+
+    # --- strategy sandbox ------------------------------------------------------------------
+    STRATEGY_SANDBOX: Literal["bwrap", "off"] = "bwrap"
+    """``bwrap``: strategy code runs in runner processes confined by bubblewrap, seccomp and resource
+    limits. ``off``: no sandbox is attempted (uploads are refused; bundled strategies run only with
+    ``STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED``)."""
+    STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED: bool = False
+    """When the sandbox is unavailable, run the files of ``STRATEGIES_DIR`` (code the server owner put
+    there) in plain runner processes: still out of process, with resource limits and, where the binding
+    exists, the seccomp filter, but without namespaces. Uploaded code never runs unsandboxed."""
+    STRATEGY_SANDBOX_PACKAGES: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["numpy", "pandas", "dateutil", "six", "pytz", "tzdata"])
+    """Top-level Python packages bound read-only into the sandbox (those installed; the rest skipped)."""
+    STRATEGY_RUNNER_MEMORY_MB: int = Field(default=1536, ge=256)
+    """Address-space limit of one runner process (numpy and pandas take about 400 MB of it)."""
+    STRATEGY_RUNNER_CPU_S: int = Field(default=3600, ge=10)
+    """CPU seconds one runner process may use in its life; it is then killed and started again."""
+    STRATEGY_RUNNER_SCRATCH_MB: int = Field(default=16, ge=1)
+    """Size of the runner's private ``/tmp`` and the largest file it may write."""
+    STRATEGY_RUNNER_OPEN_FILES: int = Field(default=64, ge=16)
+    STRATEGY_RUNNER_REPLY_MB: int = Field(default=64, ge=1)
+    """The largest reply the parent reads from a runner; a larger one kills the runner."""
+    STRATEGY_RUNNERS_PER_PROCESS: int = Field(default=16, ge=1)
+    """Runner processes one platform process keeps alive (least recently used ones are stopped)."""
+    STRATEGY_RUNNER_START_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    """Time a new runner has to import its libraries and load the file."""
     MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
 
     # --- issue 5 (security): HTTP hardening, rate limits, lockout, key encryption ----------
@@ -211,6 +239,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("EXCHANGES_ENABLED", "ALLOWED_ORIGINS", "TRUSTED_PROXIES", "API_ENCRYPTION_KEYS",
+                     "STRATEGY_SANDBOX_PACKAGES",
                      mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:

@@ -75,7 +75,7 @@ from tradefleet.backtest.lookahead import LookaheadReport, check_lookahead
 from tradefleet.backtest.metrics import compute_metrics
 from tradefleet.execution.account import PaperAccount
 from tradefleet.execution.paper import MarketRules, Wallet, floor_to_step
-from tradefleet.strategy.context import Candle, CandleContext, check_state
+from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, check_state
 from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
 from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals
 
@@ -405,7 +405,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
         account.close_candle(t, float(c[i]), enter=bool(enter[k]), exit_=bool(exit_[k]), size=position_size)
         ctx = CandleContext(account=account, candle=Candle(t, float(o[i]), float(h[i]), float(low[i]), float(c[i]),
                                                            float(v[i])),
-                            candles=lambda i=i: frame.iloc[: i + 1], state=state, log=strategy.logger)
+                            candles=CandleWindow(frame, 0, i + 1), state=state, log=strategy.logger)
         try:
             call_guarded(strategy.on_candle, ctx, timeout_s=timeout_s, what=f"{strategy.name}.on_candle()")
             check_state(state)

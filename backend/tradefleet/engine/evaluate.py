@@ -71,7 +71,7 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.strategy.base import Strategy
-from tradefleet.strategy.context import Candle, CandleContext, RunLogger, check_state
+from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, RunLogger, check_state
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
@@ -198,7 +198,8 @@ class _RunTicker:
         self.batch = batch
         self.report = report
         self.settings = get_settings()
-        self._signals: dict[tuple[uuid.UUID | None, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
+        self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
+        self._signal_errors: dict[tuple[str, str, int], StrategyError] = {}
         # Rows this tick created or changed, per run, for the live updates published after commit.
         self.touched_orders: dict[uuid.UUID, dict[uuid.UUID, Order]] = defaultdict(dict)
         self.touched_trades: dict[uuid.UUID, list[Trade]] = defaultdict(list)
@@ -243,12 +244,20 @@ class _RunTicker:
         _validated[(klass, raw)] = (params, need)
         return strategy, raw, need
 
+    @staticmethod
+    def _signals_key(strategy: Strategy, run: _RunRow, key_params: str, start: int) -> tuple[str, str, int]:
+        proxy = getattr(strategy, "proxy", None)
+        return (proxy.content_hash if proxy is not None else str(run.strategy_version_id), key_params, start)
+
     def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str,
                      start: int) -> tuple[SignalReader, list[tuple[str, str]]]:
         """The strategy's signals on the window from ``start``, and the lines it logged meanwhile.
-        Runs of the same strategy and parameters on this market share one computation (and its
-        log lines)."""
-        key = (run.strategy_version_id, key_params, start)
+        Runs of the same strategy version and parameters on this market share one computation (and its
+        log lines); :meth:`prefetch_signals` may have computed it already."""
+        key = self._signals_key(strategy, run, key_params, start)
+        failed = self._signal_errors.get(key)
+        if failed is not None:
+            raise StrategyError(str(failed))
         if key not in self._signals:
             logger = RunLogger(run.strategy)
             strategy.logger = logger
@@ -258,28 +267,79 @@ class _RunTicker:
             self._signals[key] = (signals, logger.take())
         return self._signals[key]
 
+    def _first_index(self, run: _RunRow) -> tuple[int | None, tuple[int, int] | None]:
+        """The first window row ``run`` has not evaluated (None: nothing new), and ``(behind, skipped)``
+        when it is further behind than ``ENGINE_MAX_CATCHUP_CANDLES`` and skips ahead."""
+        n = len(self.times)
+        last = run.last_candle_ms
+        if last is None:
+            return n - 1, None
+        first = int(np.searchsorted(self.times, last, side="right"))
+        if first >= n:
+            return None, None  # already evaluated: a redelivered task does nothing
+        behind = n - first
+        gap = first == 0 and self.times[0] > last + self.market.timeframe_ms
+        if gap:
+            behind = int((self.times[-1] - last) // self.market.timeframe_ms)
+        limit = self.settings.ENGINE_MAX_CATCHUP_CANDLES
+        if behind > limit or gap:
+            return max(0, n - min(limit, n)), (behind, behind - min(limit, n))
+        return first, None
+
+    def prefetch_signals(self, runs: list[_RunRow]) -> None:
+        """Compute, in one request per sandboxed strategy version, the signals of every parameter set and
+        window start this batch's runs need (the runner is asked once per market tick, not once per
+        run). A run whose strategy cannot be resolved is left to :meth:`tick`, which pauses it."""
+        n = len(self.times)
+        wanted: dict[str, tuple[Any, dict[tuple[str, str, int], tuple[dict, int]]]] = {}
+        for run in runs:
+            try:
+                strategy, key_params, need = self._strategy(run)
+            except StrategyError:
+                continue
+            proxy = getattr(strategy, "proxy", None)
+            if proxy is None or not strategy.has_signals():
+                continue
+            if run.mode == RunMode.live:
+                if run.last_candle_ms is not None and int(self.times[-1]) <= run.last_candle_ms:
+                    continue
+                first = n - 1
+            else:
+                first, _ = self._first_index(run)
+                if first is None:
+                    continue
+            start = max(0, first - (need - 1))
+            key = self._signals_key(strategy, run, key_params, start)
+            if key not in self._signals:
+                wanted.setdefault(proxy.content_hash, (proxy, {}))[1][key] = (strategy.params, start)
+        for proxy, items in wanted.values():
+            if len(items) < 2:
+                continue  # one computation: tick() asks for it as it goes
+            try:
+                results = call_guarded(proxy.signals_many, self.candles, [(p, s, n) for p, s in items.values()],
+                                       timeout_s=self.settings.STRATEGY_TIMEOUT_S, what=f"{proxy.name}.signals()")
+            except StrategyError:
+                continue  # each run's tick computes its own and pauses only itself
+            for key, result in zip(items, results):
+                if isinstance(result, StrategyError):
+                    self._signal_errors[key] = result
+                    continue
+                frame, lines = result
+                self._signals[key] = (SignalReader(frame, proxy.name), lines)
+
     # ------------------------------------------------------------------ one run
     def tick(self, run: _RunRow, pending: list[Order], trade: Trade | None) -> None:
         """Step ``run`` through the candles it has not seen. The strategy's calls and the account's
         steps happen in memory first; rows are written only if the whole tick succeeded, so a
         :class:`StrategyError` leaves the run exactly as it was."""
         n = len(self.times)
-        last = run.last_candle_ms
-        if last is None:
-            first = n - 1
-        else:
-            first = int(np.searchsorted(self.times, last, side="right"))
-            if first >= n:
-                return  # already evaluated: a redelivered task does nothing
-            behind = n - first
-            if first == 0 and self.times[0] > last + self.market.timeframe_ms:
-                behind = int((self.times[-1] - last) // self.market.timeframe_ms)
-            limit = self.settings.ENGINE_MAX_CATCHUP_CANDLES
-            if behind > limit or (first == 0 and self.times[0] > last + self.market.timeframe_ms):
-                skipped = behind - min(limit, n)
-                first = max(0, n - min(limit, n))
-                self.batch.event(run, "skipped", f"run was {behind} candles behind; skipped {skipped} "
-                                 "candles to catch up", level=EventLevel.warning, candle_ms=int(self.times[-1]))
+        first, skip = self._first_index(run)
+        if first is None:
+            return
+        if skip is not None:
+            behind, skipped = skip
+            self.batch.event(run, "skipped", f"run was {behind} candles behind; skipped {skipped} "
+                             "candles to catch up", level=EventLevel.warning, candle_ms=int(self.times[-1]))
 
         try:
             strategy, key_params, need = self._strategy(run)
@@ -308,7 +368,7 @@ class _RunTicker:
                     account.close_candle(t, c, enter=enter, exit_=exit_, size=strategy.position_size)
                 if stateful and i - start >= need - 1:
                     ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
-                                        candles=lambda i=i: self.candles.iloc[start:i + 1], state=state, log=logger)
+                                        candles=CandleWindow(self.candles, start, i + 1), state=state, log=logger)
                     call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                  what=f"{run.strategy}.on_candle()")
                     try:
@@ -416,7 +476,7 @@ class _RunTicker:
                     logger = RunLogger(run.strategy)
                     strategy.logger = logger
                     ctx = CandleContext(account=account, candle=Candle(t, o, h, lo, c, float(self.volume[i])),
-                                        candles=lambda: self.candles.iloc[start:i + 1], state=state, log=logger)
+                                        candles=CandleWindow(self.candles, start, i + 1), state=state, log=logger)
                     call_guarded(strategy.on_candle, ctx, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                  what=f"{run.strategy}.on_candle()")
                     try:
@@ -621,6 +681,7 @@ def evaluate_market(market: Market, candle_ms: int, run_ids: list[uuid.UUID], *,
             trades = {t.run_id: t for t in session.exec(
                 select(Trade).where(Trade.run_id.in_(ids), Trade.status == TradeStatus.open))}
         ticker = _RunTicker(session, market, candles, info, batch, report)
+        ticker.prefetch_signals(runs)
         paused: list[_RunRow] = []
         for run in runs:
             report.runs += 1

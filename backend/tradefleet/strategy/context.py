@@ -26,6 +26,19 @@ class Candle:
     volume: float
 
 
+@dataclass(frozen=True)
+class CandleWindow:
+    """Rows ``start:stop`` of ``frame``: the window a context shows, named so that a sandboxed strategy's
+    runner can be sent the frame once and the row range with each candle."""
+
+    frame: pd.DataFrame
+    start: int
+    stop: int
+
+    def rows(self) -> pd.DataFrame:
+        return self.frame.iloc[self.start:self.stop]
+
+
 class CandleContext:
     """The run as the strategy may see and change it on one closed candle.
 
@@ -37,10 +50,12 @@ class CandleContext:
     ``log`` (a logger whose lines become run events).
     """
 
-    def __init__(self, *, account: Any, candle: Candle, candles: pd.DataFrame | Callable[[], pd.DataFrame],
+    def __init__(self, *, account: Any, candle: Candle,
+                 candles: pd.DataFrame | CandleWindow | Callable[[], pd.DataFrame],
                  state: dict[str, Any], log: logging.Logger | logging.LoggerAdapter) -> None:
         self._account = account
         self.candle = candle
+        self.window = candles if isinstance(candles, CandleWindow) else None
         self._candles = candles
         self.state = state
         self.log = log
@@ -48,7 +63,9 @@ class CandleContext:
     @property
     def candles(self) -> pd.DataFrame:
         """The closed candles up to and including :attr:`candle` (built on first use)."""
-        if callable(self._candles):
+        if isinstance(self._candles, CandleWindow):
+            self._candles = self._candles.rows()
+        elif callable(self._candles):
             self._candles = self._candles()
         return self._candles
 

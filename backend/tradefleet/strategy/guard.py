@@ -6,6 +6,7 @@ turns into a run event and a paused run; the worker itself never dies of a strat
 
 from __future__ import annotations
 
+import contextvars
 import signal
 import threading
 import time
@@ -29,20 +30,42 @@ class StrategyTimeout(StrategyError):
     pass
 
 
+ALARM_GRACE_S = 0.5
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("strategy_deadline", default=None)
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` by which the innermost :func:`call_guarded` must return, or None. A
+    sandboxed strategy's proxy kills its runner at that time."""
+    return _DEADLINE.get()
+
+
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        # A sandboxed call is killed by its proxy at the deadline; the alarm, a little later, is the
+        # backstop for code that runs in this process (the platform's own calls around it).
+        with _alarm(seconds + ALARM_GRACE_S, shown=seconds):
+            yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+@contextmanager
+def _alarm(seconds: float, *, shown: float) -> Iterator[None]:
     # SIGALRM interrupts pure-Python loops in the main thread (Celery's prefork children run tasks
     # there). Elsewhere (threads) the call cannot be interrupted; it is measured and failed after.
     use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     if not use_alarm:
         start = time.monotonic()
         yield
-        if time.monotonic() - start > seconds:
-            raise StrategyTimeout(f"strategy took longer than {seconds:g} s")
+        if time.monotonic() - start > shown:
+            raise StrategyTimeout(f"strategy took longer than {shown:g} s")
         return
 
     def _on_alarm(signum, frame):  # noqa: ARG001
-        raise StrategyTimeout(f"strategy took longer than {seconds:g} s")
+        raise StrategyTimeout(f"strategy took longer than {shown:g} s")
 
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)

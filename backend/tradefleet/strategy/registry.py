@@ -1,32 +1,31 @@
 """Discovery of the strategies in ``STRATEGIES_DIR``.
 
-Each ``*.py`` file (not starting with ``_``) is imported with ``importlib``; the :class:`Strategy`
-subclasses defined in that module are kept. A file that fails (syntax error, import error, missing
-``signals``, invalid parameter default, duplicate name) is recorded with its error instead of
-crashing the process (the resolver pattern of freqtrade's ``IResolver``).
+Each ``*.py`` file (not starting with ``_``) is loaded by a sandboxed runner
+(:func:`tradefleet.sandbox.load_strategy`): this process never imports it. What comes back is a
+:class:`~tradefleet.sandbox.StrategyProxy` per file, built from the manifest the runner produced; a file
+that fails (syntax error, import error, no or several Strategy subclasses, invalid parameter default,
+duplicate name, or no sandbox to run it in) is recorded with its error instead (the resolver pattern of
+freqtrade's ``IResolver``).
 
-:meth:`StrategyRegistry.refresh` re-imports only files whose modification time or size changed, so
-new and edited files are picked up without a restart and no file is executed twice per change.
+:meth:`StrategyRegistry.refresh` loads only files whose modification time or size changed, so new and
+edited files are picked up without a restart and no file is loaded twice per change.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import logging
-import sys
 import threading
-import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tradefleet.config import get_settings
-from tradefleet.strategy.base import Strategy
+
+if TYPE_CHECKING:
+    from tradefleet.sandbox import StrategyProxy
 
 log = logging.getLogger(__name__)
-
-MODULE_PREFIX = "tradefleet_strategies"
 
 
 class UnknownStrategy(KeyError):
@@ -36,7 +35,9 @@ class UnknownStrategy(KeyError):
 @dataclass
 class _FileEntry:
     stamp: tuple[int, int]
-    classes: list[type[Strategy]] = field(default_factory=list)
+    source: bytes = b""
+    content_hash: str = ""
+    classes: list["StrategyProxy"] = field(default_factory=list)
     error: str | None = None
 
 
@@ -48,20 +49,29 @@ class BrokenFile:
     error: str
 
 
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One file of the folder: its bytes, their SHA-256, and the strategy it defines or its error."""
+
+    filename: str
+    content_hash: str
+    source: bytes
+    strategy: "StrategyProxy | None"
+    error: str | None
+
+
 class StrategyRegistry:
     """The strategies of one folder. Thread-safe; cheap to :meth:`refresh` (one ``stat`` per file)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._files: dict[Path, _FileEntry] = {}
-        self._by_name: dict[str, type[Strategy]] = {}
+        self._by_name: dict[str, StrategyProxy] = {}
         self._duplicates: dict[Path, str] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
         self.imports = 0
-        """How many times a file was executed (tests check that unchanged files are not)."""
-        # Modules are named per folder, so two registries (two folders) never share sys.modules entries.
-        self._prefix = f"{MODULE_PREFIX}_{hashlib.sha1(str(self.folder.resolve()).encode(), usedforsecurity=False).hexdigest()[:8]}"
+        """How many times a file was loaded (tests check that unchanged files are not)."""
 
     def refresh(self) -> None:
         """Import new and changed files, forget deleted ones.
@@ -93,46 +103,28 @@ class StrategyRegistry:
                     changed = True
             for gone in set(self._files) - set(paths):
                 del self._files[gone]
-                sys.modules.pop(f"{self._prefix}.{gone.stem}", None)
                 changed = True
             if changed or not self._by_name and self._files:
                 self._index()
 
     def _load(self, path: Path, stamp: tuple[int, int]) -> _FileEntry:
-        module_name = f"{self._prefix}.{path.stem}"
+        from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError, content_hash, load_strategy
+
         self.imports += 1
         try:
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot import {path.name}")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            classes = [
-                obj
-                for obj in vars(module).values()
-                if isinstance(obj, type)
-                and issubclass(obj, Strategy)
-                and obj is not Strategy
-                and obj.__module__ == module_name
-            ]
-            if not classes:
-                raise TypeError(f"{path.name} defines no Strategy subclass")
-            for klass in classes:
-                klass.check_definition()
-            return _FileEntry(stamp=stamp, classes=classes)
-        except BaseException as exc:  # noqa: BLE001 - a broken plugin must never take the process down
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
-                raise
-            sys.modules.pop(module_name, None)
-            # Name the file, not the server's path to it (the message reaches the admin page).
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            error = error.replace(str(path), path.name)
-            log.warning("strategy file %s is broken: %s", path.name, error)
-            return _FileEntry(stamp=stamp, error=error)
+            source = path.read_bytes()
+        except OSError as exc:
+            return _FileEntry(stamp=stamp, error=f"{path.name}: cannot be read ({exc.strerror})")
+        entry = _FileEntry(stamp=stamp, source=source, content_hash=content_hash(source))
+        try:
+            entry.classes = [load_strategy(source, label=path.name, trusted=True)]
+        except (StrategyLoadError, SandboxUnavailable) as exc:
+            entry.error = str(exc)
+            log.warning("strategy file %s is broken: %s", path.name, entry.error)
+        return entry
 
     def _index(self) -> None:
-        by_name: dict[str, type[Strategy]] = {}
+        by_name: dict[str, StrategyProxy] = {}
         defined_in: dict[str, Path] = {}
         duplicates: dict[Path, str] = {}
         for path, entry in sorted(self._files.items()):
@@ -148,14 +140,14 @@ class StrategyRegistry:
         self._by_name, self._duplicates = by_name, duplicates
 
     # ------------------------------------------------------------------ queries
-    def get(self, name: str) -> type[Strategy]:
-        """The strategy class named ``name``; raises :class:`UnknownStrategy`."""
+    def get(self, name: str) -> "StrategyProxy":
+        """The strategy named ``name``; raises :class:`UnknownStrategy`."""
         try:
             return self._by_name[name]
         except KeyError:
             raise UnknownStrategy(name) from None
 
-    def all(self) -> list[type[Strategy]]:
+    def all(self) -> list["StrategyProxy"]:
         """Every loadable strategy, sorted by name."""
         return [self._by_name[k] for k in sorted(self._by_name)]
 
@@ -163,6 +155,15 @@ class StrategyRegistry:
         """Files that could not be loaded, with their error."""
         out = [BrokenFile(p.name, e.error) for p, e in sorted(self._files.items()) if e.error]
         out += [BrokenFile(p.name, msg) for p, msg in sorted(self._duplicates.items())]
+        return out
+
+    def entries(self) -> list[RegistryEntry]:
+        """Every file of the folder with its source, hash and strategy (None when broken or a duplicate)."""
+        out = []
+        for path, e in sorted(self._files.items()):
+            error = e.error or self._duplicates.get(path)
+            strategy = e.classes[0] if e.classes and path not in self._duplicates else None
+            out.append(RegistryEntry(path.name, e.content_hash, e.source, strategy, error))
         return out
 
 
