@@ -1,13 +1,18 @@
 // Strategy uploads (authors and admins): send a .py file (file input or drop zone), then follow each
-// version through validation (polled every 2 s while any is validating) and review: status, the
-// validation report, the reviewer's reason when rejected, and the source.
+// version through validation and review: status, the validation report, the reviewer's reason when
+// rejected, and the source. A finished validation arrives as a `strategy` event of the live stream;
+// while the stream is not live (connecting, reconnecting, unavailable) the page polls each validating
+// upload every 2 s instead (every 15 s while it is live, in case an event was lost).
 import { api, ApiError } from "../api.js";
+import { liveEvents, liveBadge } from "../events.js";
 import { $, el, clear, appShell, start, notice, timeEl, showFormErrors, clearFormErrors, busy, scrollRegions } from "../ui.js";
 import { versionBadge, versionTitle, hashEl, fmtBytes, reportEl, sourceEl } from "../versions.js";
 
 const POLL_MS = 2000;
+const SLOW_POLL_MS = 15000;
 let versions = [];
 let pollTimer = null;
+let streamLive = false;
 
 function kv(dl, k, v) { dl.append(el("dt", {}, k), el("dd", {}, v)); }
 
@@ -76,26 +81,46 @@ function replaceCard(v) {
   if (old.dataset.status === v.status) fresh.querySelectorAll("details").forEach((d, i) => { if (wasOpen[i]) d.open = true; });
 }
 
+/** Read one upload again and redraw its card when its status changed. */
+async function refresh(id) {
+  const known = versions.find((x) => x.id === id);
+  try {
+    const fresh = await api(`/strategies/uploads/${encodeURIComponent(id)}`);
+    const i = versions.findIndex((x) => x.id === fresh.id);
+    if (i >= 0) versions[i] = fresh; else versions.unshift(fresh);
+    if (!known || fresh.status !== known.status) { if (known) replaceCard(fresh); else render(); }
+  } catch (err) {
+    if (err.status === 404 && known) { versions = versions.filter((x) => x.id !== id); render(); }
+  }
+  scrollRegions();
+}
+
+async function refreshValidating() {
+  for (const v of versions.filter((x) => x.status === "validating")) await refresh(v.id);
+}
+
 function schedulePoll() {
   clearTimeout(pollTimer);
   const pending = versions.filter((v) => v.status === "validating");
   const status = $("#poll-status");
-  status.textContent = pending.length ? `Checking ${pending.length === 1 ? "one upload" : `${pending.length} uploads`} every 2 s…` : "";
-  if (!pending.length) return;
-  pollTimer = setTimeout(async () => {
-    for (const v of pending) {
-      try {
-        const fresh = await api(`/strategies/uploads/${encodeURIComponent(v.id)}`);
-        const i = versions.findIndex((x) => x.id === fresh.id);
-        if (i >= 0) versions[i] = fresh;
-        if (fresh.status !== v.status) replaceCard(fresh);
-      } catch (err) {
-        if (err.status === 404) versions = versions.filter((x) => x.id !== v.id);
-      }
-    }
-    scrollRegions();
-    schedulePoll();
-  }, POLL_MS);
+  if (!pending.length) { status.textContent = ""; return; }
+  const what = pending.length === 1 ? "one upload" : `${pending.length} uploads`;
+  status.textContent = streamLive ? `Validating ${what}: the result appears here when it is ready.` : `Checking ${what} every 2 s…`;
+  // Live: the event brings the result; a slow check still catches an event lost in a reconnect.
+  pollTimer = setTimeout(async () => { await refreshValidating(); schedulePoll(); }, streamLive ? SLOW_POLL_MS : POLL_MS);
+}
+
+function follow() {
+  const showState = liveBadge($("#live"));
+  liveEvents((type, data) => {
+    if (type === "strategy" && data && data.version_id) refresh(data.version_id).then(schedulePoll);
+  }, (state) => {
+    showState(state);
+    const was = streamLive;
+    streamLive = state === "live";
+    // Coming (back) online: an outcome published while the stream was down is read once here.
+    if (streamLive && !was) refreshValidating().then(schedulePoll); else schedulePoll();
+  });
 }
 
 function fileError(form, message) {
@@ -138,7 +163,9 @@ function uploadForm() {
     busy(form, async () => {
       try {
         const v = await api("/strategies/uploads", { method: "POST", multipart: body });
-        versions = [v, ...versions.filter((x) => x.id !== v.id)];
+        // Its validation may have finished (and its event arrived) before this reply: keep the newer state.
+        const known = versions.find((x) => x.id === v.id);
+        versions = [known && known.status !== "validating" ? known : v, ...versions.filter((x) => x.id !== v.id)];
         form.reset();
         showChosen();
         render();
@@ -151,17 +178,27 @@ function uploadForm() {
   });
 }
 
+function denied(title, message, hint) {
+  $("#live").hidden = true;
+  clear($("#author-content")).append(el("section", { class: "panel", "aria-labelledby": "denied-title" },
+    el("h2", { id: "denied-title" }, title), el("p", { class: "notice error", id: "author-denied" }, message),
+    el("p", {}, hint, el("a", { href: "/strategies.html" }, "Back to the catalog"))));
+}
+
 start(async () => {
-  await appShell();
+  const me = await appShell();
+  // The server refuses uploads from anyone but authors and admins (403); the page says so up front.
+  if (me.role !== "author" && me.role !== "admin") {
+    denied("For strategy authors", "Only authors and admins upload strategies.", "Ask an admin for the author role. ");
+    return;
+  }
   let list;
   try {
     list = await api("/strategies/uploads", { query: { limit: 200 } });
   } catch (err) {
     if (err.status === 403 || err.status === 501) {
-      clear($("#author-content")).append(el("section", { class: "panel", "aria-labelledby": "denied-title" },
-        el("h2", { id: "denied-title" }, err.status === 403 ? "For strategy authors" : "Not available"),
-        el("p", { class: "notice error", id: "author-denied" }, err.detail),
-        el("p", {}, err.status === 403 ? "Uploading strategies needs the author role: ask an admin. " : "", el("a", { href: "/strategies.html" }, "Back to the catalog"))));
+      denied(err.status === 403 ? "For strategy authors" : "Not available", err.detail,
+        err.status === 403 ? "Ask an admin for the author role. " : "");
       return;
     }
     throw err;
@@ -169,4 +206,5 @@ start(async () => {
   versions = list.data || [];
   uploadForm();
   render();
+  follow();
 });
