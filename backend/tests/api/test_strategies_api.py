@@ -118,8 +118,8 @@ def test_start_refuses_a_run_whose_strategy_was_deleted(user_client, catalog, se
     assert [e["kind"] for e in user_client.get(f"{RUNS}/{run_id}/events").json()] == ["created"]
 
 
-def test_start_refuses_params_the_edited_strategy_no_longer_accepts(user_client, catalog, settings_env,
-                                                                   tmp_path):
+def test_an_edited_strategy_file_is_a_new_version_and_runs_keep_theirs(user_client, catalog, settings_env,
+                                                                        tmp_path):
     path = tmp_path / "sma_cross.py"
     shutil.copy(GOOD_DIR / "sma_cross.py", path)
     settings_env(STRATEGIES_DIR=str(tmp_path))
@@ -127,14 +127,24 @@ def test_start_refuses_params_the_edited_strategy_no_longer_accepts(user_client,
                                            "stake": 100, "params": {"fast": 3}})
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
+    assert created.json()["strategy_version"] == 1
 
     path.write_text(path.read_text().replace("IntParam(10, low=2,", "IntParam(10, low=5,"))
     touch_later(path)
-    response = user_client.post(f"{RUNS}/{run_id}/start")
-
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "params.fast"
-    assert user_client.get(f"{RUNS}/{run_id}").json()["status"] == "created"
-
     listed = by_name(user_client.get(STRATEGIES))
     assert listed["sma_cross"]["params_schema"]["properties"]["fast"]["minimum"] == 5
+    assert listed["sma_cross"]["version"] == 2
+
+    # The run is pinned to version 1, which accepts fast=3: it starts, on its own version.
+    started = user_client.post(f"{RUNS}/{run_id}/start")
+    assert started.status_code == 200, started.text
+    assert started.json()["strategy_version"] == 1
+    user_client.post(f"{RUNS}/{run_id}/stop")
+    # Moving it to version 2 checks its parameters against that version.
+    moved = user_client.post(f"{RUNS}/{run_id}/strategy-version", json={"version_id": listed["sma_cross"]["version_id"]})
+    assert moved.status_code == 422
+    assert moved.json()["errors"][0]["field"] == "params.fast"
+    assert user_client.get(f"{RUNS}/{run_id}").json()["strategy_version"] == 1
+    fresh = user_client.post(RUNS, json={"strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h",
+                                         "stake": 100, "params": {"fast": 3}})
+    assert fresh.status_code == 422 and fresh.json()["errors"][0]["field"] == "params.fast"

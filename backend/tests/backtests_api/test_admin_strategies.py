@@ -33,10 +33,10 @@ def test_admin_sees_every_strategy_and_every_broken_file(admin_client, settings_
     body = response.json()
     assert body["strategies"] == [
         {"name": "dca_dip", "description": body["strategies"][0]["description"], "file": "dca_dip.py",
-         "timeframe": "1h", "enabled": True},
+         "timeframe": "1h", "enabled": True, "version": 1, "origin": "bundled", "author": "Tradefleet"},
         {"name": "sma_cross", "description": "Long when the fast SMA of the close crosses above the slow SMA; "
                                              "flat when it crosses back below.", "file": "sma_cross.py",
-         "timeframe": "1h", "enabled": True},
+         "timeframe": "1h", "enabled": True, "version": 1, "origin": "bundled", "author": "Tradefleet"},
     ]
     assert body["strategies"][0]["description"].startswith("Buy a fixed slice of the stake")
     broken = {b["file"]: b["error"] for b in body["broken"]}

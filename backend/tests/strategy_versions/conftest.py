@@ -24,12 +24,16 @@ ADMIN_VERSIONS = "/api/v1/admin/strategy-versions"
 SMA_CROSS = (REPO_ROOT / "strategies" / "sma_cross.py").read_text()
 
 
-def cross_source(class_name: str = "AuthorCross", *, revision: int = 0, fast_low: int = 2) -> str:
+def cross_source(class_name: str = "AuthorCross", *, revision: int = 0, fast_low: int = 2,
+                 trades: bool = True) -> str:
     """``sma_cross.py`` as class ``class_name`` (catalog name: its snake case); ``revision`` adds a
-    comment line (other bytes, same behaviour); ``fast_low`` is the lowest ``fast`` it accepts."""
+    comment line (other bytes, same behaviour); ``fast_low`` is the lowest ``fast`` it accepts;
+    ``trades=False``: it never enters."""
     text = SMA_CROSS.replace("class SmaCross(Strategy):", f"class {class_name}(Strategy):")
     text = text.replace("IntParam(10, low=2,", f"IntParam(10, low={fast_low},")
-    assert class_name in text and f"low={fast_low}," in text
+    if not trades:
+        text = text.replace("enter_long=above & ~was_above & valid,", "enter_long=above & False,")
+    assert class_name in text and f"low={fast_low}," in text and ("& False" in text) != trades
     return text + (f"\n# revision {revision}\n" if revision else "")
 
 

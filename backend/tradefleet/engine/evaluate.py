@@ -74,6 +74,7 @@ from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, RunLogger, check_state
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
+from tradefleet.strategy.registry import get_registry
 from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class _RunTicker:
         self.batch = batch
         self.report = report
         self.settings = get_settings()
+        self.registry = get_registry()
         self._signals: dict[tuple[str, str, int], tuple[SignalReader, list[tuple[str, str]]]] = {}
         self._signal_errors: dict[tuple[str, str, int], StrategyError] = {}
         # Rows this tick created or changed, per run, for the live updates published after commit.
@@ -247,7 +249,7 @@ class _RunTicker:
     @staticmethod
     def _signals_key(strategy: Strategy, run: _RunRow, key_params: str, start: int) -> tuple[str, str, int]:
         proxy = getattr(strategy, "proxy", None)
-        return (proxy.content_hash if proxy is not None else str(run.strategy_version_id), key_params, start)
+        return (proxy.content_hash if proxy is not None else run.strategy, key_params, start)
 
     def _signals_for(self, strategy: Strategy, run: _RunRow, key_params: str,
                      start: int) -> tuple[SignalReader, list[tuple[str, str]]]:

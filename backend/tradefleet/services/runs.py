@@ -106,7 +106,7 @@ def validate_run(*, session: Session, run_in: RunCreate) -> tuple[dict[str, Any]
                                f"(available: {', '.join(info.timeframes)})")
     if info.min_cost and run_in.stake < info.min_cost:
         raise validation_error("stake", f"must be at least the market's minimum order of {info.min_cost} {info.quote}")
-    return params
+    return params, version
 
 
 def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
