@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench install clean system-deps
+.PHONY: run test bench install clean system-deps sandbox-deps
 
 $(STAMP): backend/pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -17,13 +17,12 @@ $(STAMP): backend/pyproject.toml
 
 install: $(STAMP)
 
-## System packages the browser tests need (issue 6): Debian's chromium and nginx, installed with apt-get
-## only when missing (as root, or through sudo), so a dev machine that has them is left alone.
-system-deps:
-	@missing=""; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
-	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
-	if [ -n "$$missing" ]; then \
+## Debian packages: chromium and nginx (browser tests), bubblewrap and python3-seccomp (the strategy
+## sandbox), installed with apt-get only when missing (as root, or through sudo); a machine that has them
+## is left alone. sandbox-deps installs only the last two (make run needs them).
+SANDBOX_PKGS_CHECK = command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	ls /usr/lib/python3/dist-packages/seccomp.cpython-*.so >/dev/null 2>&1 || missing="$$missing python3-seccomp";
+APT_INSTALL = if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
 	  else echo "system-deps: root is needed to install:$$missing" >&2; exit 1; fi; \
@@ -32,9 +31,21 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+system-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	$(SANDBOX_PKGS_CHECK) \
+	$(APT_INSTALL)
+
+sandbox-deps:
+	@missing=""; \
+	$(SANDBOX_PKGS_CHECK) \
+	$(APT_INSTALL)
+
 ## Migrate, then start the exchange simulator, the API on http://127.0.0.1:8000, a Celery worker and beat,
 ## and create the demo account. SQLite and an embedded broker unless DATABASE_URL / REDIS_URL are set.
-run: $(STAMP)
+run: $(STAMP) sandbox-deps
 	$(BIN)/tradefleet dev
 
 ## The whole test suite (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used for real;

@@ -317,22 +317,25 @@ class ProcSampler:
 
 
 def random_params(klass: type, rng: random.Random) -> dict[str, Any]:
-    """Parameters drawn uniformly within the declared ranges (``low + k * step``), redrawn until the
-    strategy's own cross-parameter check (``check_params``: sma_cross needs fast < slow) accepts them."""
-    from tradefleet.strategy.params import DecimalParam, IntParam, ParamError
+    """Parameters drawn uniformly within the declared ranges (``low + k * step``, read from the strategy's
+    parameter JSON schema), redrawn until the strategy's own cross-parameter check (``check_params``:
+    sma_cross needs fast < slow, checked in its sandboxed runner) accepts them."""
+    from tradefleet.strategy.params import ParamError
 
+    properties = klass.params_schema()["properties"]
     for _ in range(1000):
         values: dict[str, Any] = {}
-        for name, p in klass.parameters().items():
-            if isinstance(p, IntParam):
-                values[name] = rng.randrange(p.low, p.high + 1, p.step or 1)
-            elif isinstance(p, DecimalParam):
-                if p.step:
-                    values[name] = p.low + p.step * rng.randint(0, int(round((p.high - p.low) / p.step)))
+        for name, p in properties.items():
+            low, high, step = p.get("minimum"), p.get("maximum"), p.get("x-step")
+            if p.get("type") == "integer":
+                values[name] = rng.randrange(int(low), int(high) + 1, int(step or 1))
+            elif p.get("type") == "number":
+                if step:
+                    values[name] = low + step * rng.randint(0, int(round((high - low) / step)))
                 else:
-                    values[name] = rng.uniform(p.low, p.high)
+                    values[name] = rng.uniform(low, high)
             else:
-                values[name] = p.default
+                values[name] = p.get("default")
         try:
             return klass.validate_params(values)
         except ParamError:

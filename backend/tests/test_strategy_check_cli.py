@@ -151,22 +151,27 @@ def test_a_strategy_that_raises_fails_its_backtest(check, tmp_path):
             "deliberate failure") in result.stdout
 
 
-def test_every_strategy_of_a_file_is_checked_and_candles_can_be_chosen(check, tmp_path):
-    path = tmp_path / "two.py"
-    path.write_text(TWO_CLEAN)
+def test_a_file_holds_one_strategy_and_candles_can_be_chosen(check, tmp_path):
+    two = tmp_path / "two.py"
+    two.write_text(TWO_CLEAN)
+    one = tmp_path / "always_in.py"
+    one.write_text(TWO_CLEAN.split("class NeverTrades")[0])
     lines = gzip.decompress((DATA / "binance_spot_ETHUSDT_1h_2024-01_2024-09.csv.gz").read_bytes()).decode()
     candles = tmp_path / "eth.csv"
     candles.write_text("\n".join(lines.splitlines()[:201]) + "\n")  # header + 200 candles
 
-    result = check(path, "--candles", candles)
+    refused = check(two, "--candles", candles)
+    result = check(one, "--candles", candles)
 
+    assert refused.exit_code != 0
+    assert "two.py defines 2 Strategy subclasses (AlwaysIn, NeverTrades); a file holds exactly one" in refused.stdout
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "always_in (AlwaysIn" in out and "never_trades (NeverTrades" in out
-    assert out.count("backtest with the default parameters on eth.csv") == 2
-    assert out.count("(200 candles)") == 2
+    assert "always_in (AlwaysIn" in out
+    assert out.count("backtest with the default parameters on eth.csv") == 1
+    assert out.count("(200 candles)") == 1
     assert "parameters: none" in out
-    assert "OK two.py: 2 strategies checked" in out
+    assert "OK always_in.py: 1 strategy checked" in out
 
 
 def test_usage_errors_exit_2(check, tmp_path):

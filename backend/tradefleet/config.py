@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     """A run further behind than this skips ahead (with an event) instead of replaying every candle."""
     STRATEGY_TIMEOUT_S: float = Field(default=5.0, gt=0)
     """Wall time one call into strategy code may take before its runner is killed and the run paused."""
-    STRATEGY_BACKTEST_TIMEOUT_S: float = Field(default=60.0, gt=0)
-    """Wall time a backtest's one ``signals()`` call over the whole history may take."""
+    STRATEGY_BACKTEST_TIMEOUT_S: float = Field(default=120.0, gt=0)
+    """Wall time one call into strategy code may take in a backtest (``signals()`` runs once over the
+    whole history there)."""
 
     # --- strategy sandbox ------------------------------------------------------------------
     STRATEGY_SANDBOX: Literal["bwrap", "off"] = "bwrap"

@@ -8,6 +8,7 @@ a new route cannot be left open by forgetting a dependency.
 from __future__ import annotations
 
 import importlib
+from contextlib import asynccontextmanager
 import logging
 from types import ModuleType
 
@@ -97,6 +98,25 @@ def _collect(names: list[str], into: APIRouter) -> None:
                                 responses=ERROR_RESPONSES)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    # Say at start-up whether strategy code can be confined here (GET /health and /admin/system say it
+    # afterwards); the probe starts one sandbox, off the event loop.
+    from starlette.concurrency import run_in_threadpool
+
+    from tradefleet.sandbox import sandbox_status
+
+    status = await run_in_threadpool(sandbox_status)
+    if status.available:
+        logging.getLogger("tradefleet.sandbox").info("strategy sandbox: %s", status.mode)
+    else:
+        logging.getLogger("tradefleet.sandbox").warning(
+            "strategy sandbox unavailable: %s; %s", status.reason,
+            "bundled strategies run unsandboxed (STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED)"
+            if status.mode == "unsandboxed" else "no strategy code will run")
+    yield
+
+
 def create_app() -> FastAPI:
     """Build the application from the current settings: API routers under ``/api/v1``, the error format
     of :mod:`tradefleet.api.errors`, and the frontend at ``/`` when ``frontend/`` exists."""
@@ -108,6 +128,7 @@ def create_app() -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     install_error_handlers(app)
     install_middleware(app, api_prefix=API_PREFIX)  # issue 5: CORS, security headers, body limit, 500s

@@ -318,10 +318,12 @@ class _RunTicker:
             if len(items) < 2:
                 continue  # one computation: tick() asks for it as it goes
             try:
-                results = call_guarded(proxy.signals_many, self.candles, [(p, s, n) for p, s in items.values()],
-                                       timeout_s=self.settings.STRATEGY_TIMEOUT_S, what=f"{proxy.name}.signals()")
-            except StrategyError:
-                continue  # each run's tick computes its own and pauses only itself
+                # The proxy enforces the budget itself (SIGKILL of the runner), per request and per retry.
+                results = proxy.signals_many(self.candles, [(p, s, n) for p, s in items.values()],
+                                             budget_s=self.settings.STRATEGY_TIMEOUT_S)
+            except Exception:  # noqa: BLE001 - then each run's tick computes its own and pauses only itself
+                log.exception("prefetching the signals of %s failed", proxy.name)
+                continue
             for key, result in zip(items, results):
                 if isinstance(result, StrategyError):
                     self._signal_errors[key] = result

@@ -14,7 +14,8 @@ class StrategyManifest:
 
     ``name``: catalog name (snake_case); ``class_name``; ``description`` (first docstring paragraph);
     ``timeframe`` (ccxt notation); ``params_schema`` (JSON schema object of the parameters);
-    ``startup_candles`` (closed candles needed before the first signal, with the default parameters);
+    ``startup_candles`` (closed candles needed before the first signal, with the default parameters; None
+    when the strategy could not say);
     ``stateful`` (implements ``on_candle``); ``has_signals`` (implements ``signals``); ``stoploss``,
     ``take_profit``, ``trailing_stop`` (fractions or None); ``position_size`` (0..1];
     ``interface_version`` (the SDK version the file was written for).
@@ -25,7 +26,7 @@ class StrategyManifest:
     description: str
     timeframe: str
     params_schema: dict[str, Any]
-    startup_candles: int
+    startup_candles: int | None
     stateful: bool
     has_signals: bool
     stoploss: float | None
@@ -65,8 +66,10 @@ class StrategyManifest:
                 raise ValueError(f"manifest {key} must be a boolean")
             return data[key]
 
-        def integer(key: str) -> int:
+        def integer(key: str, *, optional: bool = False) -> int | None:
             value = data[key]
+            if value is None and optional:
+                return None
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**7:
                 raise ValueError(f"manifest {key} must be a non-negative integer")
             return value
@@ -79,7 +82,7 @@ class StrategyManifest:
             raise ValueError("manifest position_size must be a number")
         return cls(name=text("name", _NAME_MAX), class_name=text("class_name", 200),
                    description=text("description", 5000), timeframe=text("timeframe", 10),
-                   params_schema=schema, startup_candles=integer("startup_candles"),
+                   params_schema=schema, startup_candles=integer("startup_candles", optional=True),
                    stateful=flag("stateful"), has_signals=flag("has_signals"), stoploss=fraction("stoploss"),
                    take_profit=fraction("take_profit"), trailing_stop=fraction("trailing_stop"),
                    position_size=position_size, interface_version=integer("interface_version"))

@@ -196,9 +196,11 @@ class RunnerProcess:
                 err += chunk
         except (BlockingIOError, OSError):
             pass
-        lines = [line for line in err.decode(errors="replace").splitlines() if line.startswith("sandbox boot:")]
-        if lines:
-            return lines[-1][:300]
+        lines = err.decode(errors="replace").splitlines()
+        for prefix in ("sandbox boot:", "bwrap:"):  # our boot's reason, else bubblewrap's own
+            said = [line for line in lines if line.startswith(prefix)]
+            if said:
+                return said[-1][:300]
         if code is None:
             return "it stopped answering"
         if code < 0:
@@ -489,7 +491,9 @@ class StrategyProxy:
         except StrategyError as exc:
             if len(items) == 1:
                 return [exc]
-            return [self.signals_many(candles, [item], budget_s)[0] for item in items]
+            # Each alone, with a budget of its own: only the item that timed out or crashed fails.
+            alone = budget_s if budget_s is not None else get_settings().STRATEGY_TIMEOUT_S
+            return [self.signals_many(candles, [item], alone)[0] for item in items]
         results = reply.get("items")
         if not isinstance(results, list) or len(results) != len(items):
             return [StrategyError(f"{self.name}: the strategy's runner sent an invalid signals reply")] * len(items)
@@ -677,14 +681,17 @@ def load_strategy(source: bytes, *, label: str, trusted: bool) -> StrategyProxy:
             raise StrategyLoadError(f"{label}: {exc}") from None
     proxy = StrategyProxy(manifest=manifest, source=source, digest=digest, label=label, trusted=trusted,
                           sandboxed=sandboxed)
-    old = None
     with _pool.lock:
         _pool._check_fork()
         old = _pool.runners.get(digest)
-    if old is not None and old is not runner and old.sandboxed == sandboxed:
-        runner.stop()  # another thread started one meanwhile
+    if old is not None and old.alive and old.sandboxed == sandboxed:
+        with runner.lock:
+            runner.stop()  # another thread started one meanwhile: keep that one
     else:
         _pool.put_started(digest, runner)
+        if old is not None:
+            with old.lock:
+                old.stop()
     with _proxies_lock:
         _proxies[(digest, trusted)] = proxy
         while len(_proxies) > 1000:

@@ -70,8 +70,11 @@ def load(path: str, label: str, module_name: str) -> type[Strategy]:
 
 def manifest(klass: type[Strategy]) -> dict[str, Any]:
     defaults = {name: p.default for name, p in klass.parameters().items()}
-    startup = int(klass(defaults).startup_candles)
-    if startup < 0:
+    try:
+        startup: int | None = int(klass(defaults).startup_candles)
+    except Exception:  # noqa: BLE001 - reported per run when parameters are checked; the file still loads
+        startup = None
+    if startup is not None and startup < 0:
         raise ValueError(f"{klass.__name__}.startup_candles must not be negative, got {startup}")
 
     def fraction(value: Any) -> float | None:

@@ -368,7 +368,7 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
         amount_step=info.amount_step if info else None, min_cost=info.min_cost if info else None,
         min_amount=info.min_amount if info else None,
         # A strategy with only on_candle has no signals to compare: the check does not apply.
-        lookahead=strategy_cls.has_signals(),
+        lookahead=strategy_cls.has_signals(), timeout_s=get_settings().STRATEGY_BACKTEST_TIMEOUT_S,
     )
     simulating = progress.fraction(40, 85, "simulating")
     if "progress" in inspect.signature(run_backtest).parameters:

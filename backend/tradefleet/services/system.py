@@ -132,12 +132,21 @@ def run_counts(session: Session) -> dict[str, int]:
     return {status.value: int(counts.get(status, 0)) for status in RunStatus}
 
 
+def strategy_sandbox() -> dict[str, Any]:
+    """The strategy sandbox as this process sees it: ``{ok, available, mode, reason}``. ``ok`` when
+    strategy code can run (sandboxed, or unsandboxed because the admin opted in for bundled files)."""
+    from tradefleet.sandbox import sandbox_status
+
+    status = sandbox_status()
+    return {"ok": status.available or status.mode == "unsandboxed", **status.to_json()}
+
+
 def system_status(session: Session) -> dict[str, Any]:
     """Everything above in one reply (see ``GET /api/v1/admin/system``)."""
     now = utcnow()
     database = database_status(session)
     report: dict[str, Any] = {"checked_at": now, "database": database, "redis": redis_status(),
-                              "broker": queue_depths()}
+                              "broker": queue_depths(), "sandbox": strategy_sandbox()}
     if database["ok"]:
         report.update(workers=workers(session, now), runs=run_counts(session), tick_lag=tick_lag(session, now))
     else:

@@ -174,6 +174,20 @@ def _sync_bundled_strategies() -> None:
 
 
 @worker_init.connect
+def _report_sandbox(**kwargs) -> None:  # noqa: ARG001
+    # Strategy code runs only in sandboxed runner processes; say at start-up if they cannot be made here.
+    from tradefleet.sandbox import sandbox_status
+
+    status = sandbox_status()
+    if status.available:
+        log.info("strategy sandbox: %s", status.mode)
+    else:
+        log.warning("strategy sandbox unavailable: %s; %s", status.reason,
+                    "bundled strategies run unsandboxed (STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED)"
+                    if status.mode == "unsandboxed" else "no strategy code will run")
+
+
+@worker_init.connect
 @worker_process_init.connect
 def _unlock_vault(**kwargs) -> None:  # noqa: ARG001
     # Workers decrypt exchange keys at the moment of use; the API process never unlocks (SECRETS.md).

@@ -21,6 +21,8 @@ function render(s) {
   tile(dl, "Database", up(s.database && s.database.ok), " ", (s.database && s.database.dialect) || "");
   tile(dl, "Redis", s.redis && s.redis.configured === false ? badge("muted", "not used") : up(s.redis && s.redis.ok), " ", (s.redis && s.redis.version) || "");
   tile(dl, "Broker", up(s.broker && s.broker.ok), " ", (s.broker && s.broker.transport) || "");
+  const sb = s.sandbox || {};
+  tile(dl, "Strategy sandbox", sb.available ? badge("ok", sb.mode || "bwrap") : sb.ok ? badge("warn", "unsandboxed") : badge("bad", "unavailable"));
   tile(dl, "Workers alive", s.workers ? (s.workers.alive > 0 ? badge("ok", String(s.workers.alive)) : badge("bad", "0")) : "—");
   tile(dl, "Queue depth", `${depth} waiting`);
   tile(dl, "Runs running", s.runs ? String(s.runs.running ?? 0) : "—");
@@ -33,6 +35,7 @@ function render(s) {
   for (const [part, v] of Object.entries({ database: s.database, redis: s.redis, broker: s.broker })) {
     if (v && v.error) root.append(el("p", { class: "notice error" }, `${part}: ${v.error}`));
   }
+  if (sb.reason) root.append(el("p", { class: "notice error" }, `Strategy sandbox: ${sb.reason}`));
   root.append(table("Queues", [["Queue"], ["Waiting", true]], q.map((x) => el("tr", {}, el("td", {}, x.name), el("td", { class: "num" }, String(x.depth)))), "No queue reported."));
   const workers = (s.workers && s.workers.workers) || [];
   root.append(table(`Workers (stale after ${s.workers ? s.workers.stale_after_s : "—"} s without a beat)`, [["Host"], ["PID", true], ["Last beat"], ["State"]],

@@ -11,6 +11,7 @@ from sqlmodel import select
 from tradefleet.api.deps import SessionDep
 from tradefleet.models import WorkerHeartbeat
 from tradefleet.models._types import utcnow
+from tradefleet.services.system import strategy_sandbox
 
 router = APIRouter(tags=["health"])
 
@@ -30,9 +31,11 @@ def _check_broker() -> dict:
 
 @router.get("/health", responses={503: {"description": "a part is down: the same body, status degraded"}})
 def health(session: SessionDep, response: Response) -> dict:
-    """``{"status": "ok"|"degraded", "database": {...}, "broker": {...}, "worker": {...}}``;
-    HTTP 503 when any part is down. The worker counts as alive when one wrote its heartbeat in the
-    last 30 s."""
+    """``{"status": "ok"|"degraded", "database": {...}, "broker": {...}, "worker": {...},
+    "sandbox": {"ok", "available", "mode", "reason"}}``; HTTP 503 when any part is down. The worker counts
+    as alive when one wrote its heartbeat in the last 30 s. The sandbox is this process's probe of the
+    strategy sandbox: not ok when strategy code cannot run here (no sandbox and no opt-in to run the
+    bundled strategies without it)."""
     try:
         session.exec(text("SELECT 1"))
         database = {"ok": True}
@@ -45,7 +48,9 @@ def health(session: SessionDep, response: Response) -> dict:
         beats = session.exec(select(WorkerHeartbeat).where(WorkerHeartbeat.beat_at >= since)).all()
         worker = {"ok": bool(beats), "alive": len(beats),
                   "last_beat_at": max((b.beat_at for b in beats), default=None)}
-    ok = database["ok"] and broker["ok"] and worker["ok"]
+    sandbox = strategy_sandbox()
+    ok = database["ok"] and broker["ok"] and worker["ok"] and sandbox["ok"]
     if not ok:
         response.status_code = 503
-    return {"status": "ok" if ok else "degraded", "database": database, "broker": broker, "worker": worker}
+    return {"status": "ok" if ok else "degraded", "database": database, "broker": broker, "worker": worker,
+            "sandbox": sandbox}
