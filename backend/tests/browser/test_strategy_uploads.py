@@ -33,6 +33,12 @@ def strategy_file(folder: Path, name: str) -> Path:
     return path
 
 
+def shot(screenshot: Any, page: Any, name: str) -> None:
+    """A full-page screenshot from the top (a scrolled page would draw its sticky header mid-image)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, name)
+
+
 def upload_in_browser(page: Any, path: Path) -> Any:
     """Upload ``path`` with the file input on the uploads page; returns its card once validated."""
     page.goto("/author.html")
@@ -87,7 +93,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     card.get_by_text("View source").click()
     card.locator("ol.source li").first.wait_for()
     assert card.locator("ol.source li").count() == len(source_lines)
-    screenshot(page, "flow-upload-pending-review")
+    shot(screenshot, page, "flow-upload-pending-review")
 
     # --- the admin: source and report on the review page, then approve ------------------------------
     admin = new_page()
@@ -109,7 +115,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     assert review.locator("ol.source script").count() == 0, "the source is text, never markup"
     assert review.locator("#review-meta", has_text=author_email).count() == 1
     assert review.locator("ol.steps li.ok", has_text="backtest").count() == 1
-    screenshot(admin, "flow-review-source")
+    shot(screenshot, admin, "flow-review-source")
     review.get_by_role("button", name="Approve").click()
     admin.get_by_role("dialog").get_by_role("button", name="Approve").click()
     review.locator("#review-outcome.ok", has_text="approved").wait_for()
@@ -128,7 +134,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     entry.locator(".byline", has_text=display_name).wait_for()
     assert entry.locator(".badge", has_text="v1").count() == 1
     assert entry.locator(".badge", has_text="uploaded").count() == 1
-    screenshot(trader, "flow-upload-in-catalog")
+    shot(screenshot, trader, "flow-upload-in-catalog")
 
     entry.get_by_role("button", name="Backtest these settings").click()
     trader.wait_for_url(re.compile(r"/backtests\.html\?strategy=author_sma"))
@@ -139,7 +145,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     trader.locator("#bt-done").wait_for(state="visible", timeout=90_000)
     assert "author_sma v1" in trader.locator("#bt-result-title").inner_text()
     assert trader.locator("#bt-trades tbody tr:has(td.num)").count() >= 3, "6/20 SMA on three months of 1h trades"
-    screenshot(trader, "flow-upload-backtest")
+    shot(screenshot, trader, "flow-upload-backtest")
 
     trader.goto("/strategies.html#author_sma")
     entry.get_by_label("Fast").fill("2")
@@ -155,7 +161,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     closed = trader.locator("#trades tbody tr:has(td.num:has-text('USDT')):not(:has(.badge))")
     closed.first.wait_for(timeout=120_000)
     assert trader.url == url, "the trades arrived without a reload"
-    screenshot(trader, "flow-upload-paper-run")
+    shot(screenshot, trader, "flow-upload-paper-run")
 
     # The run pins version 1 (and its code runs in the sandbox): the API says so.
     run_id = url.split("id=")[1]
@@ -226,7 +232,7 @@ def test_rejected_upload_shows_its_reason_to_the_author(page, new_page, site, tm
     rejected = page.locator(f"#v-{version_id}[data-status='rejected']")
     rejected.locator(".review-reason", has_text=why).wait_for()
     assert rejected.locator(".badge", has_text="rejected").count() == 1
-    screenshot(page, "flow-upload-rejected")
+    shot(screenshot, page, "flow-upload-rejected")
 
     # Not in any trader's catalog.
     trader = site.login_api(*site.create_user())
