@@ -4,7 +4,8 @@ The whole path of an uploaded strategy: an author sets a display name, uploads `
 (this folder) on the uploads page and watches it validate in the sandbox to ``pending review`` with its
 report; an admin reads its source (line-numbered, markup shown as text) and approves it on the review
 page; a trader finds it in the catalog under the author's name and version, backtests it (trades) and
-starts a paper run whose trades arrive live. Also: a rejection's reason reaches the author (the reject
+starts a paper run whose trades arrive live; with a version 2 approved, the run keeps version 1 while it
+runs and, once stopped, is moved to version 2 from its page. Also: a rejection's reason reaches the author (the reject
 form's required reason and the API's field error shown next to the field, the drop zone used for the
 file), and a trader gets neither the uploads page nor the API behind it. Screenshots and axe-core of the
 new pages at both widths are in ``test_flows.test_every_page``.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +175,37 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     # Nobody but the author and admins reads the source.
     version_id = listed["version_id"]
     assert api.get(f"/strategies/uploads/{version_id}/source").status_code == 404
-    assert api.post(f"/runs/{run_id}/stop").status_code == 200
+
+    # --- version 2: a running run keeps version 1; once stopped, the trader moves it ------------------
+    author = site.login_api(author_email, author_password)
+    v2 = author.post("/strategies/uploads", files={"file": ("author_sma.py", AUTHOR_SMA.read_bytes() + b"\n# v2\n",
+                                                            "text/x-python")})
+    assert v2.status_code == 202, v2.text
+    v2_id = v2.json()["id"]
+    deadline = time.monotonic() + VALIDATION_TIMEOUT_MS / 1000
+    while author.get(f"/strategies/uploads/{v2_id}").json()["status"] == "validating":
+        assert time.monotonic() < deadline, "version 2 was not validated"
+        time.sleep(0.5)
+    admin_api = site.login_api(admin_email, admin_password)
+    assert admin_api.post(f"/admin/strategy-versions/{v2_id}/approve").status_code == 200
+    trader.reload()
+    trader.locator("#run-status", has_text="running").wait_for()
+    assert trader.locator("#btn-move-version").count() == 0, "a running run is never moved"
+    assert api.get(f"/runs/{run_id}").json()["strategy_version"] == 1
+    trader.get_by_role("button", name="Stop").click()
+    trader.get_by_role("dialog").get_by_role("button", name="Stop the run").click()
+    trader.locator("#run-status", has_text="stopped").wait_for()
+    move = trader.get_by_role("button", name="Move to version 2")
+    move.wait_for()
+    assert display_name in trader.locator("#run-version").inner_text()
+    shot(screenshot, trader, "flow-run-newer-version")
+    move.click()
+    trader.get_by_role("dialog").get_by_role("button", name="Move the run").click()
+    trader.locator(".page-status.ok", has_text="version 2").wait_for()
+    assert trader.locator("#run-sub").inner_text().startswith("version 2 · ")
+    assert trader.locator("#btn-move-version").count() == 0
+    moved = api.get(f"/runs/{run_id}").json()
+    assert moved["strategy_version"] == 2 and moved["strategy_version_id"] == v2_id
 
 
 def test_rejected_upload_shows_its_reason_to_the_author(page, new_page, site, tmp_path, browser_errors, screenshot):

@@ -115,11 +115,12 @@ async function show(id, { focus = false } = {}) {
     : el("p", { class: "muted" }, v.status === "validating" ? "Still validating: it can be reviewed once the sandbox checks finish."
       : v.status === "invalid" ? "It failed validation: there is nothing to review." : `Already ${v.status}.`);
   clear(body).append(outcome,
+    // Desktop: the facts and the decision on the left, the source beside them; narrow: facts, source, decision.
     el("div", { class: "grid review-grid" },
-      el("div", { class: "review-side" }, meta, el("h3", { class: "gap" }, "Validation report"), reportEl(v.report, { validating: v.status === "validating" }),
-        el("h3", { class: "gap" }, "Decision"), decision),
+      el("div", { class: "review-side" }, meta, el("h3", { class: "gap" }, "Validation report"), reportEl(v.report, { validating: v.status === "validating" })),
       el("div", { class: "review-source" }, el("h3", {}, "Source ", el("span", { class: "mono muted" }, v.filename)),
-        sourceEl(v.source, `Source of ${v.filename}`))));
+        sourceEl(v.source, `Source of ${v.filename}`)),
+      el("div", { class: "review-decision" }, el("h3", {}, "Decision"), decision)));
   scrollRegions();
   if (focus) { panel.scrollIntoView({ block: "start" }); $("#review-title").focus(); }
 }
