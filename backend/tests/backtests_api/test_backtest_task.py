@@ -254,13 +254,13 @@ def test_a_strategy_that_raises_fails_the_backtest_with_its_message(user_client,
     assert body["status"] == "failed" and body["error"] == row.error
 
 
-def test_a_strategy_removed_after_queueing_fails_cleanly(user_client, catalog, queue, btc_1h_stored,
-                                                          strategies_dir, db):
+def test_a_strategy_removed_after_queueing_still_runs_the_version_it_pinned(user_client, catalog, queue,
+                                                                           btc_1h_stored, strategies_dir, db):
     backtest_id = queue_backtest(user_client, strategy="dca_dip")
     (strategies_dir / "dca_dip.py").unlink()
 
-    assert tasks.run_backtest(backtest_id) == "failed"
-    assert read(db, backtest_id).error == "strategy 'dca_dip' is no longer available"
+    assert tasks.run_backtest(backtest_id) == "done"
+    assert read(db, backtest_id).error is None and read(db, backtest_id).strategy_version_id is not None
 
 
 def test_too_few_candles_is_a_backtest_error(user_client, catalog, queue, btc_1h_stored, db):

@@ -242,6 +242,8 @@ def reject_version(*, session: Session, admin: User, version_id: uuid.UUID, reas
     reason = reason.strip()
     if not reason:
         raise validation_error("reason", "must say why (1 to 1000 characters)")
+    if any(not (ch.isprintable() or ch in "\n\t") for ch in reason):
+        raise validation_error("reason", "must be text without control characters")
     version = _pending_for_review(session, version_id)
     version.status = VersionStatus.rejected
     version.reviewed_by = admin.id

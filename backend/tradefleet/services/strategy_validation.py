@@ -66,7 +66,19 @@ def _finish(version_id: uuid.UUID, *, report: CheckReport, name: str | None,
 
 def validate_version(version_id: uuid.UUID) -> VersionStatus | None:
     """Validate the uploaded version ``version_id`` (module docstring); returns its new status, or None
-    when there was nothing to do (gone, or not ``validating``). Never raises for the strategy's faults."""
+    when there was nothing to do (gone, or not ``validating``). Never raises: an unexpected error makes
+    the version ``invalid`` with "internal error" (the traceback goes to the log)."""
+    try:
+        return _validate(version_id)
+    except Exception:  # noqa: BLE001 - the author must see an outcome, the worker must carry on
+        log.exception("strategy version %s: unexpected error in its validation", version_id)
+        report = CheckReport()
+        report.add("check", False, "internal error: the validation could not run; an admin can see why in the "
+                                   "worker's log")
+        return _finish(version_id, report=report, name=None, manifest=None)
+
+
+def _validate(version_id: uuid.UUID) -> VersionStatus | None:
     from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError, load_strategy
 
     settings = get_settings()
