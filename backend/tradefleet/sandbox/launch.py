@@ -10,7 +10,8 @@ new session, an empty environment, and a filesystem of read-only binds only:
   libseccomp's Python binding, and of the platform only the author SDK (``tradefleet/strategy``: base,
   params, context) and the runner (``tradefleet/sandbox``: boot, runner, protocol);
 - ``/sandbox/strategy/<file>``: the one strategy file;
-- a private ``/proc`` (only the sandbox's processes), a minimal ``/dev`` and a size-capped tmpfs ``/tmp``.
+- a private ``/proc`` (only the sandbox's processes), a minimal ``/dev`` and a size-capped tmpfs ``/scratch``
+  (``HOME`` and ``TMPDIR``).
 
 Not there, so unreachable whatever the code does: the platform's settings, database, vault, keys and
 ``var/``, other strategy files, the network (no interface but a down loopback), the parent's memory and
@@ -45,7 +46,9 @@ SDK_FILES = ("__init__.py", "strategy/__init__.py", "strategy/base.py", "strateg
 
 LIB = "/sandbox/lib"
 STRATEGY_DIR = "/sandbox/strategy"
-CHILD_ENV = {"HOME": "/tmp", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+SCRATCH = "/scratch"
+"""The runner's private tmpfs (its ``HOME`` and ``TMPDIR``), capped at ``STRATEGY_RUNNER_SCRATCH_MB``."""
+CHILD_ENV = {"HOME": SCRATCH, "TMPDIR": SCRATCH, "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
              "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
 """The runner's whole environment (numerical libraries single-threaded: one runner is one core at most)."""
 LAUNCH_ENV = {"PATH": "/usr/bin:/bin"}
@@ -165,8 +168,8 @@ def bwrap_command(strategy_file: Path, label: str, module: str) -> list[str]:
     inside = f"{STRATEGY_DIR}/{safe_label(label)}"
     argv += ["--ro-bind", str(strategy_file), inside,
              "--proc", "/proc", "--dev", "/dev",
-             "--size", str(get_settings().STRATEGY_RUNNER_SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp",
-             "--chdir", "/tmp"]
+             "--size", str(get_settings().STRATEGY_RUNNER_SCRATCH_MB * 1024 * 1024), "--tmpfs", SCRATCH,
+             "--chdir", SCRATCH]
     for key, value in CHILD_ENV.items():
         argv += ["--setenv", key, value]
     cfg = {"paths": [LIB], "path": inside, "label": safe_label(label), "module": module,
