@@ -312,3 +312,22 @@ def test_upload_form_says_what_is_wrong_with_the_file(page, site, tmp_path):
     page.get_by_role("button", name="Upload and validate").click()
     assert page.locator("#upload-form .field-error").inner_text() == "Only Python files (.py) can be uploaded."
     assert page.locator("#versions li", has_text="No uploads yet").count() == 1
+
+
+def test_an_invalid_upload_shows_the_step_that_failed(page, site, tmp_path, screenshot):
+    email, password = site.create_user(role="author")
+    login(page, email, password)
+    # The bundled crossover's name: the validation's "name" step refuses it.
+    card = upload_in_browser(page, strategy_file(tmp_path, "sma_cross"))
+    assert wait_validated(card) == "invalid"
+    assert card.locator(".badge", has_text="invalid").count() == 1
+    assert card.locator(".notice.error", has_text="did not pass validation").count() == 1
+    report = card.locator(".report-details")
+    assert report.get_attribute("open") is not None
+    failed = report.locator("ol.steps li.failed")
+    assert failed.count() == 1
+    assert failed.locator(".step-name").inner_text() == "name"
+    assert "bundled" in failed.locator(".step-message").inner_text()
+    assert "failed" in failed.inner_text()  # said in words, not by colour alone
+    assert report.locator(".badge", has_text="validation failed").count() == 1
+    shot(screenshot, page, "flow-upload-invalid")
