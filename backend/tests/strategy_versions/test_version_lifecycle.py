@@ -242,3 +242,18 @@ def test_unknown_or_unapproved_versions_are_refused(trader, author_client, valid
     sma = trader.post(RUNS, json={"strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1m", "stake": 1000,
                                   "strategy_version_id": pending})
     assert sma.status_code == 422 and sma.json()["errors"][0]["field"] == "strategy_version_id"
+
+
+def test_an_admin_switch_hides_an_uploaded_strategy(trader, admin, published, market_catalog):
+    published(cross_source())
+    assert admin.patch("/api/v1/admin/strategies/author_cross", json={"enabled": False}).status_code == 200
+
+    assert "author_cross" not in {s["name"] for s in trader.get(STRATEGIES).json()}
+    assert trader.get(f"{STRATEGIES}/author_cross/versions").status_code == 404
+    refused = trader.post(RUNS, json={"strategy": "author_cross", "symbol": "BTC/USDT", "timeframe": "1m",
+                                      "stake": 1000})
+    assert refused.status_code == 422 and "disabled" in refused.json()["errors"][0]["message"]
+    listed = {s["name"]: s for s in admin.get("/api/v1/admin/strategies").json()["strategies"]}
+    assert listed["author_cross"]["enabled"] is False and listed["author_cross"]["origin"] == "upload"
+    assert admin.patch("/api/v1/admin/strategies/author_cross", json={"enabled": True}).status_code == 200
+    assert "author_cross" in {s["name"] for s in trader.get(STRATEGIES).json()}
