@@ -114,6 +114,11 @@ async def _lifespan(app: FastAPI):
             "strategy sandbox unavailable: %s; %s", status.reason,
             "bundled strategies run unsandboxed (STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED)"
             if status.mode == "unsandboxed" else "no strategy code will run")
+    # Start the runners of STRATEGIES_DIR now, so the first request that lists or validates a strategy
+    # does not wait for them.
+    from tradefleet.strategy.registry import get_registry
+
+    await run_in_threadpool(get_registry)
     yield
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -70,6 +71,7 @@ class StrategyRegistry:
         self._duplicates: dict[Path, str] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._count_lock = threading.Lock()
         self.imports = 0
         """How many times a file was loaded (tests check that unchanged files are not)."""
 
@@ -91,6 +93,7 @@ class StrategyRegistry:
         if True:
             paths = sorted(p for p in self.folder.glob("*.py") if not p.name.startswith("_"))
             changed = False
+            due: list[tuple[Path, tuple[int, int]]] = []
             for path in paths:
                 try:
                     st = path.stat()
@@ -99,8 +102,16 @@ class StrategyRegistry:
                 stamp = (st.st_mtime_ns, st.st_size)
                 entry = self._files.get(path)
                 if entry is None or entry.stamp != stamp:
-                    self._files[path] = self._load(path, stamp)
-                    changed = True
+                    due.append((path, stamp))
+            # Each load starts a runner process and waits for it to import its libraries: in parallel.
+            if len(due) > 1:
+                with ThreadPoolExecutor(max_workers=min(8, len(due)), thread_name_prefix="strategy-load") as pool:
+                    loaded = list(pool.map(lambda item: self._load(*item), due))
+            else:
+                loaded = [self._load(*item) for item in due]
+            for (path, _), entry in zip(due, loaded):
+                self._files[path] = entry
+                changed = True
             for gone in set(self._files) - set(paths):
                 del self._files[gone]
                 changed = True
@@ -110,7 +121,8 @@ class StrategyRegistry:
     def _load(self, path: Path, stamp: tuple[int, int]) -> _FileEntry:
         from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError, content_hash, load_strategy
 
-        self.imports += 1
+        with self._count_lock:
+            self.imports += 1
         try:
             source = path.read_bytes()
         except OSError as exc:

@@ -187,6 +187,24 @@ def _report_sandbox(**kwargs) -> None:  # noqa: ARG001
                     if status.mode == "unsandboxed" else "no strategy code will run")
 
 
+@worker_process_init.connect
+def _start_strategy_runners(**kwargs) -> None:  # noqa: ARG001
+    # Each pool process starts the runners of STRATEGIES_DIR as it comes up, so that its first tick does
+    # not wait for them. In a thread: Celery gives a pool process a few seconds to report itself up, and
+    # a task that needs the registry meanwhile waits for its lock. A failure is the registry's to record.
+    import threading
+
+    from tradefleet.strategy.registry import get_registry
+
+    def warm() -> None:
+        try:
+            get_registry()
+        except Exception:  # noqa: BLE001
+            log.exception("starting the strategy runners failed")
+
+    threading.Thread(target=warm, name="strategy-runners", daemon=True).start()
+
+
 @worker_init.connect
 @worker_process_init.connect
 def _unlock_vault(**kwargs) -> None:  # noqa: ARG001
