@@ -259,6 +259,13 @@ def test_rejected_upload_shows_its_reason_to_the_author(page, new_page, site, tm
     reject.click()
     review.locator("#review-outcome.ok", has_text="rejected").wait_for()
     review.locator("#review-meta", has_text=why).wait_for()
+    # Out of the queue; listed under any status, and under rejected.
+    row = admin.locator(f"#versions tbody tr[data-id='{version_id}']")
+    assert row.count() == 0
+    for status in ("any", "rejected"):
+        admin.get_by_label("Status").select_option(status)
+        admin.get_by_role("button", name="Filter").click()
+        row.locator(".badge", has_text="rejected").wait_for()
 
     page.reload()
     rejected = page.locator(f"#v-{version_id}[data-status='rejected']")

@@ -1,5 +1,6 @@
-// Admin: review uploaded strategy versions. The list (pending review by default, filter by status), then
-// one version's source with line numbers, its validation report, and Approve or Reject with a reason.
+// Admin: review uploaded strategy versions. The list (pending review by default, oldest first; filter by
+// status), then one version's source with line numbers, its validation report, and Approve or Reject
+// with a reason.
 import { api, ApiError } from "../api.js";
 import { $, el, clear, appShell, start, notice, timeEl, field, showFormErrors, clearFormErrors, busy, confirmDialog, scrollRegions } from "../ui.js";
 import { pager } from "../admin.js";
@@ -34,7 +35,9 @@ async function load(at = offset) {
   if (!page.data.length) {
     tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, status === "pending_review" ? "Nothing waits for review." : "No version matches.")));
   }
-  for (const v of page.data) {
+  // Any status: what waits for a review comes first (within this page of the list; newest first otherwise).
+  const rows = status === "any" ? [...page.data].sort((a, b) => (b.status === "pending_review") - (a.status === "pending_review")) : page.data;
+  for (const v of rows) {
     const review = el("button", { type: "button", class: "btn small", "aria-label": `Review ${v.filename} (${v.id.slice(0, 8)})` }, "Review");
     review.addEventListener("click", () => show(v.id, { focus: true }));
     tbody.append(el("tr", { "data-id": v.id, "data-status": v.status },
