@@ -159,11 +159,12 @@ export function redirectToLogin() {
 
 /**
  * Call the API. `path` is relative to /api/v1. Options: `method`, `json` (a body sent as JSON), `form`
- * (an object sent as application/x-www-form-urlencoded), `query` (object; empty values dropped),
- * `auth` (default true: send the token, refresh and redirect on 401).
+ * (an object sent as application/x-www-form-urlencoded), `multipart` (a FormData sent as
+ * multipart/form-data: file uploads), `query` (object; empty values dropped), `auth` (default true:
+ * send the token, refresh and redirect on 401).
  * Returns the parsed JSON (or null for 204). Throws ApiError.
  */
-export async function api(path, { method = "GET", json, form, query, auth = true, retried = false } = {}) {
+export async function api(path, { method = "GET", json, form, multipart, query, auth = true, retried = false } = {}) {
   if (!(await serves(method, path))) {
     // Not in this server's route table: say so instead of requesting a 404.
     throw new ApiError(501, "This feature is not available on this server yet.");
@@ -183,6 +184,8 @@ export async function api(path, { method = "GET", json, form, query, auth = true
   } else if (form !== undefined) {
     headers["Content-Type"] = "application/x-www-form-urlencoded";
     body = new URLSearchParams(form).toString();
+  } else if (multipart !== undefined) {
+    body = multipart;  // the browser sets Content-Type with the boundary
   }
   if (auth && tokens.access) headers.Authorization = `Bearer ${tokens.access}`;
   let res;
@@ -193,7 +196,7 @@ export async function api(path, { method = "GET", json, form, query, auth = true
   }
   if (res.status === 401 && auth) {
     if (!retried && (await refreshTokens())) {
-      return api(path, { method, json, form, query, auth, retried: true });
+      return api(path, { method, json, form, multipart, query, auth, retried: true });
     }
     redirectToLogin();
     throw new ApiError(401, "Your session has ended. Please sign in again.");

@@ -5,12 +5,13 @@
 
 import { api, apiUrl, hasRoute } from "./api.js";
 
-export const EVENT_TYPES = ["candle", "order", "fill", "trade", "status", "log", "equity", "backtest"];
+export const EVENT_TYPES = ["candle", "order", "fill", "trade", "status", "log", "equity", "backtest", "strategy"];
 
 /**
  * Open the stream. `onEvent(type, data)` gets every event (data parsed from JSON; it carries `run_id`
  * or, for backtests, the backtest's id). `onState(state)` gets "connecting", "live", "reconnecting" or
- * "unavailable" (this server has no event stream). Returns {close()}.
+ * "unavailable" (this server has no event stream). `strategy` events (an upload's validation finished)
+ * carry `version_id`, `status` and `name`. Returns {close()}.
  */
 export function liveEvents(onEvent, onState = () => {}) {
   let source = null;

@@ -116,11 +116,12 @@ const STATUS_CLASS = {
   created: "muted", queued: "muted", pending: "warn", open: "info", paused: "warn", stopped: "muted",
   failed: "bad", invalid: "bad", error: "bad", killed: "bad", canceled: "muted", cancelled: "muted",
   rejected: "bad", disabled: "bad", halted: "bad",
+  validating: "info", pending_review: "warn", approved: "ok",
 };
 
 export function badge(status, text) {
   const s = String(status ?? "—");
-  return el("span", { class: `badge ${STATUS_CLASS[s] || "info"}` }, text ?? s);
+  return el("span", { class: `badge ${STATUS_CLASS[s] || "info"}` }, text ?? s.replace(/_/g, " "));
 }
 
 // ---- notices and form errors -------------------------------------------------------------------------
@@ -232,8 +233,11 @@ const TRADER_NAV = [
   ["/", "Dashboard"], ["/strategies.html", "Strategies"], ["/backtests.html", "Backtests"],
   ["/keys.html", "Exchange keys"], ["/account.html", "Account"],
 ];
+// Authors (and admins) publish strategies: their uploads page sits after the catalog.
+const AUTHOR_NAV = [["/author.html", "Uploads"]];
 const ADMIN_NAV = [
   ["/admin/", "Users"], ["/admin/runs.html", "All runs"], ["/admin/strategies.html", "Strategies"],
+  ["/admin/strategy-versions.html", "Reviews"],
   ["/admin/system.html", "System"], ["/admin/audit.html", "Audit log"],
 ];
 
@@ -266,7 +270,8 @@ export async function appShell({ admin = false } = {}) {
   const path = location.pathname.replace(/index\.html$/, "");
   const link = ([href, text]) => el("li", {}, el("a", { href, "aria-current": path === href ? "page" : null }, text));
   const nav = el("nav", { "aria-label": "Main", id: "main-nav" },
-    el("ul", {}, ...TRADER_NAV.map(link)),
+    el("ul", {}, ...TRADER_NAV.slice(0, 2).map(link), ...(isAdmin || me.role === "author" ? AUTHOR_NAV : []).map(link),
+      ...TRADER_NAV.slice(2).map(link)),
     isAdmin ? el("ul", { class: "admin-links", "aria-label": "Admin" }, el("li", { class: "sep", "aria-hidden": "true" }, "Admin"), ...ADMIN_NAV.map(link)) : null);
   const toggle = el("button", { type: "button", class: "btn nav-toggle", "aria-expanded": "false", "aria-controls": "main-nav" }, "Menu");
   toggle.addEventListener("click", () => {

@@ -1,4 +1,5 @@
-// Account settings: profile, e-mail verification, password change, 2FA enrolment (QR code, recovery codes).
+// Account settings: profile, display name, e-mail verification, password change, 2FA enrolment (QR code,
+// recovery codes).
 import { api, serves, ApiError } from "../api.js";
 import { $, el, clear, appShell, start, notice, badge, timeEl, field, showFormErrors, clearFormErrors, busy } from "../ui.js";
 
@@ -8,6 +9,7 @@ function profile() {
   const dl = clear($("#profile"));
   const kv = (k, v) => dl.append(el("dt", {}, k), el("dd", {}, v));
   kv("E-mail", me.email);
+  kv("Display name", me.display_name || el("span", { class: "muted" }, `${me.email.split("@")[0]} (from your e-mail)`));
   kv("Role", me.role);
   kv("E-mail verified", me.is_verified ? badge("ok", "verified") : badge("warn", "not verified"));
   kv("Two-factor", me.totp_enabled ? badge("ok", "on") : badge("muted", "off"));
@@ -22,6 +24,25 @@ function profile() {
     });
     box.append(el("div", { class: "form-actions" }, resend), status);
   }
+}
+
+function nameForm() {
+  const form = $("#name-form");
+  const input = $("#display_name");
+  input.value = me.display_name || "";
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    clearFormErrors(form);
+    const value = input.value.trim();
+    busy(form, async () => {
+      try {
+        me = await api("/users/me", { method: "PATCH", json: { display_name: value || null } });
+        input.value = me.display_name || "";
+        profile();
+        notice(form.querySelector(".form-status"), "ok", me.display_name ? `Your strategies now show “${me.display_name}” as their author.` : "Your strategies show the part of your e-mail before the @ as their author.");
+      } catch (err) { showFormErrors(form, err); }
+    });
+  });
 }
 
 function passwordForm() {
@@ -108,6 +129,11 @@ async function tfa() {
 start(async () => {
   me = await appShell();
   profile();
+  nameForm();
+  if (!(await serves("PATCH", "/users/me"))) {
+    $("#name-form").querySelectorAll("input, button").forEach((c) => { c.disabled = true; });
+    notice($("#name-form .form-status"), "info", "Changing the display name is not available on this server yet.");
+  }
   passwordForm();
   if (!(await serves("POST", "/users/me/password"))) {
     $("#pw-form").querySelectorAll("input, button").forEach((c) => { c.disabled = true; });

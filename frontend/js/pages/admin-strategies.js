@@ -6,7 +6,7 @@ async function load() {
   const cat = await api("/admin/strategies");
   const canToggle = await serves("PATCH", "/admin/strategies/x");
   const tbody = clear($("#loaded tbody"));
-  if (!cat.strategies.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No strategy loaded.")));
+  if (!cat.strategies.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No strategy loaded.")));
   for (const s of cat.strategies) {
     const enabled = s.enabled !== false;
     let action = el("span", { class: "muted" }, "—");
@@ -17,7 +17,9 @@ async function load() {
         catch (err) { notice($(".page-status"), "error", err.detail); }
       });
     }
-    tbody.append(el("tr", {}, el("td", {}, el("strong", {}, s.name)), el("td", { class: "mono" }, s.file), el("td", {}, s.timeframe),
+    tbody.append(el("tr", {}, el("td", {}, el("strong", {}, s.name)),
+      el("td", {}, s.version != null ? `v${s.version}` : "—", s.origin === "upload" ? el("span", { class: "muted" }, " (upload)") : null),
+      el("td", {}, s.author || "—"), el("td", { class: "mono" }, s.file), el("td", {}, s.timeframe),
       el("td", { class: "wrap" }, s.description), el("td", {}, enabled ? badge("ok", "enabled") : badge("bad", "disabled")), el("td", {}, action)));
   }
   if (!canToggle) notice($(".page-status"), "info", "Enabling and disabling strategies is not available on this server yet.");

@@ -22,7 +22,8 @@ function renderParams(name, values = {}) {
 }
 
 function buildForm() {
-  const sel = el("select", { id: "bt-strategy", name: "strategy" }, ...strategies.map((s) => el("option", { value: s.name }, s.name)));
+  const label = (s) => s.name + (s.version != null ? ` v${s.version}` : "") + (s.author ? ` · by ${s.author}` : "");
+  const sel = el("select", { id: "bt-strategy", name: "strategy" }, ...strategies.map((s) => el("option", { value: s.name }, label(s))));
   const want = query.get("strategy");
   if (want && strategies.some((s) => s.name === want)) sel.value = want;
   const s = strategies.find((x) => x.name === sel.value);
@@ -54,6 +55,8 @@ function submit(ev) {
     stake: d.get("stake") === "" ? null : Number(d.get("stake")),
   };
   if (d.get("fee") !== "") body.fee = Number(d.get("fee")) / 100;
+  const picked = strategies.find((x) => x.name === body.strategy);
+  if (picked && picked.version_id) body.strategy_version_id = picked.version_id;  // the version the list shows
   busy(form, async () => {
     try {
       const bt = await api("/backtests", { method: "POST", json: body });
@@ -138,7 +141,7 @@ async function show(id, known) {
   current = bt;
   const section = $("#bt-result");
   section.hidden = false;
-  $("#bt-result-title").textContent = `Result: ${bt.strategy} on ${bt.symbol} ${bt.timeframe}`;
+  $("#bt-result-title").textContent = `Result: ${bt.strategy}${bt.strategy_version != null ? ` v${bt.strategy_version}` : ""} on ${bt.symbol} ${bt.timeframe}`;
   setProgress(bt);
   if (bt.status === "done") await renderDone(bt); else $("#bt-done").hidden = true;
 }
@@ -152,7 +155,7 @@ async function loadList() {
   const tbody = clear($("#bt-list tbody"));
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No backtests yet.")));
   for (const bt of page.data) {
-    tbody.append(el("tr", {}, el("td", {}, el("a", { href: `?id=${encodeURIComponent(bt.id)}`, "data-id": bt.id }, bt.strategy)),
+    tbody.append(el("tr", {}, el("td", {}, el("a", { href: `?id=${encodeURIComponent(bt.id)}`, "data-id": bt.id }, bt.strategy + (bt.strategy_version != null ? ` v${bt.strategy_version}` : ""))),
       el("td", {}, `${bt.symbol} · ${bt.timeframe}`), el("td", {}, badge(bt.status)),
       el("td", { class: "num" }, bt.metrics ? pnlEl(bt.metrics.total_return_pct, "%") : "—")));
   }

@@ -1,5 +1,6 @@
 // Run detail: live candles with trade markers, position, equity, orders, trades and the events log;
-// start, stop and kill. Updates arrive through the event stream (no polling).
+// start, stop and kill; the strategy version it runs, and a move to a newer approved version while it is
+// not running. Updates arrive through the event stream (no polling).
 import { api, serves } from "../api.js";
 import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, timeEl, confirmDialog } from "../ui.js";
 import { candleChart, equityChart } from "../charts.js";
@@ -17,7 +18,7 @@ function renderRun() {
   const q = quoteOf(run.symbol), b = baseOf(run.symbol);
   document.title = `${run.strategy} ${run.symbol} · Tradefleet`;
   $("#run-title").textContent = `${run.strategy} · ${run.symbol}`;
-  $("#run-sub").textContent = `${run.exchange} · ${run.timeframe} · ${run.mode} · stake ${fmtMoney(run.stake, q)}`;
+  $("#run-sub").textContent = `${run.strategy_version != null ? `version ${run.strategy_version} · ` : ""}${run.exchange} · ${run.timeframe} · ${run.mode} · stake ${fmtMoney(run.stake, q)}`;
   clear($("#run-status")).append(badge(run.status));
   const reason = $("#run-reason");
   if (run.status_reason) notice(reason, run.status === "paused" ? "warn" : "info", run.status_reason); else notice(reason, "", "");
@@ -37,6 +38,53 @@ function renderRun() {
   $("#btn-start").hidden = run.status !== "created";
   $("#btn-stop").hidden = !live;
   $("#btn-kill").hidden = !live || !killable;
+  renderVersion();
+}
+
+// ---- the pinned strategy version, and moving a run that is not running to a newer approved one ----
+
+let versions = null;   // approved versions of the run's strategy, or null when not known
+
+async function loadVersions() {
+  if (!(await serves("GET", `/strategies/${encodeURIComponent(run.strategy)}/versions`))) { versions = null; return; }
+  try {
+    versions = list(await api(`/strategies/${encodeURIComponent(run.strategy)}/versions`));
+  } catch {
+    versions = null;
+  }
+  renderVersion();
+}
+
+function newestVersion() {
+  if (!versions || !versions.length) return null;
+  return versions.reduce((best, v) => (v.version != null && (!best || v.version > best.version) ? v : best), null);
+}
+
+function renderVersion() {
+  const box = $("#run-version");
+  const newest = newestVersion();
+  const current = run.strategy_version;
+  const movable = run.status !== "running" && newest && newest.id !== run.strategy_version_id && (current == null || newest.version > current);
+  if (!movable) { notice(box, "", ""); return; }
+  const move = el("button", { type: "button", class: "btn small primary", id: "btn-move-version" }, `Move to version ${newest.version}`);
+  move.addEventListener("click", async () => {
+    const by = newest.author ? ` by ${newest.author}` : "";
+    if (!(await confirmDialog(`Move this run to version ${newest.version}?`,
+      `The run will execute ${run.strategy} version ${newest.version}${by} from its next start; its trades so far stay as they are.`, "Move the run", false))) return;
+    move.disabled = true;
+    try {
+      const moved = await api(`/runs/${id}/strategy-version`, { method: "POST", json: { version_id: newest.id } });
+      run = moved && moved.id ? moved : await api(`/runs/${id}`);
+      renderRun();
+      notice($(".page-status"), "ok", `The run now uses ${run.strategy} version ${run.strategy_version ?? newest.version}.`);
+    } catch (err) {
+      move.disabled = false;
+      notice($(".page-status"), "error", err.detail);
+    }
+  });
+  notice(box, "info", el("div", { class: "run-version" },
+    el("span", {}, `A newer approved version of ${run.strategy} exists: version ${newest.version}${newest.author ? ` by ${newest.author}` : ""} (this run uses ${current != null ? `version ${current}` : "an older version"}).`),
+    el("div", { class: "actions" }, move)));
 }
 
 let killable = false;
@@ -106,6 +154,7 @@ const soon = {
   events: debounce(() => loadEvents().catch(() => {}), 300),
   equity: debounce(() => loadEquity().catch(() => {}), 300),
   candles: debounce(() => loadCandles().catch(() => {}), 300),
+  versions: debounce(() => loadVersions().catch(() => {}), 300),
 };
 
 function onEvent(type, data) {
@@ -119,7 +168,7 @@ function onEvent(type, data) {
     soon.run();
   } else if (type === "order" || type === "fill") { soon.orders(); soon.run(); }
   else if (type === "trade") { soon.trades(); soon.run(); }
-  else if (type === "status") { soon.run(); soon.events(); }
+  else if (type === "status") { soon.run(); soon.events(); soon.versions(); }
   else if (type === "log") {
     const e = data.event || data;
     if (e && e.message) {
@@ -157,6 +206,6 @@ start(async () => {
   $("#btn-stop").addEventListener("click", () => action(`/runs/${id}/stop`, "Stop this run?", "The run stops at once and its open orders are cancelled. An open position is kept.", "Stop the run"));
   $("#btn-kill").addEventListener("click", () => action(`/runs/${id}/kill`, "Kill this run?", "The run stops now, its open orders are cancelled and the position is closed at market.", "Kill and close"));
   await loadCandles();
-  await Promise.all([loadTrades(), loadOrders(), loadEvents(), loadEquity()]);
+  await Promise.all([loadTrades(), loadOrders(), loadEvents(), loadEquity(), loadVersions()]);
   liveEvents(onEvent, liveBadge($("#live")));
 });

@@ -1,5 +1,6 @@
-// The strategy catalog: descriptions, parameter forms from each JSON schema, then a paper (or live) run
-// or a backtest with those parameters.
+// The strategy catalog: each strategy's latest approved version (author, version number), its
+// description, parameter forms from its JSON schema, then a paper (or live) run or a backtest with those
+// parameters, pinned to that version.
 import { api, serves } from "../api.js";
 import { $, el, clear, appShell, start, badge, fmtPct, showFormErrors, clearFormErrors, busy, field } from "../ui.js";
 import { paramFields, readParams, marketFields } from "../forms.js";
@@ -41,6 +42,7 @@ function card(s, accounts) {
       strategy: s.name, params: readParams(form), exchange: data.get("exchange"), symbol: String(data.get("symbol") || "").trim(),
       timeframe: data.get("timeframe"), mode: data.get("mode"), stake: data.get("stake") === "" ? null : Number(data.get("stake")),
     };
+    if (s.version_id) body.strategy_version_id = s.version_id;  // the version this card shows
     if (body.mode === "live") body.exchange_account_id = data.get("exchange_account_id");
     busy(form, async () => {
       try {
@@ -53,11 +55,16 @@ function card(s, accounts) {
     });
   });
 
-  const meta = el("div", { class: "meta" }, badge("info", `timeframe ${s.timeframe}`),
+  const meta = el("div", { class: "meta" },
+    s.version != null ? badge("ok", `v${s.version}`) : null,
+    s.origin === "upload" ? badge("muted", "uploaded") : s.origin === "bundled" ? badge("muted", "bundled") : null,
+    badge("info", `timeframe ${s.timeframe}`),
     s.stoploss != null ? badge("warn", `stoploss ${fmtPct(s.stoploss * 100)}`) : null,
     s.startup_candles != null ? badge("muted", `warm-up ${s.startup_candles} candles`) : null);
   return el("article", { class: "panel card", "aria-labelledby": `${prefix}-title`, id: `strategy-${s.name}` },
-    el("h2", { id: `${prefix}-title` }, s.name), meta, el("p", { class: "desc" }, s.description || "No description."),
+    el("h2", { id: `${prefix}-title` }, s.name),
+    s.author ? el("p", { class: "byline" }, "by ", el("span", { class: "author-name" }, s.author)) : null,
+    meta, el("p", { class: "desc" }, s.description || "No description."),
     el("details", {}, el("summary", {}, "Configure and run"), form));
 }
 
