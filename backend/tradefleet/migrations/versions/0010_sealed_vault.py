@@ -1,7 +1,7 @@
 """exchange keys sealed to the vault's public key: which key sealed each row
 
-Revision ID: 0010_sealed_vault
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 
 ``exchange_account.vault_key_id``: the id of the public key every credential token of the row is
@@ -12,8 +12,8 @@ Fernet tokens and get ``NULL``: no migration can open them without the keys, so
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0010_sealed_vault"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
