@@ -194,7 +194,7 @@ def test_me_returns_the_public_user(client, make_user, auth_headers):
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == str(user.id) and body["email"] == "me@example.com" and body["role"] == "author"
-    assert set(body) == {"id", "email", "role", "is_active", "is_verified", "totp_enabled", "created_at"}
+    assert set(body) == {"id", "email", "role", "is_active", "is_verified", "totp_enabled", "created_at", "display_name"}
     assert password not in response.text
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import select
-from testsupport import free_port, stack_env, wait_for
+from testsupport import free_port, stack_env, vault_settings, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -30,14 +30,13 @@ def test_a_slow_exchange_account_never_delays_the_other_runs_of_its_market(e2e_d
     from tradefleet.db import session_scope
     from tradefleet.execution.orders import pending_orders
     from tradefleet.models import EquitySnapshot, Fill, Order, Run, RunCreate, RunStatus, UserCreate
-    from tradefleet.security import vault
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user
 
     from livesupport import provision, store_account
 
     sim_port = free_port()
-    extra = dict(SCHEDULE_INTERVAL_S="0.25", STRATEGIES_DIR=str(STRATEGIES), API_ENCRYPTION_KEYS=vault.generate_key(),
+    extra = dict(SCHEDULE_INTERVAL_S="0.25", STRATEGIES_DIR=str(STRATEGIES), **vault_settings(),
                  LIVE_BACKOFF_S="0.05", RECONCILE_INTERVAL_S="5", CCXT_TIMEOUT_MS="30000",
                  ENGINE_MAX_CATCHUP_CANDLES="5")
     env = stack_env(database_url=e2e_database, redis_url=redis_url, sim_port=sim_port, **extra)
