@@ -38,7 +38,7 @@ def test_list_users_filters_and_pages(admin_client, make_user):
     everyone = admin_client.get(USERS).json()
     assert everyone["count"] == 4 and len(everyone["data"]) == 4
     assert set(everyone["data"][0]) == {"id", "email", "role", "is_active", "is_verified", "totp_enabled",
-                                        "created_at"}
+                                        "created_at", "display_name"}
     assert [u["email"] for u in admin_client.get(USERS, params={"q": "EXAMPLE.org"}).json()["data"]] == [
         "carol@example.org"]
     assert [u["email"] for u in admin_client.get(USERS, params={"q": "Alice"}).json()["data"]] == ["alice@example.com"]
