@@ -196,6 +196,9 @@ class RunnerProcess:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 log.warning("strategy runner %s did not exit after SIGKILL", proc.pid)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
         for name in ("req_w", "rep_r", "err_r"):
             fd = getattr(self, name, None)
             if fd is not None:
@@ -205,34 +208,26 @@ class RunnerProcess:
                     pass
                 setattr(self, name, None)
 
-    def _pause(self) -> None:
-        # Between requests the runner is stopped (SIGSTOP): whatever its code left behind (a replaced read
-        # loop spinning, say) gets no CPU outside a request's budget.
+    def _signal(self, signum: int) -> None:
         if self.inner_pid is not None:
             try:
-                os.kill(self.inner_pid, signal.SIGSTOP)
+                os.kill(self.inner_pid, signum)
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def _pause(self) -> None:
+        # Between requests the runner is stopped (SIGSTOP): whatever its code left behind (a replaced read
+        # loop spinning, say) gets no CPU outside a request's budget.
+        self._signal(signal.SIGSTOP)
+
     def _resume(self) -> None:
-        if self.inner_pid is not None:
-            try:
-                os.kill(self.inner_pid, signal.SIGCONT)
-            except (ProcessLookupError, PermissionError):
-                pass
+        self._signal(signal.SIGCONT)
 
     def forget(self) -> None:
         """Drop a runner inherited across fork without touching it (it belongs to the parent process)."""
         self.proc = None
         self.inner_pid = None
-        for name in ("req_w", "rep_r", "err_r"):
-            fd = getattr(self, name, None)
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                setattr(self, name, None)
+        self._close_pipes()
 
     def _exit_reason(self) -> str:
         proc = self.proc
