@@ -28,7 +28,7 @@ source of a mismatch: on an exact tie of the two SMAs on the previous candle, ba
 now and not before) sees one; the scaled prices of FractionalBacktest can also break or make a
 tie in the last bit. Neither occurs in these two datasets.
 
-Target (issue 3, item 11): at least 10 times backtesting.py's bars per second, and the same trades.
+Target: at least 10 times backtesting.py's bars per second, and the same trades.
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def create_admin(
     email: str = typer.Option(..., help="the admin's e-mail"),
     password: Optional[str] = typer.Option(None, help="at least 10 characters; prompted (hidden) when omitted"),
 ) -> None:
-    """Create the first admin (verified), or promote an existing account to admin (issue 5)."""
+    """Create the first admin (verified), or promote an existing account to admin."""
     from pydantic import ValidationError
 
     from tradefleet.db import session_scope

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=(".env", str(REPO_ROOT / ".env")), env_file_encoding="utf-8", extra="ignore",
         # A setting that fails validation may be a secret (a mistyped API_ENCRYPTION_KEYS): the error
-        # names the setting, never its value (issue 4).
+        # names the setting, never its value.
         hide_input_in_errors=True,
     )
 
@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     JWT_SECRET_KEY_FILE: Path | None = None
     """A file holding ``JWT_SECRET_KEY`` (systemd credentials, Docker secrets); not both."""
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
-    """Access token lifetime; clients renew with a refresh token (issue 5 lowered it from a day)."""
+    """Access token lifetime; clients renew with a refresh token."""
 
     # --- strategies and market data ------------------------------------------------------
     STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     """Time a new runner has to import its libraries and load the file."""
     MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
 
-    # --- issue 5 (security): HTTP hardening, rate limits, lockout, key encryption ----------
+    # --- security: HTTP hardening, rate limits, lockout, key encryption ----------
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins (``https://app.example.com``) allowed to call the API from a browser (CORS). Empty: none
     (the bundled frontend is served from the API's own origin and needs no CORS)."""
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     LOCKOUT_MAX_S: int = Field(default=3600, ge=1)
     """Longest lock, seconds."""
 
-    # --- issue 5 (accounts): sign-up, e-mail, tokens, two-factor ---------------------------
+    # --- accounts: sign-up, e-mail, tokens, two-factor ---------------------------
     FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"
     """Base of the links in e-mails: ``{FRONTEND_BASE_URL}/verify.html?token=...``, ``/reset.html?token=...``."""
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1)
@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
     EMAILS_FROM_NAME: str = "Tradefleet"
 
-    # --- live trading: order manager and risk guard (issue 4) ------------------------------
+    # --- live trading: order manager and risk guard ------------------------------
     MAX_OPEN_EXPOSURE_QUOTE: float | None = Field(default=None, gt=0)
     """Per user: quote value of open live positions plus pending live buys, beyond which a new buy is
     refused. Empty: no cap."""
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
     ``tradefleet keys migrate-sealed`` (and ``keys rotate``), which re-seal such rows to the
     public key, and to open two-factor secrets encrypted under them until then. Leave it out of
     every service's environment (the API refuses it in production). Comma-separated."""
-    # --- live updates (issue 6) -----------------------------------------------------------
+    # --- live updates -----------------------------------------------------------
     EVENTS_TICKET_TTL_S: int = Field(default=60, ge=5, le=3600)
     """How long a ticket of ``POST /api/v1/events/ticket`` may wait before opening its stream (single use)."""
     EVENTS_HEARTBEAT_S: float = Field(default=15.0, gt=0)
@@ -222,7 +222,7 @@ class Settings(BaseSettings):
     @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # `.env.example` leaves the caps empty: no cap (issue 4).
+        # `.env.example` leaves the caps empty: no cap.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("API_ENCRYPTION_KEYS", "TOTP_ENCRYPTION_KEY", mode="after")

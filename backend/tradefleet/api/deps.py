@@ -56,7 +56,7 @@ def get_current_user(session: SessionDep, token: TokenDep) -> User:
     if not user.is_active:
         raise _unauthorized("account disabled")
     if user.token_version != claims.token_version:
-        # Issued before the password changed or the account was disabled (issue 5).
+        # Issued before the password changed or the account was disabled.
         raise _unauthorized("token revoked; sign in again")
     return user
 

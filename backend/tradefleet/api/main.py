@@ -34,13 +34,13 @@ ROUTERS = [
     "strategy_uploads",  # after "strategies": GET /strategies/{name}/versions is matched first
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)
-    "admin_audit",  # issue 5: GET /admin/audit
-    "admin_users",  # issue 5: GET /admin/users, PATCH /admin/users/{id}
-    "exchange_accounts",  # issue 4: the user's exchange API keys
-    "admin_runs",  # issue 4: every user's runs, stop/kill, the global trading halt (admins only)
-    "events",  # issue 6: POST /events/ticket
-    "run_charts",  # issue 6: GET /runs/{id}/candles, GET /backtests/{id}/candles
-    "admin_system",  # issue 6: GET /admin/system, PATCH /admin/strategies/{name} (admins only)
+    "admin_audit",  # GET /admin/audit
+    "admin_users",  # GET /admin/users, PATCH /admin/users/{id}
+    "exchange_accounts",  # the user's exchange API keys
+    "admin_runs",  # every user's runs, stop/kill, the global trading halt (admins only)
+    "events",  # POST /events/ticket
+    "run_charts",  # GET /runs/{id}/candles, GET /backtests/{id}/candles
+    "admin_system",  # GET /admin/system, PATCH /admin/strategies/{name} (admins only)
     "admin_strategy_versions",  # the review of uploaded strategy versions (admins only)
 ]
 
@@ -51,7 +51,7 @@ ROUTERS = [
 PUBLIC_ROUTERS = [
     "auth",
     "health",
-    # issue 6: GET /events/stream - EventSource cannot send a bearer token; it is authorised by a
+    # GET /events/stream - EventSource cannot send a bearer token; it is authorised by a
     # single-use ticket from the authenticated POST /events/ticket instead (routes/event_stream.py).
     "event_stream",
 ]
@@ -76,7 +76,7 @@ def _import_routes(name: str) -> ModuleType | None:
 
 
 def _router_dependencies(name: str, router: APIRouter) -> list:
-    """Dependencies main.py adds to a router (issue 5): rate limits on the auth routes, and the audit
+    """Dependencies main.py adds to a router: rate limits on the auth routes, and the audit
     record of every non-GET request on any router under ``/admin``."""
     from tradefleet.api.routes.admin_audit import audit_admin_request
     from tradefleet.security.ratelimit import limit_auth, limit_user_routes
@@ -137,7 +137,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_error_handlers(app)
-    install_middleware(app, api_prefix=API_PREFIX)  # issue 5: CORS, security headers, body limit, 500s
+    install_middleware(app, api_prefix=API_PREFIX)  # CORS, security headers, body limit, 500s
     # Outermost: no private vault key in production; no example secrets beyond loopback.
     install_exposure_checks(app, settings)
     document_error_format(app)

@@ -17,7 +17,7 @@ from tradefleet.config import get_settings
 
 # ccxt logs every request's headers and every response at DEBUG (``ccxt.base.exchange``): the
 # headers carry API keys (Binance's X-MBX-APIKEY, OKX's passphrase). Never below INFO, whatever the
-# root level (issue 4, SECRETS.md); workers also scrub decrypted keys from every log record.
+# root level (SECRETS.md); workers also scrub decrypted keys from every log record.
 logging.getLogger("ccxt").setLevel(logging.INFO)
 
 # Per-exchange ccxt options: Tradefleet trades spot markets only, so ccxt must not load the

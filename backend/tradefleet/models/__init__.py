@@ -42,10 +42,10 @@ from tradefleet.models.user import (  # noqa: F401
     UserMeUpdate,
     UsersPublic,
 )
-from tradefleet.models.auth import OneTimeToken, RecoveryCode, RefreshToken, TokenPurpose  # noqa: F401  (issue 5)
-from tradefleet.models.audit import AuditEvent, AuditEventPublic, AuditEventsPublic  # noqa: F401  (issue 5)
-from tradefleet.models.system import HaltPublic, HaltUpdate, TradingHalt  # noqa: F401  (issue 4)
-from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
+from tradefleet.models.auth import OneTimeToken, RecoveryCode, RefreshToken, TokenPurpose  # noqa: F401
+from tradefleet.models.audit import AuditEvent, AuditEventPublic, AuditEventsPublic  # noqa: F401
+from tradefleet.models.system import HaltPublic, HaltUpdate, TradingHalt  # noqa: F401
+from tradefleet.models.exchange_account import (  # noqa: F401
     ExchangeAccount,
     ExchangeAccountCreate,
     ExchangeAccountPublic,
@@ -53,7 +53,7 @@ from tradefleet.models.exchange_account import (  # noqa: F401  (issue 4)
     ExchangeAccountUpdate,
     KeyCheckStatus,
 )
-from tradefleet.models.live import LiveEvent, StrategySetting  # noqa: F401  (issue 6)
+from tradefleet.models.live import LiveEvent, StrategySetting  # noqa: F401
 from tradefleet.models.strategy_version import (  # noqa: F401
     ReviewReject,
     RunVersionMove,

@@ -1,4 +1,4 @@
-"""Tables of sign-in state (issue 5): refresh tokens (when kept in the database), single-use e-mail
+"""Tables of sign-in state: refresh tokens (when kept in the database), single-use e-mail
 tokens (verification, password reset) and 2FA recovery codes.
 
 Every secret here is stored as its SHA-256 hex digest, never in clear: a copy of the database does not

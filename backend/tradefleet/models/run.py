@@ -96,7 +96,7 @@ class Run(SQLModel, table=True):
     last_price: float | None = Field(default=None, sa_column=Column(Float))
     # Strategy state kept between ticks (stateful hook); JSON-serialisable.
     state: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    # Live runs (issue 4): the keys that trade, and when a kill (stop, cancel, close at market) was asked.
+    # Live runs: the keys that trade, and when a kill (stop, cancel, close at market) was asked.
     exchange_account_id: uuid.UUID | None = Field(
         default=None, sa_column=Column(SAUuid, ForeignKey("exchange_account.id", ondelete="SET NULL"),
                                        nullable=True, index=True))

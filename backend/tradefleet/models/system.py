@@ -22,7 +22,7 @@ class WorkerHeartbeat(SQLModel, table=True):
 
 
 class TradingHalt(SQLModel, table=True):
-    """The admin's global halt of live trading (issue 4): one row, ``id = 1``. While ``halted``, no
+    """The admin's global halt of live trading: one row, ``id = 1``. While ``halted``, no
     new live order is sent; runs keep their status and record a ``halted`` event on each tick.
     Read through :func:`tradefleet.execution.risk.get_halt` (cached)."""
 

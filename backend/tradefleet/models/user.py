@@ -39,7 +39,7 @@ class User(SQLModel, table=True):
     is_active: bool = True
     is_verified: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=dt_column())
-    # --- issue 5: tokens and two-factor --------------------------------------------------------
+    # --- tokens and two-factor --------------------------------------------------------
     token_version: int = 0
     """Carried by every access and refresh token as ``ver``; raised when the password changes or an
     admin disables the account, which invalidates every token issued before."""

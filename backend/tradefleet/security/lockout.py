@@ -99,7 +99,7 @@ def _notify_owner(session: Session, email: str, *, failures: int, duration_s: in
     try:
         from tradefleet.emails import send_account_locked
     except ImportError:
-        # The e-mail module of issue 5 is not in this tree yet: the log is the notification.
+        # Without the e-mail module the log line is the notification.
         logger.warning("account locked notice for user %s (no e-mail sender available): %d failures, until %s",
                        user.id, failures, until.isoformat())
         return

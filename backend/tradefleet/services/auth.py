@@ -1,4 +1,4 @@
-"""Sign-in flows (issue 5): tokens, e-mail verification, password reset and change, two-factor.
+"""Sign-in flows: tokens, e-mail verification, password reset and change, two-factor.
 
 Keyword-only, session first; these functions commit. E-mails are enqueued after the commit
 (:func:`tradefleet.emails.enqueue_email`), so a worker never mails a token that is not stored yet.
@@ -87,7 +87,7 @@ def login(*, session: Session, email: str, password: str) -> Token | MfaRequired
     not reveal which e-mails are registered) and :class:`AccountDisabled` (said only after the password
     proved who is asking).
     """
-    # Lockout and audit (security part of issue 5): a locked account is refused (429, Retry-After) before
+    # Lockout and audit: a locked account is refused (429, Retry-After) before
     # the password is looked at; failures count towards the lock; every outcome is in the audit log.
     from tradefleet.security import lockout
     from tradefleet.services import audit

@@ -18,7 +18,7 @@ Deleting
 
 Audit
     :func:`_audit` is the one place that reports what happened to an account (add, update, delete,
-    check requested), without any secret; the audit log of issue 5 is wired into it at merge.
+    check requested), without any secret; every change is written to the audit log.
 """
 
 from __future__ import annotations

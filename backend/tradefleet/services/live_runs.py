@@ -1,4 +1,4 @@
-"""Live runs and kill switches (issue 4): validation of a live run, stop / kill of one run, the
+"""Live runs and kill switches: validation of a live run, stop / kill of one run, the
 trader's kill-all, and the admin's view of every run. Keyword-only, session first; commits.
 
 The API never calls an exchange: stopping or killing a live run sets its status (and ``killed_at``)

@@ -88,7 +88,7 @@ def validate_run(*, session: Session, run_in: RunCreate) -> tuple[dict[str, Any]
         raise validation_error("exchange", f"exchange {run_in.exchange!r} is not enabled on this platform "
                                f"(enabled: {', '.join(settings.EXCHANGES_ENABLED)})")
     if run_in.mode == RunMode.paper and run_in.exchange_account_id is not None:
-        # Paper runs never hold credentials (issue 4).
+        # Paper runs never hold credentials.
         raise validation_error("exchange_account_id", "paper runs take no exchange account; use mode \"live\"")
     if run_in.mode == RunMode.live and run_in.exchange_account_id is None:
         raise validation_error("exchange_account_id", "a live run needs one of your exchange accounts")
@@ -180,7 +180,7 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     run.last_candle_ms = None
     event = RunEvent(run_id=run.id, kind="started", message="run started")
     session.add(event)
-    audit.record(session=session, actor=owner, action="run.started", target=run,  # issue 5: audit log
+    audit.record(session=session, actor=owner, action="run.started", target=run,
                  detail={"mode": run.mode.value, "strategy": run.strategy}, commit=False)
     session.commit()
     session.refresh(run)
@@ -265,7 +265,7 @@ def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: s
     message = "run stopped" + (f"; cancelled {len(cancelled)} open order(s)" if cancelled else "")
     event = RunEvent(run_id=run.id, kind="stopped", message=message, level=EventLevel.info)
     session.add(event)
-    audit.record(session=session, actor=actor, action="run.stopped", target=run,  # issue 5: audit log
+    audit.record(session=session, actor=actor, action="run.stopped", target=run,
                  detail={"cancelled_orders": len(cancelled), "by": by}, commit=False)
     session.commit()
     session.refresh(run)

@@ -1,4 +1,4 @@
-"""What an admin's system page shows (issue 6): workers alive, Celery queue depth, database and Redis
+"""What an admin's system page shows: workers alive, Celery queue depth, database and Redis
 status, and how far behind the running runs are. Read-only; never calls an exchange; every probe
 reports its failure instead of raising, so the page works exactly when something is down."""
 

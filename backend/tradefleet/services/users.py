@@ -78,7 +78,7 @@ def authenticate(*, session: Session, email: str, password: str) -> User | None:
     return user
 
 
-# --- administration (issue 5) --------------------------------------------------------------------
+# --- administration --------------------------------------------------------------------
 
 
 def list_users(*, session: Session, q: str | None = None, role: Role | None = None, limit: int = 100,

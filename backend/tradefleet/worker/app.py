@@ -14,8 +14,8 @@ def create_celery() -> Celery:
     settings = get_settings()
     app = Celery("tradefleet", broker=settings.broker_url, include=[
         "tradefleet.worker.tasks",
-        "tradefleet.worker.email_tasks",  # issue 5: e-mail and password-reset tasks
-        "tradefleet.worker.live",  # issue 4: live order reconciliation and kills
+        "tradefleet.worker.email_tasks",  # e-mail and password-reset tasks
+        "tradefleet.worker.live",  # live order reconciliation and kills
     ])
     app.conf.update(
         task_ignore_result=True,
@@ -48,7 +48,7 @@ def create_celery() -> Celery:
             },
             "worker.heartbeat": {"task": "worker.heartbeat", "schedule": 5.0, "options": {"expires": 10}},
             "market.refresh_catalogs": {"task": "market.refresh_catalogs", "schedule": 3600.0},
-            # issue 4: live orders that are not final are reconciled with their exchange.
+            # live orders that are not final are reconciled with their exchange.
             "live.reconcile": {"task": "live.reconcile", "schedule": settings.RECONCILE_INTERVAL_S,
                                "options": {"expires": settings.RECONCILE_INTERVAL_S}},
         },

@@ -1,4 +1,4 @@
-"""Celery tasks of the accounts (issue 5): sending e-mail, and password-reset requests.
+"""Celery tasks of the accounts: sending e-mail, and password-reset requests.
 
 ``email.send`` retries SMTP and network errors automatically, a few times with exponential backoff,
 each countdown well below the broker's visibility timeout (3600 s on Redis), then gives up with an error

@@ -1,4 +1,4 @@
-"""Celery tasks of live trading (issue 4): reconciliation of live orders and the worker's part of a
+"""Celery tasks of live trading: reconciliation of live orders and the worker's part of a
 stop or kill. Thin wrappers over :mod:`tradefleet.execution.orders`; each re-reads the database and
 is safe to run twice or concurrently (one process works on an order at a time, see
 :func:`tradefleet.execution.orders.order_lease`)."""

@@ -189,7 +189,7 @@ def _sync_bundled_strategies() -> None:
         log.exception("cannot record the bundled strategies as versions")
 
 
-# --- exchange keys (issue 4) -----------------------------------------------------------------------
+# --- exchange keys -----------------------------------------------------------------------
 
 
 @worker_init.connect

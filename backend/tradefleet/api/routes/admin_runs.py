@@ -1,4 +1,4 @@
-"""Admin control of every user's runs and of live trading as a whole (issue 4). Every route requires
+"""Admin control of every user's runs and of live trading as a whole. Every route requires
 an admin (403 otherwise), checked on the server by the router's dependency."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Platform administration added by issue 6: system health and strategy switches. Admins only (403)."""
+"""Platform administration: system health and strategy switches. Admins only (403)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chart data of the current user's runs and backtests (issue 6): the candles of their market. Owner-scoped:
+"""Chart data of the current user's runs and backtests: the candles of their market. Owner-scoped:
 another user's run or backtest is a 404. Never calls an exchange: candles come from the candle store (``tradefleet data``,
 backtest downloads, the recorded files ``make run`` stores) and from the window the engine last fetched
 for the run (the cache, when it is shared: Redis)."""

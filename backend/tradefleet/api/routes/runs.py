@@ -128,7 +128,7 @@ def list_equity(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
                                            "to about this many snapshots (first and last kept)")
                 ) -> list[EquitySnapshot]:
     """One snapshot per evaluated candle: cash, position, close price and equity (quote currency).
-    With ``points`` (issue 6: the dashboard's small equity lines), evenly spaced snapshots of the whole
+    With ``points`` (the dashboard's small equity lines), evenly spaced snapshots of the whole
     run instead, oldest first, always including the first and the last; ``skip``/``limit``/``since_ms``
     do not apply then."""
     if points is not None:

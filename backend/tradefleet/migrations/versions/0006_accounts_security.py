@@ -1,12 +1,8 @@
-"""accounts and security (issue 5): the audit log
+"""accounts and security: the audit log
 
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01
-
-NOTE for the accounts part of issue 5 (5a): this file was created by the security part for the
-``audit_event`` table; add your tables/columns to ``upgrade()`` / ``downgrade()`` below (one migration
-file per worktree), with small edits.
 
 ``audit_event``: append-only trail of security-relevant actions (see ``tradefleet/models/audit.py``);
 ``actor_id`` deliberately has no foreign key, so a deleted user's trail stays.
@@ -24,7 +20,7 @@ JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgres
 
 
 def upgrade() -> None:
-    # --- accounts (accounts part of issue 5): token version, 2FA, refresh/e-mail tokens, recovery codes ---
+    # --- accounts: token version, 2FA, refresh/e-mail tokens, recovery codes ---
     with op.batch_alter_table("user", schema=None) as batch_op:
         batch_op.add_column(sa.Column("token_version", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("totp_secret", sa.Text(), nullable=True))
@@ -71,7 +67,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_recovery_code_user_id", "recovery_code", ["user_id"])
 
-    # --- audit log (security part of issue 5) ---
+    # --- audit log ---
     op.create_table(
         "audit_event",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -92,7 +88,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # --- accounts (accounts part of issue 5) ---
+    # --- accounts ---
     op.drop_index("ix_recovery_code_user_id", table_name="recovery_code")
     op.drop_table("recovery_code")
     op.drop_index("ix_one_time_token_user_id", table_name="one_time_token")
@@ -106,7 +102,7 @@ def downgrade() -> None:
         batch_op.drop_column("totp_secret")
         batch_op.drop_column("token_version")
 
-    # --- audit log (security part of issue 5) ---
+    # --- audit log ---
     op.drop_index("ix_audit_event_action_at", table_name="audit_event")
     op.drop_index("ix_audit_event_actor_at", table_name="audit_event")
     op.drop_index("ix_audit_event_at", table_name="audit_event")

@@ -1,4 +1,4 @@
-"""live trading (issue 4): exchange accounts with encrypted keys; live orders and runs
+"""live trading: exchange accounts with encrypted keys; live orders and runs
 
 Revision ID: 0007
 Revises: 0006

@@ -1,4 +1,4 @@
-"""live events (the SSE fallback without Redis) and admin strategy switches (issue 6)
+"""live events (the SSE fallback without Redis) and admin strategy switches
 
 Revision ID: 0008
 Revises: 0007
