@@ -32,6 +32,9 @@ class Settings(BaseSettings):
 
     ENVIRONMENT: Literal["local", "test", "production"] = "local"
     PROJECT_NAME: str = "Tradefleet"
+    API_DOCS: Literal["public", "admins", "off"] | None = None
+    """Who may read the OpenAPI document behind ``/api/v1/docs``: ``public``, ``admins`` (an admin's bearer
+    token) or ``off`` (404). Unset: ``admins`` in production, ``public`` elsewhere (``tradefleet.api.docs``)."""
 
     # --- storage -------------------------------------------------------------------------
     DATABASE_URL: str = f"sqlite:///{REPO_ROOT / 'var' / 'tradefleet.db'}"
@@ -219,10 +222,10 @@ class Settings(BaseSettings):
             return {k.strip(): v.strip() for k, v in pairs}
         return value
 
-    @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", mode="before")
+    @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", "API_DOCS", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # `.env.example` leaves the caps empty: no cap.
+        # `.env.example` leaves these empty: no cap, the environment's default docs access.
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("API_ENCRYPTION_KEYS", "TOTP_ENCRYPTION_KEY", mode="after")

@@ -71,7 +71,9 @@ export function routeTable() {
       const cached = sessionStorage.getItem(ROUTES);
       if (cached) return new Set(JSON.parse(cached));
       try {
-        const res = await fetch(apiUrl("/openapi.json"));
+        // With the tab's token: API_DOCS=admins serves the document to admins only (others get null).
+        const headers = tokens.access ? { Authorization: `Bearer ${tokens.access}` } : {};
+        const res = await fetch(apiUrl("/openapi.json"), { headers });
         if (!res.ok) return null;
         const doc = await res.json();
         const out = [];

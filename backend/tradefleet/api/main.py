@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from tradefleet.api.deps import API_PREFIX, get_current_user
+from tradefleet.api.docs import install_docs
 from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
 from tradefleet.api.exposure import install_exposure_checks
 from tradefleet.api.middleware import install_middleware
@@ -129,10 +130,10 @@ def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
         title=settings.PROJECT_NAME,
-        # Under /api/ so the docs are reachable through the production Nginx, which only proxies /api/.
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
-        swagger_ui_oauth2_redirect_url=f"{API_PREFIX}/docs/oauth2-redirect",
+        # The document and the page are served by api/docs.py (under /api/, which the production Nginx
+        # proxies; the page loads the vendored Swagger UI), as API_DOCS allows.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -141,6 +142,7 @@ def create_app() -> FastAPI:
     # Outermost: no private vault key in production; no example secrets beyond loopback.
     install_exposure_checks(app, settings)
     document_error_format(app)
+    install_docs(app, settings)
 
     authenticated = APIRouter(dependencies=[Depends(get_current_user)])
     _collect(ROUTERS, authenticated)

@@ -9,8 +9,8 @@
      else a new one) in ``request.state.request_id`` and on the response;
    * security headers on every response: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
      no-referrer``, ``X-Frame-Options: DENY``, a ``Content-Security-Policy`` (``default-src 'none'`` for
-     API replies, which are JSON; ``frame-ancestors 'none'`` and friends for the frontend and the API
-     docs, which load their own scripts), and ``Strict-Transport-Security`` with ``ENVIRONMENT=production``;
+     API replies, which are JSON; :data:`~tradefleet.api.docs.DOCS_CSP` for the API docs page;
+     ``frame-ancestors 'none'`` and friends for the frontend, which loads its own scripts), and ``Strict-Transport-Security`` with ``ENVIRONMENT=production``;
    * ``MAX_REQUEST_BYTES``: a body announced larger by ``Content-Length`` is refused at once; a body that
      grows past it while streaming (chunked, or a lying ``Content-Length``) is cut off as soon as the limit
      is passed. Both answer ``413 {"detail": "request body too large (limit N bytes)"}``;
@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradefleet.api.docs import DOCS_CSP, DOCS_PATH
 from tradefleet.api.errors import error_body, internal_error_response
 from tradefleet.config import get_settings
 from tradefleet.security.ratelimit import client_ip_of
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-# The frontend and Swagger UI run scripts and styles; they still may not be framed or post elsewhere.
+# The frontend runs scripts and styles; it still may not be framed or post elsewhere. (The API docs page
+# has its own policy, api/docs.DOCS_CSP.)
 PAGE_CSP = "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"
 HSTS = "max-age=63072000; includeSubDomains"
 
@@ -66,12 +68,17 @@ class SecurityMiddleware:
         self.docs_paths = docs_paths
 
     def _headers(self, path: str) -> list[tuple[bytes, bytes]]:
-        is_api = path.startswith(self.api_prefix) and not path.startswith(self.docs_paths)
+        if path in self.docs_paths:
+            csp = DOCS_CSP
+        elif path.startswith(self.api_prefix):
+            csp = API_CSP
+        else:
+            csp = PAGE_CSP
         headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"no-referrer"),
             (b"x-frame-options", b"DENY"),
-            (b"content-security-policy", (API_CSP if is_api else PAGE_CSP).encode()),
+            (b"content-security-policy", csp.encode()),
             (b"cross-origin-opener-policy", b"same-origin"),
         ]
         if self.production:
@@ -181,5 +188,5 @@ def install_middleware(app: FastAPI, *, api_prefix: str) -> None:
         max_body_bytes=settings.MAX_REQUEST_BYTES,
         production=settings.ENVIRONMENT == "production",
         api_prefix=api_prefix,
-        docs_paths=(f"{api_prefix}/docs", f"{api_prefix}/redoc"),
+        docs_paths=(DOCS_PATH,),
     )
