@@ -215,7 +215,7 @@ def test_event_driven_equals_the_paper_account(seed):
     assert np.array_equal(sim.equity, np.array(equity))
     assert len(closed) == len(sim.trades)
     for ours, theirs in zip(sim.trades, closed):
-        p = theirs.position
+        p = theirs.round_trip
         assert (ours[0], ours[1], ours[2], ours[3], ours[4], ours[7]) == (
             p.entry_time_ms, p.entry_price, p.bought, p.entry_fee, theirs.exit_time_ms, theirs.reason)
         assert ours[5] == pytest.approx(theirs.exit_price, rel=1e-14) and ours[6] == p.exit_fee

@@ -14,7 +14,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from tradefleet.config import REPO_ROOT
-from tradefleet.engine.evaluate import client_order_id, evaluate_market
+from tradefleet.engine.evaluate import evaluate_market
+from tradefleet.execution.order_ids import client_order_id
 from tradefleet.engine.schedule import plan
 from tradefleet.models import (
     EquitySnapshot,

@@ -156,7 +156,7 @@ def test_kill_sells_the_position_at_market_and_stops(session, live_env, sim_acco
 
 def test_stop_cancels_a_resting_order_on_the_exchange(session, live_env, sim_account, verified_user, redis_url):
     """A live order still open on the exchange when its run stops is cancelled there by reconciliation."""
-    from tradefleet.engine.evaluate import client_order_id
+    from tradefleet.execution.order_ids import client_order_id
     from tradefleet.execution.orders import broker_for_run
     from tradefleet.models import OrderType
     from tradefleet.services.runs import stop_run

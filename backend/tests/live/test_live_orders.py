@@ -11,7 +11,7 @@ import pytest
 from conftest import MINUTE, balances, exchange_orders, new_live_run, reload, tick
 from sqlmodel import select
 
-from tradefleet.engine.evaluate import client_order_id
+from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.orders import process_order, reconcile
 from tradefleet.models import Fill, Order, OrderSide, OrderStatus, OrderType, Run, RunEvent, RunStatus, Trade, TradeStatus
 

@@ -42,7 +42,8 @@ candle ``i`` in order:
 At the end an open position stays open: listed as an open trade (``is_open``, no exit) and valued
 at the last close in the equity curve and the metrics. A closed trade's
 ``pnl = amount * (exit - entry) - entry_fee - exit_fee`` and
-``pnl_pct = pnl / (amount * entry + entry_fee) * 100``; times are the fill candles' open times.
+``pnl_pct = pnl / (amount * entry + entry_fee) * 100`` (:mod:`tradefleet.execution.ledger`, the formulas
+paper and live trades use); times are the fill candles' open times.
 
 Implementation
 ==============
@@ -74,6 +75,7 @@ from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.lookahead import LookaheadReport, check_lookahead
 from tradefleet.backtest.metrics import compute_metrics
 from tradefleet.execution.account import PaperAccount
+from tradefleet.execution.ledger import round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
 from tradefleet.execution.paper import MarketRules, Wallet, floor_to_step
 from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, check_state
 from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
@@ -412,7 +414,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
         except (StrategyError, ValueError) as exc:
             raise BacktestError(f"{exc} (candle {iso_ms(t)})") from None
         for closed in account.take_events().closed:
-            p = closed.position
+            p = closed.round_trip
             trades.append((row_of[p.entry_time_ms], p.entry_price, p.bought, p.entry_fee,
                            row_of[closed.exit_time_ms], closed.exit_price, p.exit_fee, closed.reason))
         equity[k] = account.equity(float(c[i]))
@@ -563,12 +565,12 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
     if sim.open_trade is not None:
         e, price, amount, entry_fee = sim.open_trade
         last_close = float(tested["close"].iat[-1])
-        pnl = amount * (last_close - price) - entry_fee
+        pnl = unrealised_pnl(amount, last_close, bought=amount, entry_price=price, entry_fee=entry_fee)
         trades.append({
             "entry_time": iso_ms(int(time_ms[e])), "entry_time_ms": int(time_ms[e]), "exit_time": None,
             "exit_time_ms": None, "entry_price": price, "exit_price": None, "amount": amount,
             "entry_fee": entry_fee, "exit_fee": None, "fees": entry_fee, "pnl": pnl,
-            "pnl_pct": pnl / (amount * price + entry_fee) * 100.0, "exit_reason": None, "is_open": True,
+            "pnl_pct": round_trip_pnl_pct(pnl, amount, price, entry_fee), "exit_reason": None, "is_open": True,
         })
     metrics = compute_metrics(stake=float(stake), equity=sim.equity, time_ms=time_ms, timeframe_s=tf_s,
                               closed=closed, position=sim.position, fees_paid=sim.fees_paid)
@@ -599,8 +601,8 @@ def _trade_dicts(time_ms: np.ndarray, trades: list[tuple[int, float, float, floa
         return []
     e, entry, amount, entry_fee, i, exit_price, exit_fee, reason = (np.array(col) for col in zip(*trades))
     entry_ms, exit_ms = time_ms[e.astype("int64")], time_ms[i.astype("int64")]
-    pnl = amount * (exit_price - entry) - entry_fee - exit_fee
-    pnl_pct = pnl / (amount * entry + entry_fee) * 100.0
+    pnl = round_trip_pnl(amount, entry, exit_price, entry_fee, exit_fee)
+    pnl_pct = round_trip_pnl_pct(pnl, amount, entry, entry_fee)
     fees = entry_fee + exit_fee
     keys = ("entry_time", "entry_time_ms", "exit_time", "exit_time_ms", "entry_price", "exit_price", "amount",
             "entry_fee", "exit_fee", "fees", "pnl", "pnl_pct", "exit_reason", "is_open")

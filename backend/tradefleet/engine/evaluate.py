@@ -45,7 +45,9 @@ from sqlmodel import Session, select
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
 from tradefleet.events import Outbox, jsonable
-from tradefleet.execution.account import Intent, PaperAccount, Position, StepEvents
+from tradefleet.execution.account import Intent, PaperAccount, StepEvents
+from tradefleet.execution.ledger import RoundTrip
+from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import MarketRules, PaperBroker, Wallet
 from tradefleet.market.candles import Market, get_candles
 from tradefleet.models import (
@@ -78,33 +80,6 @@ from tradefleet.strategy.registry import get_registry
 from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
-
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _base36(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, rest = divmod(number, 36)
-        digits.append(_B36[rest])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
-_REASON_TAGS = {"enter_long": "e", "exit_long": "x", "stoploss": "s", "trailing_stop": "r",
-                "take_profit": "p", "buy": "b", "sell": "o"}
-
-
-def client_order_id(run_id: uuid.UUID, signal_candle_ms: int, reason: str, seq: int = 0) -> str:
-    """The deterministic client order id of a run's ``seq``-th order decided on one candle:
-    ``t`` + run id (25 base-36 digits) + candle open time (8) + reason tag (1) + ``seq`` (1), 36
-    characters, within Binance's ``newClientOrderId`` rule ``^[.A-Z:/a-z0-9_-]{1,36}$``. The same
-    decision always gets the same id, which is what lets the order manager find an order before
-    re-sending it."""
-    if not 0 <= seq < 36:
-        raise ValueError(f"at most 36 orders per run and candle, got sequence {seq}")
-    tag = _REASON_TAGS.get(reason, "z")
-    return f"t{_base36(run_id.int, 25)}{_base36(signal_candle_ms, 8)}{tag}{_B36[seq]}"
-
 
 @dataclass
 class TickReport:
@@ -405,7 +380,7 @@ class _RunTicker:
         for t, level, text in log_lines:
             self.batch.event(run, "log", text, level=EventLevel(level), candle_ms=t)
         if account.position is not None:
-            self._sync_trade(account.position)
+            account.position.store()
         wallet = account.wallet
         run.cash, run.position_amount = wallet.cash, wallet.position_amount
         run.position_entry_price = account.position.entry_price if account.position is not None else None
@@ -537,12 +512,7 @@ class _RunTicker:
                         fees_paid=run.fees_paid)
         position = None
         if trade is not None and run.position_amount > 0:
-            sold = max(0.0, trade.amount - run.position_amount)
-            position = Position(entry_time_ms=trade.entry_time_ms, amount=run.position_amount,
-                                entry_price=trade.entry_price, bought=trade.amount, entry_fee=trade.entry_fee,
-                                high_water=trade.high_water_mark or trade.entry_price, sold=sold,
-                                exit_price=trade.exit_price if sold else None, exit_fee=trade.exit_fee or 0.0,
-                                ref=trade)
+            position = RoundTrip.from_trade(trade, run.position_amount)
         # A sell the platform decided (exit signal) sells the whole position; a strategy's own sell
         # (on_candle) sells the amount it asked for.
         intents = [Intent(side=o.side.value, reason=o.reason, signal_ms=o.signal_candle_ms,
@@ -573,28 +543,13 @@ class _RunTicker:
             self.batch.event(run, "order_rejected", f"{order.side.value} order rejected: {reason}",
                              level=EventLevel.warning, candle_ms=t)
         for position in events.opened:
-            position.ref = Trade(run_id=run.id, status=TradeStatus.open, amount=position.bought,
-                                 entry_time_ms=position.entry_time_ms, entry_price=position.entry_price,
-                                 entry_fee=position.entry_fee, high_water_mark=position.high_water)
-            self.session.add(position.ref)
+            self.session.add(position.new_trade(run.id))
             self.touched_trades[run.id].append(position.ref)
         for fill_event in events.fills:
             self._record_fill(run, fill_event.intent.ref, fill_event.fill, fill_event.time_ms)
         for closed in events.closed:
-            trade = closed.position.ref
-            self._sync_trade(closed.position)
-            trade.status = TradeStatus.closed
-            trade.exit_time_ms, trade.exit_price, trade.exit_reason = closed.exit_time_ms, closed.exit_price, closed.reason
-            trade.pnl, trade.pnl_pct = closed.pnl, closed.pnl_pct
+            trade = closed.round_trip.close(time_ms=closed.exit_time_ms, reason=closed.reason)
             self.touched_trades[run.id].append(trade)
-
-    @staticmethod
-    def _sync_trade(position: Position) -> None:
-        trade = position.ref
-        trade.amount, trade.entry_price, trade.entry_fee = position.bought, position.entry_price, position.entry_fee
-        trade.exit_fee = position.exit_fee if position.sold else None
-        trade.exit_price = position.exit_price if position.sold else None
-        trade.high_water_mark = position.high_water
 
     def _record_fill(self, run: _RunRow, order: Order, fill, candle_ms: int) -> None:
         order.status = OrderStatus.filled

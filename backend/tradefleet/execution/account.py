@@ -23,9 +23,10 @@ model"; the convention is backtesting.py's ``trade_on_close=False``):
    (:meth:`buy`, :meth:`sell`).
 4. Equity at the close: ``cash + position × close``.
 
-A round trip (:class:`Position`) opens with the first buy from flat and closes when the position
-returns to zero; several buys average the entry, partial sells average the exit, and its PnL is
-``bought × (average exit − average entry) − all fees`` (quote currency).
+A round trip (:class:`~tradefleet.execution.ledger.RoundTrip`, whose module owns its arithmetic) opens with
+the first buy from flat and closes when the position returns to zero; several buys average the entry,
+partial sells average the exit, and its PnL is ``bought × (average exit − average entry) − all fees``
+(quote currency).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.paper import MarketRules, OrderRejected, PaperBroker, PaperFill, Wallet
 
 EXIT_REASONS = ("exit_long", "stoploss", "trailing_stop", "take_profit")
@@ -54,26 +56,6 @@ class Intent:
 
 
 @dataclass
-class Position:
-    """The open round trip. Amounts in base, prices and fees in quote."""
-
-    entry_time_ms: int
-    amount: float
-    entry_price: float
-    bought: float
-    entry_fee: float
-    high_water: float
-    sold: float = 0.0
-    exit_price: float | None = None
-    exit_fee: float = 0.0
-    ref: Any = None
-
-    @property
-    def buy_cost(self) -> float:
-        return self.bought * self.entry_price
-
-
-@dataclass
 class FillEvent:
     intent: Intent
     fill: PaperFill
@@ -82,7 +64,7 @@ class FillEvent:
 
 @dataclass
 class ClosedTrade:
-    position: Position
+    round_trip: RoundTrip
     exit_time_ms: int
     exit_price: float
     reason: str
@@ -95,7 +77,7 @@ class StepEvents:
     """What happened on the candles stepped since the last :meth:`PaperAccount.take_events`."""
 
     fills: list[FillEvent] = field(default_factory=list)
-    opened: list[Position] = field(default_factory=list)
+    opened: list[RoundTrip] = field(default_factory=list)
     closed: list[ClosedTrade] = field(default_factory=list)
     intents: list[Intent] = field(default_factory=list)
     rejected: list[tuple[Intent, str]] = field(default_factory=list)
@@ -104,7 +86,7 @@ class StepEvents:
 class PaperAccount:
     """A wallet, its open round trip and its pending orders, with the rules above."""
 
-    def __init__(self, rules: MarketRules, *, wallet: Wallet, position: Position | None = None,
+    def __init__(self, rules: MarketRules, *, wallet: Wallet, position: RoundTrip | None = None,
                  pending: list[Intent] | None = None, stoploss: float | None = None,
                  take_profit: float | None = None, trailing_stop: float | None = None) -> None:
         self.broker = PaperBroker(rules)
@@ -130,34 +112,28 @@ class PaperAccount:
             self.events.rejected.append((intent, str(exc)))
             return
         self.events.fills.append(FillEvent(intent, fill, time_ms))
+        p = self.position
         if fill.side == "buy":
-            if self.position is None:
-                self.position = Position(entry_time_ms=time_ms, amount=fill.amount, entry_price=fill.price,
-                                         bought=fill.amount, entry_fee=fill.fee, high_water=fill.price)
+            if p is None:
+                self.position = RoundTrip.open(time_ms, price=fill.price, amount=fill.amount, fee=fill.fee)
                 self.events.opened.append(self.position)
             else:
-                p = self.position
-                p.entry_price = (p.buy_cost + fill.cost) / (p.bought + fill.amount)
-                p.bought += fill.amount
-                p.amount += fill.amount
-                p.entry_fee += fill.fee
-                p.high_water = max(p.high_water, fill.price)
+                p.add_buy(price=fill.price, amount=fill.amount, fee=fill.fee)
             return
-        p = self.position
         if p is None:  # a sell without a round trip (cannot happen: the broker rejects it)
             return
-        # Averages are kept exact for the usual single buy and single sell (no a*p/a round trip).
-        p.exit_price = fill.price if p.sold == 0 else (p.exit_price * p.sold + fill.cost) / (p.sold + fill.amount)
-        p.sold += fill.amount
-        p.exit_fee += fill.fee
-        p.amount = wallet.position_amount
+        p.add_sell(price=fill.price, amount=fill.amount, fee=fill.fee, remaining=wallet.position_amount)
         if wallet.position_amount == 0:
-            pnl = p.bought * (p.exit_price - p.entry_price) - p.entry_fee - p.exit_fee
-            closed = ClosedTrade(p, time_ms, p.exit_price, intent.reason, pnl,
-                                 pnl / (p.buy_cost + p.entry_fee) * 100.0)
+            pnl = p.pnl
             wallet.realised_pnl += pnl
-            self.events.closed.append(closed)
+            self.events.closed.append(ClosedTrade(p, time_ms, p.exit_price, intent.reason, pnl, p.pnl_pct))
             self.position = None
+
+    def fill_now(self, intent: Intent, price: float, time_ms: int) -> None:
+        """Fill ``intent`` at ``price`` at once, outside the candle rules (a kill's sell at the last price);
+        its events are recorded like any other fill's."""
+        self.events.intents.append(intent)
+        self._apply(intent, price, time_ms)
 
     def open_candle(self, time_ms: int, open_: float) -> None:
         """Step 1: fill the pending orders at this candle's open."""

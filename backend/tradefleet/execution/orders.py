@@ -4,7 +4,7 @@ idempotent recording of fills, reconciliation with the exchange.
 The order path never loses or doubles an order, whatever crashes where:
 
 1. **Intent.** The order row is written with its deterministic ``client_order_id``
-   (:func:`tradefleet.engine.evaluate.client_order_id`) and status ``intent``, and committed, before
+   (:func:`tradefleet.execution.order_ids.client_order_id`) and status ``intent``, and committed, before
    any network call (the live tick writes it in its own transaction).
 2. **Risk guard** (:func:`tradefleet.execution.risk.check_order`): the decision is recorded as a run
    event; a refused order becomes ``rejected`` and is never sent.
@@ -55,7 +55,9 @@ from sqlmodel import Session, select
 from tradefleet.config import get_settings
 from tradefleet.db import get_engine, lock_for_write, session_scope
 from tradefleet.events import Outbox, jsonable
+from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.live import PAUSING, TRANSIENT, CcxtBroker, retrying
+from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import floor_to_step
 from tradefleet.execution.risk import check_order
 from tradefleet.market.candles import timeframe_ms
@@ -233,19 +235,19 @@ def _apply_fill(session: Session, run: Run, order: Order, trade_row: Trade | Non
         run.cash -= cost + fee_quote
         run.position_amount += got
         run.fees_paid += fee_value
+        # The round trip's entry price is the price paid (gross), its base what the position received (net
+        # of a fee taken in base), its entry fee the fees valued in quote: entry × bought + fee = cost.
         if trade_row is None:
-            # entry_price is the price paid (gross), amount what the position received (net of a fee
-            # taken in base), entry_fee the fees valued in quote: entry_price × amount + entry_fee = cost.
-            trade_row = Trade(run_id=run.id, status=TradeStatus.open, amount=got, entry_time_ms=time_ms,
-                              entry_price=price, entry_fee=fee_value, high_water_mark=price)
+            round_trip = RoundTrip.open(time_ms, price=price, amount=got, fee=fee_value)
+            trade_row = round_trip.new_trade(run.id)
             session.add(trade_row)
         else:
-            trade_row.entry_price = (trade_row.amount * trade_row.entry_price + got * price) / (trade_row.amount + got)
-            trade_row.amount += got
-            trade_row.entry_fee += fee_value
-            trade_row.high_water_mark = max(trade_row.high_water_mark or price, price)
+            round_trip = RoundTrip.from_trade(trade_row, run.position_amount - got)
+            round_trip.add_buy(price=price, amount=got, fee=fee_value)
+            round_trip.store()
         run.position_entry_price = trade_row.entry_price
     else:
+        held = run.position_amount
         run.cash += cost - fee_quote
         run.position_amount -= amount + fee_base
         run.fees_paid += fee_value
@@ -256,24 +258,16 @@ def _apply_fill(session: Session, run: Run, order: Order, trade_row: Trade | Non
         # trip is over; the dust stays in the wallet, as on the exchange.
         flat = run.position_amount < max(step, info.min_amount or 0.0) or run.position_amount == 0.0
         if trade_row is not None:
-            sold_before = trade_row.amount - (run.position_amount + amount + fee_base)
-            sold_before = max(0.0, sold_before)
-            previous = trade_row.exit_price or 0.0
-            trade_row.exit_price = (previous * sold_before + price * amount) / (sold_before + amount)
-            trade_row.exit_fee = (trade_row.exit_fee or 0.0) + fee_value
+            round_trip = RoundTrip.from_trade(trade_row, held)
+            round_trip.add_sell(price=price, amount=amount, fee=fee_value, remaining=run.position_amount)
             if flat:
-                trade_row.status = TradeStatus.closed
-                trade_row.exit_time_ms = time_ms
-                trade_row.exit_reason = order.reason
-                # Net of every fee: proceeds less exit fees less what the entry cost.
-                pnl = (trade_row.exit_price * (sold_before + amount) - trade_row.entry_price * trade_row.amount
-                       - (trade_row.exit_fee or 0.0) - trade_row.entry_fee)
-                trade_row.pnl = pnl
-                trade_row.pnl_pct = pnl / (trade_row.entry_price * trade_row.amount + trade_row.entry_fee) * 100.0
-                run.realised_pnl += pnl
+                round_trip.close(time_ms=time_ms, reason=order.reason)
+                run.realised_pnl += trade_row.pnl
                 session.add(trade_row)
                 run.position_entry_price = None
                 trade_row = None
+            else:
+                round_trip.store()
     session.add(run)
     return trade_row
 
@@ -643,8 +637,6 @@ def close_position(run_id: uuid.UUID) -> Outcome | None:
     """The closing market sell of a killed run: written as an intent (client order id from the kill
     time, so a retried kill finds the same order) and driven through :func:`process_order`. Nothing
     when other orders of the run are still pending (they are resolved first) or it holds nothing."""
-    from tradefleet.engine.evaluate import client_order_id
-
     with session_scope() as session:
         lock_for_write(session)
         run = session.exec(select(Run).where(Run.id == run_id).with_for_update()).one()

@@ -20,7 +20,10 @@ from sqlmodel import Session, select
 from tradefleet.config import get_settings
 from tradefleet.errors import NotFoundError, PermissionDeniedError, validation_error
 from tradefleet.db import lock_for_write
-from tradefleet.execution.paper import MarketRules, OrderRejected, PaperBroker, Wallet
+from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.ledger import RoundTrip
+from tradefleet.execution.order_ids import client_order_id
+from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.models import (
     EventLevel,
     ExchangeAccount,
@@ -135,20 +138,23 @@ def stop_live_run(*, session: Session, run: Run, kill: bool, by: str = "owner", 
 
 
 def _close_paper_position(*, session: Session, run: Run) -> str:
-    """Sell a paper run's position at its last price (the taker fee of the market), closing its trade."""
+    """Sell a paper run's whole position at its last price through its paper account (the market's taker
+    fee), writing the order, the fill and the closed trade. Returns the text the kill's event adds."""
     if run.position_amount <= 0 or run.last_price is None:
         return ""
     info = session.get(ExchangeMarket, (run.exchange, run.symbol))
     rules = MarketRules(taker=info.taker if info else 0.0, amount_step=info.amount_step if info else None)
     wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
                     fees_paid=run.fees_paid)
-    try:
-        fill = PaperBroker(rules).fill_sell(wallet, run.last_price)
-    except OrderRejected:
-        return ""
+    trade = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
+    account = PaperAccount(rules, wallet=wallet,
+                           position=RoundTrip.from_trade(trade, run.position_amount) if trade is not None else None)
     now_ms = int(utcnow().timestamp() * 1000)
-    from tradefleet.engine.evaluate import client_order_id
-
+    account.fill_now(Intent("sell", "kill", now_ms), run.last_price, now_ms)
+    events = account.take_events()
+    if not events.fills:
+        return ""
+    fill = events.fills[0].fill
     seq = session.exec(select(func.count()).select_from(Order).where(Order.run_id == run.id, Order.reason == "kill")).one()
     order = Order(run_id=run.id, client_order_id=client_order_id(run.id, now_ms, "kill", int(seq) % 36),
                   symbol=run.symbol, side=OrderSide.sell, type=OrderType.market, amount=fill.amount,
@@ -158,17 +164,8 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
     session.flush()
     session.add(Fill(order_id=order.id, run_id=run.id, side=OrderSide.sell, time_ms=now_ms, price=fill.price,
                      amount=fill.amount, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else ""))
-    trade = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
-    if trade is not None:
-        sold = max(0.0, trade.amount - run.position_amount)
-        exit_price = fill.price if not sold else ((trade.exit_price or 0.0) * sold + fill.cost) / (sold + fill.amount)
-        exit_fee = (trade.exit_fee or 0.0) + fill.fee
-        pnl = trade.amount * (exit_price - trade.entry_price) - trade.entry_fee - exit_fee
-        trade.status, trade.exit_time_ms, trade.exit_price, trade.exit_fee = TradeStatus.closed, now_ms, exit_price, exit_fee
-        trade.exit_reason, trade.pnl = "kill", pnl
-        trade.pnl_pct = pnl / (trade.amount * trade.entry_price + trade.entry_fee) * 100.0
-        wallet.realised_pnl += pnl
-        session.add(trade)
+    for closed in events.closed:
+        session.add(closed.round_trip.close(time_ms=now_ms, reason="kill"))
     run.cash, run.position_amount, run.fees_paid, run.realised_pnl = (wallet.cash, wallet.position_amount,
                                                                       wallet.fees_paid, wallet.realised_pnl)
     run.position_entry_price = None

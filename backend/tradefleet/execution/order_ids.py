@@ -1,0 +1,38 @@
+"""Client order ids: deterministic, so that a decision is never sent twice.
+
+The same decision (run, candle, reason, sequence) always gets the same id; the order manager looks an order up
+by it before re-sending (``tradefleet.execution.orders``), and the exchange refuses a second open order with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 36)
+        digits.append(_B36[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+_REASON_TAGS = {"enter_long": "e", "exit_long": "x", "stoploss": "s", "trailing_stop": "r",
+                "take_profit": "p", "buy": "b", "sell": "o", "kill": "k"}
+
+
+def client_order_id(run_id: uuid.UUID, signal_candle_ms: int, reason: str, seq: int = 0) -> str:
+    """The deterministic client order id of a run's ``seq``-th order decided on one candle:
+    ``t`` + run id (25 base-36 digits) + candle open time (8) + reason tag (1) + ``seq`` (1), 36
+    characters, within Binance's ``newClientOrderId`` rule ``^[.A-Z:/a-z0-9_-]{1,36}$``. The same
+    decision always gets the same id, which is what lets the order manager find an order before
+    re-sending it."""
+    if not 0 <= seq < 36:
+        raise ValueError(f"at most 36 orders per run and candle, got sequence {seq}")
+    tag = _REASON_TAGS.get(reason, "z")
+    return f"t{_base36(run_id.int, 25)}{_base36(signal_candle_ms, 8)}{tag}{_B36[seq]}"
+
+
+__all__ = ["client_order_id"]
