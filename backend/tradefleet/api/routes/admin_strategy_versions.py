@@ -28,7 +28,7 @@ def _admin(version: StrategyVersion, email: str | None) -> StrategyVersionAdmin:
 
 @router.get("", response_model=StrategyVersionsAdmin)
 def list_versions(session: SessionDep, status: VersionStatus | None = None,
-                  limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)) -> StrategyVersionsAdmin:
+                  limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)) -> StrategyVersionsAdmin:
     """Uploaded versions with their author's e-mail; ``?status=pending_review`` is the review queue
     (oldest first)."""
     rows, count = service.admin_list_versions(session=session, status=status, limit=limit, offset=offset)

@@ -22,7 +22,7 @@ def create_backtest(backtest_in: BacktestCreate, session: SessionDep, user: Curr
 
 
 @router.get("", response_model=BacktestsPublic)
-def list_backtests(session: SessionDep, user: CurrentUser, skip: int = Query(0, ge=0),
+def list_backtests(session: SessionDep, user: CurrentUser, skip: int = Query(0, ge=0, le=1_000_000_000),
                    limit: int = Query(100, ge=1, le=1000)) -> BacktestsPublic:
     """The user's backtests, newest first, with their metrics but without trades and equity curves."""
     rows, count = service.list_backtests(session=session, owner=user, skip=skip, limit=limit)

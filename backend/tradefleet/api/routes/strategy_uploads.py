@@ -36,7 +36,7 @@ async def upload_strategy(session: SessionDep, user: CurrentUser,
 
 @router.get("", response_model=StrategyVersionsPublic)
 def list_uploads(session: SessionDep, user: CurrentUser, limit: int = Query(100, ge=1, le=500),
-                 offset: int = Query(0, ge=0)) -> StrategyVersionsPublic:
+                 offset: int = Query(0, ge=0, le=1_000_000_000)) -> StrategyVersionsPublic:
     """The caller's own uploaded versions, newest first, with their status and validation report."""
     rows, count = service.list_own_versions(session=session, author=user, limit=limit, offset=offset)
     return StrategyVersionsPublic(data=[StrategyVersionPublic.model_validate(r) for r in rows], count=count)
