@@ -104,7 +104,7 @@ def settings_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits(settings_env: Callable[..., Settings]) -> Iterator[None]:
-    """Issue 5: every test starts with empty rate-limit and lockout counters (a new in-memory storage;
+    """Every test starts with empty rate-limit and lockout counters (a new in-memory storage;
     the ``redis_url`` fixture flushes its Redis database)."""
     from tradefleet.security import ratelimit
 
@@ -409,7 +409,7 @@ def e2e_database() -> Iterator[str]:
         yield url
 
 
-# --- e-mail (issue 5) ----------------------------------------------------------------------------
+# --- e-mail ----------------------------------------------------------------------------------
 
 
 @dataclass

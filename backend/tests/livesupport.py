@@ -1,4 +1,4 @@
-"""Helpers of the live-trading and chaos tests (issue 4): accounts on the exchange simulator's
+"""Helpers of the live-trading and chaos tests: accounts on the exchange simulator's
 private side and their keys stored through the vault, as the API stores them."""
 
 from __future__ import annotations

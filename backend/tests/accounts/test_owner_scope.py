@@ -127,7 +127,7 @@ def a_resources(session, owner_id: uuid.UUID) -> dict[str, uuid.UUID]:
 
 
 def a_exchange_account(client, spec, headers) -> uuid.UUID | None:
-    """A's exchange account, created through ``POST /exchange-accounts`` (the API contract of issue 4)
+    """A's exchange account, created through ``POST /exchange-accounts``
     when this build has that route; None otherwise."""
     if f"{PREFIX}/exchange-accounts" not in spec["paths"]:
         return None

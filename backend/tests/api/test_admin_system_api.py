@@ -1,4 +1,4 @@
-"""Issue 6 admin APIs: ``GET /admin/system`` and ``PATCH /admin/strategies/{name}``.
+"""Admin system APIs: ``GET /admin/system`` and ``PATCH /admin/strategies/{name}``.
 
 The strategy switch is checked against the real engine: a run that was running when its strategy was
 disabled is ticked by ``evaluate_market`` like any other, while new runs, starts and backtests are refused.

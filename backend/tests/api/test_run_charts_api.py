@@ -1,4 +1,4 @@
-"""``GET /runs/{id}/candles`` and ``GET /runs/{id}/equity?points=``: the run pages' chart reads (issue 6).
+"""``GET /runs/{id}/candles`` and ``GET /runs/{id}/equity?points=``: the run pages' chart reads.
 
 Candles come from the candle store and the engine's cached window (Redis), never from an exchange: no
 simulator runs in these tests, and ``EXCHANGE_API_URLS`` points nowhere.

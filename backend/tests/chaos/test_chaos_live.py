@@ -1,4 +1,4 @@
-"""Chaos test of the live order path (issue 4, item 7), with real processes: the exchange simulator
+"""Chaos test of the live order path, with real processes: the exchange simulator
 (private side, one account per run), PostgreSQL, Redis, Celery beat and a Celery worker running
 several live runs of the test strategy ``flip`` (an order per run on every candle, the simulator at
 high speed). At random moments, at least ``KILLS`` times, SIGKILL hits either the whole worker (main

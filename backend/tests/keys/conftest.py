@@ -1,4 +1,4 @@
-"""Fixtures of the exchange-key tests (issue 4): accounts on the exchange simulator's private side,
+"""Fixtures of the exchange-key tests: accounts on the exchange simulator's private side,
 and the broker seam of the key check (ids recorded instead of sent, with a check that the row was
 committed first)."""
 

@@ -1,4 +1,4 @@
-"""Secrets never leak (issue 4, item 8), end to end with real processes on PostgreSQL and Redis.
+"""Secrets never leak, end to end with real processes on PostgreSQL and Redis.
 
 Canary credentials (random strings) are planted as exchange keys: accounts are added through the
 API and checked by a real Celery worker against the exchange simulator (a valid key, a key with a

@@ -1,4 +1,4 @@
-"""Fixtures of the live-trading tests (issue 4): accounts on the exchange simulator's private side
+"""Fixtures of the live-trading tests: accounts on the exchange simulator's private side
 with their keys stored in the vault, live runs of the test strategy ``flip`` (tests/live/strategies),
 and a tick that drives the real scheduler and engine against the simulator's clock."""
 

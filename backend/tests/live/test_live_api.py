@@ -1,4 +1,4 @@
-"""The live-trading API (issue 4), on SQLite and PostgreSQL: a live run needs a verified owner and
+"""The live-trading API, on SQLite and PostgreSQL: a live run needs a verified owner and
 one of their own, checked exchange accounts on the same exchange (a refused request writes nothing);
 paper runs take no account; the kill routes; the admin's run list, stop, kill and global halt, every
 one of them refused to non-admins."""
@@ -64,7 +64,7 @@ def test_live_run_validation(user_client, session, market_catalog, make_user, ke
     reply = user_client.post("/api/v1/runs", json={**BODY, "mode": "paper", "exchange_account_id": str(account.id)})
     assert reply.status_code == 422 and field_of(reply) == "exchange_account_id"
     assert runs_count(session) == 0
-    # The setting can lift the e-mail rule (issue 5 shares it).
+    # The setting can lift the e-mail rule (sign-in and live trading share it).
     created = user_client.post("/api/v1/runs", json=live)
     assert created.status_code == 201, created.text
     assert created.json()["mode"] == "live" and created.json()["exchange_account_id"] == str(account.id)

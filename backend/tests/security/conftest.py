@@ -1,4 +1,4 @@
-"""Fixtures and reporting of the security tests (issue 5).
+"""Fixtures and reporting of the security tests.
 
 The automated attack tests put their figures (schemathesis cases, bandit findings, pip-audit results)
 into ``security_figures.FIGURES``; :func:`pytest_terminal_summary` prints them at the end of the run, so they show

@@ -1,4 +1,4 @@
-"""The audit log (issue 5, item 6): what is recorded (sign-ins and failures, runs started and stopped,
+"""The audit log: what is recorded (sign-ins and failures, runs started and stopped,
 role changes, every non-GET admin request) with time, actor, IP and user agent; secrets never stored;
 and the admin search ``GET /admin/audit``."""
 

@@ -1,4 +1,4 @@
-"""HTTP hardening (issue 5, item 7): one error format, security headers, CORS, body size limit, 500s.
+"""HTTP hardening: one error format, security headers, CORS, body size limit, 500s.
 
 Needs no database except where a route reads one; the app is the real ``create_app()``.
 """

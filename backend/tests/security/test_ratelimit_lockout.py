@@ -1,4 +1,4 @@
-"""Rate limits and lockout (issue 5, item 5), on both storages: process memory and real Redis.
+"""Rate limits and lockout, on both storages: process memory and real Redis.
 
 Through the real API: per client IP and per account on the auth routes, 429 with ``Retry-After`` in the
 error format, ``X-Forwarded-For`` believed only from a trusted proxy, and the account lock with growing

@@ -49,7 +49,7 @@ def exchange(sim: Sim) -> ccxt.binance:
     return ex
 
 
-# --- the private side (issue 4): accounts per API key, faults ----------------------------------------
+# --- the private side: accounts per API key, faults ----------------------------------------
 
 
 @pytest.fixture()

@@ -1,5 +1,5 @@
 """``tradefleet exchange-sim --accounts ... --state-file ...`` as a real process: the accounts of the
-file trade through ccxt, and a restarted simulator still has their balances and orders (issue 4)."""
+file trade through ccxt, and a restarted simulator still has their balances and orders."""
 
 from __future__ import annotations
 

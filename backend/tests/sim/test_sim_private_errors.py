@@ -1,5 +1,5 @@
 """The simulator's private side: Binance-format errors that make the real ccxt client raise its own
-classes, signature and timestamp checks, key permissions, and the apiRestrictions endpoint (issue 4)."""
+classes, signature and timestamp checks, key permissions, and the apiRestrictions endpoint."""
 
 from __future__ import annotations
 

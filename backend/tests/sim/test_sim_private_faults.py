@@ -1,5 +1,5 @@
 """Fault injection of the simulator (``/sim/faults``) seen through the real ccxt client, state-file
-persistence across a restart, and accounts provisioned from a file (issue 4)."""
+persistence across a restart, and accounts provisioned from a file."""
 
 from __future__ import annotations
 

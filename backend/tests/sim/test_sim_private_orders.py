@@ -1,6 +1,6 @@
 """The simulator's private side driven by the real ccxt binance client: balances, market and limit
 orders with Binance's fees, resting/partial fills against the recorded candles, cancels, open orders,
-order history, trades, client order ids and concurrent orders (issue 4)."""
+order history, trades, client order ids and concurrent orders."""
 
 from __future__ import annotations
 

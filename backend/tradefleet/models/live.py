@@ -1,4 +1,4 @@
-"""Issue 6: the browser's live updates and the admin's strategy switches.
+"""The browser's live updates and the admin's strategy switches.
 
 ``LiveEvent`` is the event log of the SSE fallback without Redis (embedded ``make run``: the worker and
 the API are different processes, so a process-local queue cannot carry a tick's events to the stream);
