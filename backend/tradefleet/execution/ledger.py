@@ -89,7 +89,10 @@ class RoundTrip:
     def add_sell(self, *, price: float, amount: float, fee: float, remaining: float) -> None:
         """A sell of ``amount`` base at ``price``; ``remaining`` is the position after it (the wallet's
         figure, which also takes a fee charged in base). The first sell's price is kept exactly."""
-        self.exit_price = price if self.sold == 0 else (self.exit_price * self.sold + amount * price) / (self.sold + amount)
+        if self.sold == 0:
+            self.exit_price = price
+        else:
+            self.exit_price = (self.exit_price * self.sold + amount * price) / (self.sold + amount)
         self.sold += amount
         self.exit_fee += fee
         self.amount = remaining
@@ -104,12 +107,6 @@ class RoundTrip:
     @property
     def pnl_pct(self) -> float:
         return round_trip_pnl_pct(self.pnl, self.bought, self.entry_price, self.entry_fee)
-
-    def unrealised(self, price: float) -> float:
-        """:func:`unrealised_pnl` of the open amount at ``price``."""
-        return unrealised_pnl(self.amount, price, bought=self.bought, entry_price=self.entry_price,
-                              entry_fee=self.entry_fee, sold=self.sold, exit_price=self.exit_price,
-                              exit_fee=self.exit_fee)
 
     # ---------------------------------------------------------------- the stored row
     @classmethod

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlmodel import SQLModel
 
 from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
+from tradefleet.api.params import Offset
 from tradefleet.execution.risk import get_halt, set_halt
 from tradefleet.models import HaltPublic, HaltUpdate, RunPublic, RunStatus
 from tradefleet.services import live_runs as service
@@ -34,7 +35,7 @@ def _public(run, email: str) -> AdminRunPublic:  # noqa: ANN001 - a Run
 @router.get("/runs", response_model=AdminRunsPublic)
 def list_runs(session: SessionDep, status: RunStatus | None = None,
               user: str | None = Query(None, max_length=255, description="owner id or part of the e-mail"),
-              limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=1_000_000_000)) -> AdminRunsPublic:
+              limit: int = Query(100, ge=1, le=1000), offset: int = Offset) -> AdminRunsPublic:
     """Every user's runs, newest first, with the owner's e-mail."""
     rows, count = service.admin_list_runs(session=session, status=status, user=user, limit=limit, offset=offset)
     return AdminRunsPublic(data=[_public(run, email) for run, email in rows], count=count)

@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query
 
 from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
+from tradefleet.api.params import Offset
 from tradefleet.models import (
     ReviewReject,
     StrategyVersion,
@@ -28,7 +29,7 @@ def _admin(version: StrategyVersion, email: str | None) -> StrategyVersionAdmin:
 
 @router.get("", response_model=StrategyVersionsAdmin)
 def list_versions(session: SessionDep, status: VersionStatus | None = None,
-                  limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)) -> StrategyVersionsAdmin:
+                  limit: int = Query(100, ge=1, le=500), offset: int = Offset) -> StrategyVersionsAdmin:
     """Uploaded versions with their author's e-mail; ``?status=pending_review`` is the review queue
     (oldest first)."""
     rows, count = service.admin_list_versions(session=session, status=status, limit=limit, offset=offset)

@@ -8,6 +8,7 @@ import uuid
 from fastapi import APIRouter, Depends, Query
 
 from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
+from tradefleet.api.params import Offset
 from tradefleet.models import Role, UserAdminUpdate, UserPublic, UsersPublic
 from tradefleet.services import users as users_service
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/admin/users", tags=["admin"], dependencies=[Depends(
 @router.get("", response_model=UsersPublic)
 def list_users(session: SessionDep, q: str | None = Query(None, max_length=255, description="part of the e-mail"),
                role: Role | None = None, limit: int = Query(100, ge=1, le=1000),
-               offset: int = Query(0, ge=0, le=1_000_000_000)) -> UsersPublic:
+               offset: int = Offset) -> UsersPublic:
     """Users, oldest first, filtered by e-mail substring and role; ``count`` is the total of matches."""
     users, count = users_service.list_users(session=session, q=q, role=role, limit=limit, offset=offset)
     return UsersPublic(data=[UserPublic.model_validate(u) for u in users], count=count)

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Query, Response, status
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.api.params import Skip
 from tradefleet.models import BacktestCreate, BacktestDetail, BacktestPublic, BacktestsPublic
 from tradefleet.services import backtests as service
 
@@ -22,7 +23,7 @@ def create_backtest(backtest_in: BacktestCreate, session: SessionDep, user: Curr
 
 
 @router.get("", response_model=BacktestsPublic)
-def list_backtests(session: SessionDep, user: CurrentUser, skip: int = Query(0, ge=0, le=1_000_000_000),
+def list_backtests(session: SessionDep, user: CurrentUser, skip: int = Skip,
                    limit: int = Query(100, ge=1, le=1000)) -> BacktestsPublic:
     """The user's backtests, newest first, with their metrics but without trades and equity curves."""
     rows, count = service.list_backtests(session=session, owner=user, skip=skip, limit=limit)

@@ -9,6 +9,7 @@ import uuid
 from fastapi import APIRouter, Query, Response, status
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.api.params import Skip
 from tradefleet.models import (
     ExchangeAccountCreate,
     ExchangeAccountPublic,
@@ -33,7 +34,7 @@ def create_account(account_in: ExchangeAccountCreate, session: SessionDep, user:
 
 
 @router.get("", response_model=ExchangeAccountsPublic)
-def list_accounts(session: SessionDep, user: CurrentUser, skip: int = Query(0, ge=0, le=1_000_000_000),
+def list_accounts(session: SessionDep, user: CurrentUser, skip: int = Skip,
                   limit: int = Query(100, ge=1, le=1000)) -> ExchangeAccountsPublic:
     """The user's accounts, newest first: ``{data, count}``."""
     rows, count = service.list_accounts(session=session, owner=user, skip=skip, limit=limit)

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.api.params import epoch_ms_query
 from tradefleet.market.candles import Market, cached_window, timeframe_ms
 from tradefleet.market.store import load_candles
 from tradefleet.models import Candle
@@ -48,7 +49,7 @@ class RunCandles(BaseModel):
 @router.get("/runs/{run_id}/candles", response_model=RunCandles)
 def run_candles(run_id: uuid.UUID, session: SessionDep, user: CurrentUser,
                 limit: int = Query(300, ge=1, le=5000, description="at most this many candles"),
-                until_ms: int | None = Query(None, ge=0, le=32_503_680_000_000, description="newest candle's open time (epoch ms)")
+                until_ms: int | None = epoch_ms_query("newest candle's open time (epoch ms)")
                 ) -> RunCandles:
     """The last ``limit`` closed candles of the run's market up to ``until_ms`` (default: the run's last
     evaluated candle; a run that has not ticked yet gets the newest stored candles). Live candles

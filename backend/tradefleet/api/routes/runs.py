@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from sqlmodel import SQLModel
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.api.params import Skip, epoch_ms_query
 from tradefleet.models import (
     EquitySnapshot,
     EquitySnapshotPublic,
@@ -30,7 +31,6 @@ from tradefleet.services import runs as service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
-Skip = Query(0, ge=0, le=1_000_000_000)
 Limit = Query(500, ge=1, le=5000)
 
 
@@ -123,7 +123,8 @@ def list_events(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
 
 @router.get("/{run_id}/equity", response_model=list[EquitySnapshotPublic])
 def list_equity(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-                limit: int = Limit, since_ms: int | None = Query(None, ge=0, le=32_503_680_000_000),
+                limit: int = Limit,
+                since_ms: int | None = epoch_ms_query("only snapshots of candles opened after this time (epoch ms)"),
                 points: int | None = Query(None, ge=2, le=5000, description="downsample the whole curve "
                                            "to about this many snapshots (first and last kept)")
                 ) -> list[EquitySnapshot]:

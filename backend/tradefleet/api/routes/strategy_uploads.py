@@ -11,6 +11,7 @@ import uuid
 from fastapi import APIRouter, File, Query, UploadFile, status
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.api.params import Offset
 from tradefleet.config import get_settings
 from tradefleet.models import StrategySource, StrategyVersionPublic, StrategyVersionsPublic
 from tradefleet.services import strategy_uploads as service
@@ -36,7 +37,7 @@ async def upload_strategy(session: SessionDep, user: CurrentUser,
 
 @router.get("", response_model=StrategyVersionsPublic)
 def list_uploads(session: SessionDep, user: CurrentUser, limit: int = Query(100, ge=1, le=500),
-                 offset: int = Query(0, ge=0, le=1_000_000_000)) -> StrategyVersionsPublic:
+                 offset: int = Offset) -> StrategyVersionsPublic:
     """The caller's own uploaded versions, newest first, with their status and validation report."""
     rows, count = service.list_own_versions(session=session, author=user, limit=limit, offset=offset)
     return StrategyVersionsPublic(data=[StrategyVersionPublic.model_validate(r) for r in rows], count=count)
