@@ -278,3 +278,65 @@ def test_a_run_locked_elsewhere_is_skipped_and_reported_busy(session, market_cat
     assert again.busy_run_ids == [] and again.ticks == 1
     assert reload(session, held).last_candle_ms == d.candle_ms
     assert reload(session, free).last_candle_ms == d.candle_ms
+
+
+def test_a_market_gone_from_the_catalog_pauses_its_runs_with_the_reason(session, market_catalog, make_user):
+    """A catalog refresh that no longer lists a market leaves its fee and precision unknown: the tick
+    writes nothing (no fee is assumed) and the worker task pauses the runs saying why."""
+    from tradefleet.engine.evaluate import MarketNotInCatalog
+    from tradefleet.models import ExchangeMarket
+    from tradefleet.worker.tasks import evaluate_market as evaluate_task
+
+    user, _ = make_user()
+    run = new_run(session, user, params={"fast": 5, "slow": 20})
+    tick(market_catalog, T0 + 25 * MINUTE + 1)
+    snapshots = count(session, EquitySnapshot)
+    assert snapshots > 0
+    session.delete(session.get(ExchangeMarket, ("binance", "BTC/USDT")))
+    session.commit()
+
+    market_catalog.clock.set(T0 + 26 * MINUTE + 1)
+    (due,) = plan()
+    with pytest.raises(MarketNotInCatalog, match="BTC/USDT is not in the catalog"):
+        evaluate_market(due.market, due.candle_ms, due.run_ids, limit=due.limit)
+    assert count(session, EquitySnapshot) == snapshots
+    assert reload(session, run).status == RunStatus.running
+
+    result = evaluate_task.apply(args=[due.market.exchange, due.market.symbol, due.market.timeframe,
+                                       due.candle_ms, [str(i) for i in due.run_ids], due.limit]).get()
+    assert result["paused"] == 1
+    run = reload(session, run)
+    assert run.status == RunStatus.paused
+    assert "not in the catalog" in run.status_reason and "fee and precision are unknown" in run.status_reason
+    assert count(session, EquitySnapshot) == snapshots
+
+
+def test_kill_and_live_buy_without_a_catalog_entry_say_so(session, market_catalog, make_user):
+    """The paper kill still closes the position of a market gone from the catalog, charging no fee and
+    saying so; a live buy on such a market is refused with the reason instead of assuming a fee."""
+    from tradefleet.execution.orders import _raw_amount
+    from tradefleet.models import ExchangeMarket
+    from tradefleet.services.live_runs import kill_run_row
+
+    user, _ = make_user()
+    run = new_run(session, user, params={"fast": 5, "slow": 20})
+    now = T0 + 25 * MINUTE + 1
+    while reload(session, run).position_amount <= 0:
+        now += MINUTE
+        assert now < T0 + 300 * MINUTE, "the strategy never entered"
+        tick(market_catalog, now)
+    session.delete(session.get(ExchangeMarket, ("binance", "BTC/USDT")))
+    session.commit()
+
+    buy = Order(run_id=run.id, client_order_id="x", symbol="BTC/USDT", side="buy", type="market", amount=0.0,
+                quote_amount=100.0, status=OrderStatus.intent, reason="enter_long", signal_candle_ms=now)
+    with pytest.raises(ccxt.InvalidOrder, match="not in the market catalog"):
+        _raw_amount(session, buy, reload(session, run))
+
+    run = kill_run_row(session=session, run=reload(session, run))
+    assert run.status == RunStatus.stopped and run.position_amount == 0
+    kill = session.exec(select(Order).where(Order.run_id == run.id, Order.reason == "kill")).one()
+    assert kill.status == OrderStatus.filled and kill.fee == 0.0
+    event = session.exec(select(RunEvent).where(RunEvent.run_id == run.id, RunEvent.kind == "killed")).one()
+    assert "market not in the catalog: no fee charged" in event.message
+    assert session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first() is None

@@ -193,9 +193,12 @@ def pause_live_run(session: Session, run: Run, reason: str) -> None:
 
 @dataclass
 class _MarketInfo:
+    """A live run's market as the order manager needs it. ``taker`` is None when the market has left the
+    catalog (a refresh no longer lists it): fills are still recorded, but no buy can be sized."""
+
     base: str
     quote: str
-    taker: float
+    taker: float | None
     amount_step: float | None
     min_amount: float | None = None
 
@@ -204,7 +207,7 @@ def _market_info(session: Session, run: Run) -> _MarketInfo:
     info = session.get(ExchangeMarket, (run.exchange, run.symbol))
     if info is None:
         base, quote = run.symbol.split("/", 1)
-        return _MarketInfo(base, quote.split(":")[0], 0.001, None)
+        return _MarketInfo(base, quote.split(":")[0], None, None)
     return _MarketInfo(info.base, info.quote, info.taker, info.amount_step, info.min_amount)
 
 
@@ -418,6 +421,9 @@ def _raw_amount(session: Session, order: Order, run: Run) -> float:
         price = run.last_price or 0.0
         if price <= 0:
             raise ccxt.InvalidOrder("no price known yet to size the buy")
+        if info.taker is None:
+            raise ccxt.InvalidOrder(f"{run.exchange} {run.symbol} is not in the market catalog: its fee and "
+                                    "precision are unknown, so the buy cannot be sized")
         raw = floor_to_step((order.quote_amount or 0.0) / (price * (1.0 + info.taker)), info.amount_step)
     else:
         raw = min(order.amount, run.position_amount)

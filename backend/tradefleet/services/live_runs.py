@@ -143,7 +143,10 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
     if run.position_amount <= 0 or run.last_price is None:
         return ""
     info = session.get(ExchangeMarket, (run.exchange, run.symbol))
+    # A kill always closes the position. A market that has left the catalog has no known fee or
+    # precision: it is sold as held, with no fee, and the kill's event says so.
     rules = MarketRules(taker=info.taker if info else 0.0, amount_step=info.amount_step if info else None)
+    unknown = "" if info is not None else " (market not in the catalog: no fee charged)"
     wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
                     fees_paid=run.fees_paid)
     trade = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
@@ -169,7 +172,7 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
     run.cash, run.position_amount, run.fees_paid, run.realised_pnl = (wallet.cash, wallet.position_amount,
                                                                       wallet.fees_paid, wallet.realised_pnl)
     run.position_entry_price = None
-    return f"; sold {fill.amount:g} at {fill.price:g}"
+    return f"; sold {fill.amount:g} at {fill.price:g}{unknown}"
 
 
 def kill_run_row(*, session: Session, run: Run, by: str = "owner", actor: User | None = None) -> Run:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tradefleet.config import get_settings
 from tradefleet.db import get_engine, session_scope
+from tradefleet.engine.evaluate import MarketNotInCatalog
 from tradefleet.engine.evaluate import evaluate_market as _evaluate_market
 from tradefleet.engine.evaluate import pause_runs
 from tradefleet.engine.schedule import plan
@@ -80,6 +81,9 @@ def evaluate_market(self, exchange: str, symbol: str, timeframe: str, candle_ms:
     except PERMANENT as exc:
         pause_runs(ids, f"exchange rejected market {symbol} {timeframe}: {type(exc).__name__}: {exc}",
                    candle_ms=candle_ms)
+        return {"market": market.key, "paused": len(ids)}
+    except MarketNotInCatalog as exc:
+        pause_runs(ids, f"{exc}: its fee and precision are unknown, so the run cannot trade", candle_ms=candle_ms)
         return {"market": market.key, "paused": len(ids)}
     log.info("evaluated %s", report)
     _drive_live_orders(report)
