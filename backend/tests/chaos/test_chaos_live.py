@@ -71,7 +71,7 @@ def _killpg(proc: subprocess.Popen) -> None:
 def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis_url, settings_env, tmp_path,
                                                             request):
     from tradefleet.db import session_scope
-    from tradefleet.execution.orders import pending_orders
+    from tradefleet.execution.reconcile import pending_orders
     from tradefleet.models import Fill, Order, Run, RunCreate, RunStatus, UserCreate
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user

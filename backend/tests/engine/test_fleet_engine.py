@@ -314,7 +314,7 @@ def test_a_market_gone_from_the_catalog_pauses_its_runs_with_the_reason(session,
 def test_kill_and_live_buy_without_a_catalog_entry_say_so(session, market_catalog, make_user):
     """The paper kill still closes the position of a market gone from the catalog, charging no fee and
     saying so; a live buy on such a market is refused with the reason instead of assuming a fee."""
-    from tradefleet.execution.orders import _raw_amount
+    from tradefleet.execution.orders import _raw_amount  # the sizing of a live buy
     from tradefleet.models import ExchangeMarket
     from tradefleet.services.live_runs import kill_run_row
 

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from tradefleet.backtest.engine import _trade_dicts
 from tradefleet.execution.account import Intent, PaperAccount
 from tradefleet.execution.ledger import RoundTrip, round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
-from tradefleet.execution.orders import _apply_fill, _MarketInfo
+from tradefleet.execution.live_rows import MarketInfo, apply_fill
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.models import (ExchangeMarket, Order, OrderSide, OrderStatus, OrderType, Run, RunMode, RunStatus,
                                Trade, TradeStatus)
@@ -58,8 +58,8 @@ def _live(fills: list) -> tuple[Run, Trade | None, list[Trade]]:
     """The same fills as exchange trades (fee in quote) through the live order manager's fill path."""
     run = Run(owner_id=uuid.uuid4(), strategy="x", exchange="binance", symbol="BTC/USDT", timeframe="1m",
               mode=RunMode.live, stake=STAKE, cash=STAKE)
-    info = _MarketInfo("BTC", "USDT", 0.0, None)
-    session = Session()  # unbound: _apply_fill only adds rows
+    info = MarketInfo("BTC", "USDT", 0.0, None)
+    session = Session()  # unbound: apply_fill only adds rows
     trade = None
     closed: list[Trade] = []
     for k, (side, price, amount, fee) in enumerate(fills):
@@ -69,7 +69,7 @@ def _live(fills: list) -> tuple[Run, Trade | None, list[Trade]]:
         exchange_trade = {"id": str(k), "price": price, "amount": amount, "cost": price * amount,
                           "timestamp": k * 60_000, "fee": {"cost": fee, "currency": "USDT"}}
         before = trade
-        trade = _apply_fill(session, run, order, trade, exchange_trade, info)
+        trade = apply_fill(session, run, order, trade, exchange_trade, info)
         if before is not None and trade is None:
             closed.append(before)
     return run, trade, closed

@@ -10,7 +10,7 @@ import pytest
 from conftest import MINUTE, balances, exchange_orders, new_live_run, reload, tick
 from sqlmodel import select
 
-from tradefleet.execution.orders import kill, reconcile
+from tradefleet.execution.reconcile import kill, reconcile
 from tradefleet.execution.risk import get_halt, set_halt
 from tradefleet.models import Order, OrderSide, OrderStatus, Run, RunEvent, RunStatus, Trade, TradeStatus
 

@@ -28,7 +28,7 @@ ORDER_PATHS = ["/api/v3/order", "/api/v3/openOrders", "/api/v3/allOrders", "/api
 def test_a_slow_exchange_account_never_delays_the_other_runs_of_its_market(e2e_database, redis_url, settings_env,
                                                                            tmp_path):
     from tradefleet.db import session_scope
-    from tradefleet.execution.orders import pending_orders
+    from tradefleet.execution.reconcile import pending_orders
     from tradefleet.models import EquitySnapshot, Fill, Order, Run, RunCreate, RunStatus, UserCreate
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user

@@ -12,7 +12,8 @@ from conftest import MINUTE, balances, exchange_orders, new_live_run, reload, ti
 from sqlmodel import select
 
 from tradefleet.execution.order_ids import client_order_id
-from tradefleet.execution.orders import process_order, reconcile
+from tradefleet.execution.orders import process_order
+from tradefleet.execution.reconcile import reconcile
 from tradefleet.models import Fill, Order, OrderSide, OrderStatus, OrderType, Run, RunEvent, RunStatus, Trade, TradeStatus
 
 T0 = 1704067200000

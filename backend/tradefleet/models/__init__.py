@@ -3,6 +3,7 @@
 
 from tradefleet.models.order import (  # noqa: F401
     LIVE_PENDING,
+    ORDER_FINAL,
     Fill,
     FillPublic,
     Order,

@@ -43,6 +43,8 @@ class OrderStatus(str, enum.Enum):
 
 LIVE_PENDING = (OrderStatus.intent, OrderStatus.submitted, OrderStatus.open, OrderStatus.unknown)
 """States of a live order that is not final: reconciled with the exchange until it is."""
+ORDER_FINAL = (OrderStatus.filled, OrderStatus.cancelled, OrderStatus.rejected)
+"""States an order never leaves."""
 
 
 class Order(SQLModel, table=True):

@@ -3,7 +3,7 @@ trader's kill-all, and the admin's view of every run. Keyword-only, session firs
 
 The API never calls an exchange: stopping or killing a live run sets its status (and ``killed_at``)
 here, commits, and enqueues ``live.kill_run``, which cancels the run's orders on the exchange and,
-for a kill, sells the position at market (:func:`tradefleet.execution.orders.kill`). If the task is
+for a kill, sells the position at market (:func:`tradefleet.execution.reconcile.kill`). If the task is
 lost, the periodic reconciliation does the same (an order of a run that is not running is cancelled;
 a killed run holding a position is closed).
 """

@@ -1,7 +1,7 @@
 """Celery tasks of live trading: reconciliation of live orders and the worker's part of a
 stop or kill. Thin wrappers over :mod:`tradefleet.execution.orders`; each re-reads the database and
 is safe to run twice or concurrently (one process works on an order at a time, see
-:func:`tradefleet.execution.orders.order_lease`)."""
+:func:`tradefleet.execution.order_leases.order_lease`)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 @celery_app.task(name="live.reconcile", ignore_result=True)
 def reconcile() -> dict[str, int]:
     """Drive every live order that is not final to a known state, cancel those whose run is no
-    longer running, close the positions of killed runs (:func:`tradefleet.execution.orders.reconcile`).
+    longer running, close the positions of killed runs (:func:`tradefleet.execution.reconcile.reconcile`).
     Fired by beat every ``RECONCILE_INTERVAL_S`` and once when a worker starts; acknowledged on
     receipt (a reconciliation lost with its worker is not worth redelivering: the next one comes
     anyway)."""
-    from tradefleet.execution.orders import reconcile as _reconcile
+    from tradefleet.execution.reconcile import reconcile as _reconcile
 
     counts = _reconcile()
     if counts:
@@ -48,7 +48,7 @@ def process_order(order_id: str, fresh: bool = False) -> str | None:
 def kill_run(self, run_id: str, close: bool) -> dict:
     """Cancel a stopped live run's orders on the exchange and, with ``close``, sell its position at
     market. Network errors retry with bounded backoff; whatever is left, reconciliation finishes."""
-    from tradefleet.execution.orders import kill
+    from tradefleet.execution.reconcile import kill
 
     try:
         return kill(uuid.UUID(run_id), close=close)
