@@ -290,11 +290,12 @@ def dev(
     api_port: int = typer.Option(8000),
     seed_demo: bool = typer.Option(True, "--demo/--no-demo", help="create the demo account and run"),
 ) -> None:
-    """The whole platform on this machine: migrate, simulator, API, a worker and beat. Ctrl-C stops all.
+    """The whole platform on this machine: migrate, simulator, API, the tick worker, the backtest worker
+    (niced) and beat. Ctrl-C stops all.
 
     Uses SQLite and kombu's SQLAlchemy transport unless DATABASE_URL and REDIS_URL are set. On first
     start it generates a JWT secret, a TOTP key and the vault's key pair into var/ (mode 0600) and
-    reuses them; only the worker gets the vault's private key.
+    reuses them; only the tick worker gets the vault's private key.
     """
     from tradefleet.devstack import Stack
 
@@ -319,8 +320,10 @@ def dev(
         recorded = sorted(DEFAULT_DATA_DIR.glob("*.csv.gz"))
         typer.echo(f"storing {len(recorded)} recorded candle files for backtests (already stored ones are skipped)")
         data_import(recorded, exchange="binance", symbol=None, timeframe=None)
-        # Without Redis the cache lives in process memory and SQLite has one writer: one worker process.
+        # Without Redis the cache lives in process memory and SQLite has one writer: one tick worker
+        # process. Backtests, downloads and validations have their own niced worker: they never delay a tick.
         stack.worker(concurrency=2 if settings.REDIS_URL else 1, name="tradefleet")
+        stack.backtest_worker(name="tradefleet-backtests")
         stack.beat(schedule_file=REPO_ROOT / "var" / "celerybeat-schedule")
         url = stack.api(port=api_port)
         if seed_demo:

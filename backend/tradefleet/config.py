@@ -80,6 +80,23 @@ class Settings(BaseSettings):
     """Wall time one call into strategy code may take in a backtest (``signals()`` runs once over the
     whole history there)."""
 
+    # --- backtests: their own worker, per-user caps ---------------------------------------
+    BACKTEST_WORKER_CONCURRENCY: int = Field(default=1, ge=1, le=64)
+    """Pool processes of the backtest worker (queue ``backtests``) that ``tradefleet dev`` starts."""
+    BACKTEST_WORKER_NICE: int = Field(default=10, ge=0, le=19)
+    """CPU niceness of the backtest worker that ``tradefleet dev`` starts (0 = normal priority)."""
+    BACKTEST_MAX_ACTIVE_PER_USER: int = Field(default=3, ge=1)
+    """Backtests one user may have queued or running at once; more answer 429 (``Retry-After``)."""
+    BACKTEST_ACTIVE_RETRY_AFTER_S: int = Field(default=30, ge=1)
+    """``Retry-After`` (seconds) of the 429 over ``BACKTEST_MAX_ACTIVE_PER_USER``."""
+    BACKTEST_DOWNLOAD_CANDLES_PER_DAY: int = Field(default=1_000_000, ge=0)
+    """Candles of ranges not stored that one user's backtests may download per UTC day (counted when
+    the backtest is requested); over it a 429 until the next UTC midnight. 0: stored candles only."""
+    BACKTEST_MAX_STORED_PER_USER: int = Field(default=200, ge=1)
+    """Backtest rows one user may keep (any status); more answer 409 until some are deleted or expire."""
+    BACKTEST_RETENTION_DAYS: int = Field(default=90, ge=1)
+    """Finished (``done``/``failed``) backtests older than this are deleted by the hourly ``backtest.expire``."""
+
     # --- strategy sandbox ------------------------------------------------------------------
     STRATEGY_SANDBOX: Literal["bwrap", "off"] = "bwrap"
     """``bwrap``: strategy code runs in runner processes confined by bubblewrap, seccomp and resource

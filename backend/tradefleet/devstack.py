@@ -1,4 +1,5 @@
-"""Starting the platform's processes on one machine: simulator, API, Celery worker and beat.
+"""Starting the platform's processes on one machine: simulator, API, the two Celery workers (tick
+and backtest, :mod:`tradefleet.worker.queues`) and beat.
 
 Used by ``tradefleet dev`` (``make run``), the end-to-end tests and the fleet benchmark, so that all
 three run the same real processes the same way. Each child gets its own process group; stopping the
@@ -23,6 +24,7 @@ from typing import IO
 import httpx
 
 from tradefleet.config import REPO_ROOT
+from tradefleet.worker.queues import queue_arg
 
 BIN = Path(sys.executable).parent
 
@@ -68,8 +70,9 @@ class Stack:
             env.update({name: "" for name in DECRYPTION_SETTINGS})
         return env
 
-    def spawn(self, name: str, *args: str, decrypts: bool | None = None) -> subprocess.Popen:
-        """Start ``args`` as the process ``name`` in its own process group, in :meth:`env_for`."""
+    def spawn(self, name: str, *args: str, decrypts: bool | None = None, nice: int = 0) -> subprocess.Popen:
+        """Start ``args`` as the process ``name`` in its own process group, in :meth:`env_for`;
+        ``nice`` (0-19) lowers its CPU priority (``os.nice`` in the child before it runs ``args``)."""
         stdout = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +80,8 @@ class Stack:
             self._logs.append(handle)
             stdout = handle
         proc = subprocess.Popen(list(args), env=self.env_for(args, decrypts=decrypts), cwd=REPO_ROOT, stdout=stdout,
-                                stderr=subprocess.STDOUT if stdout else None, start_new_session=True)
+                                stderr=subprocess.STDOUT if stdout else None, start_new_session=True,
+                                preexec_fn=(lambda: os.nice(nice)) if nice else None)
         self.procs[name] = proc
         return proc
 
@@ -102,9 +106,31 @@ class Stack:
         return url
 
     def worker(self, *, concurrency: int = 2, name: str = "worker", pool: str = "prefork") -> subprocess.Popen:
+        """The tick worker: queues ``schedule``, ``evaluate`` and ``default`` (never ``backtests``)."""
         return self.spawn(name, str(BIN / "celery"), "-A", "tradefleet.worker.app", "worker",
-                          "-Q", "schedule,evaluate,default,backtests", "--concurrency", str(concurrency), "--pool", pool,
+                          "-Q", queue_arg("tick"), "--concurrency", str(concurrency), "--pool", pool,
                           "--loglevel", "INFO", "-n", f"{name}@%h")
+
+    def backtest_worker(self, *, concurrency: int | None = None, nice: int | None = None,
+                        name: str = "backtest-worker", pool: str = "prefork") -> subprocess.Popen:
+        """The backtest worker: queue ``backtests`` only (backtests, their candle downloads, strategy
+        validations, ``backtest.expire``), ``concurrency`` processes (default
+        ``BACKTEST_WORKER_CONCURRENCY``) at CPU priority ``nice`` (default ``BACKTEST_WORKER_NICE``).
+        It gets no key that opens stored exchange keys: nothing on its queue trades."""
+        from tradefleet.config import get_settings
+
+        settings = get_settings()
+        concurrency = settings.BACKTEST_WORKER_CONCURRENCY if concurrency is None else concurrency
+        nice = settings.BACKTEST_WORKER_NICE if nice is None else nice
+        return self.spawn(name, str(BIN / "celery"), "-A", "tradefleet.worker.app", "worker",
+                          "-Q", queue_arg("backtest"), "--concurrency", str(concurrency), "--pool", pool,
+                          "--loglevel", "INFO", "-n", f"{name}@%h", decrypts=False, nice=nice)
+
+    def workers(self, *, concurrency: int = 2, backtest_concurrency: int | None = None,
+                name: str = "worker") -> tuple[subprocess.Popen, subprocess.Popen]:
+        """Both workers: :meth:`worker` (``name``) and :meth:`backtest_worker` (``<name>-backtests``)."""
+        return (self.worker(concurrency=concurrency, name=name),
+                self.backtest_worker(concurrency=backtest_concurrency, name=f"{name}-backtests"))
 
     def beat(self, *, schedule_file: Path) -> subprocess.Popen:
         schedule_file.parent.mkdir(parents=True, exist_ok=True)

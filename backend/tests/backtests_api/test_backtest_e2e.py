@@ -30,7 +30,7 @@ def test_backtest_through_the_api_and_a_real_worker(e2e_database, redis_url, tmp
             subprocess.run([str(BIN / "tradefleet"), *args], env=stack.full_env(), cwd=REPO_ROOT, check=True,
                            capture_output=True)
         stack.simulator(port=sim_port, speed=1)  # serves the market catalog to the worker
-        stack.worker(concurrency=2)
+        stack.workers(concurrency=2)  # the tick worker and the backtest worker
         base = stack.api(port=api_port)
         api = httpx.Client(base_url=f"{base}/api/v1", timeout=10)
         email, password = "backtester@example.com", "correct horse battery"

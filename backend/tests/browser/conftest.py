@@ -349,7 +349,7 @@ def site(_browser_database: str, _browser_redis: str, mailbox: Mailbox,
                                   capture_output=True, text=True)
         assert migrated.returncode == 0, migrated.stderr
         stack.simulator(port=sim_port, speed=120)
-        stack.worker(concurrency=2)
+        stack.workers(concurrency=2)  # the tick worker and the backtest worker
         stack.beat(schedule_file=tmp / "beat-schedule")
         api_url = stack.api(port=api_port)
         conf = render_nginx_conf(tmp / "nginx", port=web_port, api_port=api_port, root=FRONTEND_DIR, logs=logs)

@@ -34,7 +34,7 @@ def test_upload_review_and_trade_with_a_real_worker(e2e_database, redis_url, tmp
             subprocess.run([str(BIN / "tradefleet"), *args], env=stack.full_env(), cwd=REPO_ROOT, check=True,
                            capture_output=True)
         stack.simulator(port=sim_port, speed=1)
-        stack.worker(concurrency=2)
+        stack.workers(concurrency=2)  # the tick worker and the backtest worker
         base = stack.api(port=api_port)
         admin = signed_in(base, "reviewer@example.com", "reviewer-password-1", register=False)
         author = signed_in(base, "author@example.com", "author-password-1")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Column, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import Uuid as SAUuid
 from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
@@ -144,3 +144,17 @@ class BacktestDetail(BacktestPublic):
 class BacktestsPublic(SQLModel):
     data: list[BacktestPublic]
     count: int
+
+
+class BacktestDownload(SQLModel, table=True):
+    """Candles one user's backtests were allowed to download on one UTC day: the count behind
+    ``BACKTEST_DOWNLOAD_CANDLES_PER_DAY``. Charged when a backtest is requested, for the candles of its
+    range not stored at that moment; one row per ``(owner_id, day)``."""
+
+    __tablename__ = "backtest_download"
+
+    owner_id: uuid.UUID = Field(
+        sa_column=Column(SAUuid, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    )
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    candles: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

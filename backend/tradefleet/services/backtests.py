@@ -7,6 +7,14 @@ plus the date range; nothing is written when it is rejected. The backtest pins t
 was requested with (``strategy_version_id``, default the latest approved) and the task runs that version. The row is committed, **then** the task is
 enqueued with its id (a worker that picks it up at once must find the row).
 
+Per-user caps, counted under the owner's quota lock (:func:`tradefleet.services.quotas.lock_owner`) so
+that racing requests cannot pass them, each refused with nothing written: rows kept
+(``BACKTEST_MAX_STORED_PER_USER``, 409), backtests queued or running (``BACKTEST_MAX_ACTIVE_PER_USER``,
+429 with ``Retry-After``), and candles of unstored ranges to download per UTC day
+(``BACKTEST_DOWNLOAD_CANDLES_PER_DAY``, 429 until midnight UTC, 422 when one request alone exceeds it).
+Finished backtests older than ``BACKTEST_RETENTION_DAYS`` are deleted by ``backtest.expire``
+(:func:`expire_backtests`).
+
 :func:`execute_backtest` is the task's body. It re-reads the row, claims it (``queued`` →
 ``running``), loads the stored candles of the range and the strategy's startup period, downloads the
 missing ones through ccxt first (:func:`tradefleet.market.store.download`, bounded by the range), runs
@@ -22,11 +30,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import ccxt
 import numpy as np
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
@@ -36,14 +45,16 @@ from tradefleet.backtest import BacktestError, run_backtest
 from tradefleet.backtest.engine import iso_ms
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
-from tradefleet.errors import NotFoundError, validation_error
+from tradefleet.errors import ConflictError, NotFoundError, validation_error
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
 from tradefleet.market.exchange import UnknownExchange
 from tradefleet.market.store import DownloadReport, download, load_candles
-from tradefleet.models import Backtest, BacktestCreate, BacktestStatus, RunCreate, RunMode, StrategyVersion, User
+from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, Candle, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
 from tradefleet.models.backtest import EQUITY_POINTS
+from tradefleet.security.ratelimit import RateLimited
+from tradefleet.services.quotas import lock_owner
 from tradefleet.services.runs import ServiceUnavailable, validate_run
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.services.strategy_catalog import pinned_version_id
@@ -57,6 +68,10 @@ MAX_CANDLES = 600_000
 backtest and the size of a download."""
 
 TASK_NAME = "backtest.run"
+
+ACTIVE = (BacktestStatus.queued, BacktestStatus.running)
+"""Statuses counted by ``BACKTEST_MAX_ACTIVE_PER_USER``."""
+FINISHED = (BacktestStatus.done, BacktestStatus.failed)
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -110,13 +125,95 @@ def enqueue_backtest(backtest_id: uuid.UUID) -> None:
                          retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 
 
-def create_backtest(*, session: Session, owner: User, backtest_in: BacktestCreate) -> Backtest:
-    """Validate, store (status ``queued``), commit, then enqueue ``backtest.run``.
+def missing_candles(*, session: Session, backtest_in: BacktestCreate) -> int:
+    """Candles of ``[start, end)`` of the request's market not in the candle store now: what running
+    it would download (the strategy's few startup candles aside). Call after :func:`validate_backtest`."""
+    length_ms, offset_ms = timeframe_alignment(backtest_in.timeframe)
+    start_ms, end_ms = _ms(backtest_in.start), _ms(backtest_in.end)
+    first = -((offset_ms - start_ms) // length_ms) * length_ms + offset_ms  # ceil to an open time
+    expected = max(0, -(-(end_ms - first) // length_ms))
+    stored = session.exec(select(func.count()).select_from(Candle).where(
+        Candle.exchange == backtest_in.exchange, Candle.symbol == backtest_in.symbol,
+        Candle.timeframe == backtest_in.timeframe, Candle.time_ms >= first, Candle.time_ms < end_ms)).one()
+    return max(0, expected - int(stored))
 
-    Raises the 422s and 503 of :func:`validate_backtest` (nothing written). When the broker cannot be
-    reached the row is marked ``failed`` ("could not be queued") and a 503 is raised.
+
+def _seconds_to_utc_midnight(now: datetime) -> int:
+    tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+    return max(1, int((tomorrow - now).total_seconds()) + 1)
+
+
+def check_quotas(*, session: Session, owner: User, backtest_in: BacktestCreate) -> int:
+    """Take the owner's quota lock (held until the caller's commit or rollback) and check the per-user
+    caps for one more backtest; returns the candles it would download (to charge with
+    :func:`charge_download`). Writes nothing.
+
+    Raises ``ConflictError`` (409) at ``BACKTEST_MAX_STORED_PER_USER`` rows; ``RateLimited`` (429,
+    ``Retry-After: BACKTEST_ACTIVE_RETRY_AFTER_S``) at ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running;
+    ``RateLimited`` (429, ``Retry-After``: seconds to midnight UTC) when the download would pass today's
+    ``BACKTEST_DOWNLOAD_CANDLES_PER_DAY``, or a 422 on ``start`` when it alone is larger than that cap.
+    Each detail names its setting."""
+    settings = get_settings()
+    lock_owner(session, owner.id)
+    counts = dict(session.exec(select(Backtest.status, func.count()).where(Backtest.owner_id == owner.id)
+                               .group_by(Backtest.status)).all())
+    stored = sum(int(n) for n in counts.values())
+    if stored >= settings.BACKTEST_MAX_STORED_PER_USER:
+        raise ConflictError(f"you already keep {stored} backtests, the most allowed "
+                            f"(BACKTEST_MAX_STORED_PER_USER = {settings.BACKTEST_MAX_STORED_PER_USER}); "
+                            f"delete some first")
+    active = sum(int(counts.get(status, 0)) for status in ACTIVE)
+    if active >= settings.BACKTEST_MAX_ACTIVE_PER_USER:
+        raise RateLimited(settings.BACKTEST_ACTIVE_RETRY_AFTER_S,
+                          f"you already have {active} backtests queued or running, the most allowed "
+                          f"(BACKTEST_MAX_ACTIVE_PER_USER = {settings.BACKTEST_MAX_ACTIVE_PER_USER}); "
+                          f"retry when one has finished")
+    missing = missing_candles(session=session, backtest_in=backtest_in)
+    if missing:
+        cap = settings.BACKTEST_DOWNLOAD_CANDLES_PER_DAY
+        if missing > cap:
+            raise validation_error("start", f"the range needs {missing:,} candles that are not stored, more than "
+                                   f"the {cap:,} a user may download per day (BACKTEST_DOWNLOAD_CANDLES_PER_DAY); "
+                                   f"shorten the range")
+        now = utcnow()
+        used = session.exec(select(BacktestDownload.candles).where(
+            BacktestDownload.owner_id == owner.id, BacktestDownload.day == now.astimezone(UTC).date())).first() or 0
+        if used + missing > cap:
+            raise RateLimited(_seconds_to_utc_midnight(now),
+                              f"this backtest needs {missing:,} candles that are not stored; you have "
+                              f"{max(0, cap - used):,} of {cap:,} left to download today "
+                              f"(BACKTEST_DOWNLOAD_CANDLES_PER_DAY, counted per UTC day)")
+    return missing
+
+
+def charge_download(*, session: Session, owner: User, candles: int) -> None:
+    """Add ``candles`` to the owner's download count of today (UTC), in the session's transaction.
+    Call under the lock :func:`check_quotas` took."""
+    if candles <= 0:
+        return
+    day: date = utcnow().astimezone(UTC).date()
+    row = session.get(BacktestDownload, (owner.id, day))
+    if row is None:
+        session.add(BacktestDownload(owner_id=owner.id, day=day, candles=candles))
+    else:
+        row.candles += candles
+        session.add(row)
+
+
+def create_backtest(*, session: Session, owner: User, backtest_in: BacktestCreate) -> Backtest:
+    """Validate, check the per-user caps, store (status ``queued``), commit, then enqueue ``backtest.run``.
+
+    Raises the 422s and 503 of :func:`validate_backtest` and the 409/429/422 of :func:`check_quotas`
+    (nothing written). When the broker cannot be reached the row is marked ``failed`` ("could not be
+    queued") and a 503 is raised.
     """
     params, fee, version = validate_backtest(session=session, backtest_in=backtest_in)
+    try:
+        download = check_quotas(session=session, owner=owner, backtest_in=backtest_in)
+    except Exception:
+        session.rollback()  # release the quota lock now
+        raise
+    charge_download(session=session, owner=owner, candles=download)
     backtest = Backtest(owner_id=owner.id, strategy=backtest_in.strategy, params=params,
                         exchange=backtest_in.exchange, symbol=backtest_in.symbol, timeframe=backtest_in.timeframe,
                         start=backtest_in.start, end=backtest_in.end, stake=backtest_in.stake, fee=fee,
@@ -136,6 +233,23 @@ def create_backtest(*, session: Session, owner: User, backtest_in: BacktestCreat
         session.commit()
         raise ServiceUnavailable("the backtest could not be queued; try again shortly") from None
     return backtest
+
+
+def expire_backtests(*, now: datetime | None = None) -> dict[str, int]:
+    """Delete every finished (``done``/``failed``) backtest whose ``finished_at`` is more than
+    ``BACKTEST_RETENTION_DAYS`` before ``now``, and the download counts of days before yesterday (UTC).
+    Returns ``{"backtests": n, "download_days": m}`` (rows deleted). The body of ``backtest.expire``."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=get_settings().BACKTEST_RETENTION_DAYS)
+    with session_scope() as session:
+        deleted = session.exec(sa_delete(Backtest).where(Backtest.status.in_(FINISHED),
+                                                         Backtest.finished_at < cutoff)).rowcount
+        days = session.exec(sa_delete(BacktestDownload).where(
+            BacktestDownload.day < now.astimezone(UTC).date() - timedelta(days=1))).rowcount
+        session.commit()
+    if deleted:
+        log.info("deleted %d backtests finished before %s", deleted, cutoff.isoformat())
+    return {"backtests": int(deleted or 0), "download_days": int(days or 0)}
 
 
 # --- owner-scoped reads --------------------------------------------------------------------------
@@ -419,6 +533,7 @@ def execute_backtest(backtest_id: uuid.UUID) -> BacktestStatus | None:
 
 
 __all__ = [
-    "MAX_CANDLES", "create_backtest", "delete_backtest", "downsample_equity", "enqueue_backtest",
-    "execute_backtest", "get_backtest_or_404", "list_backtests", "validate_backtest",
+    "MAX_CANDLES", "charge_download", "check_quotas", "create_backtest", "delete_backtest", "downsample_equity",
+    "enqueue_backtest", "execute_backtest", "expire_backtests", "get_backtest_or_404", "list_backtests",
+    "missing_candles", "validate_backtest",
 ]

@@ -15,13 +15,14 @@ from tradefleet.config import get_settings
 from tradefleet.market.candles import timeframe_ms
 from tradefleet.models import Run, RunStatus, User, WorkerHeartbeat
 from tradefleet.models._types import utcnow
+from tradefleet.worker.queues import ALL_QUEUES
 
 log = logging.getLogger(__name__)
 
 WORKER_STALE_AFTER = timedelta(seconds=30)
 """A worker whose heartbeat (every 5 s) is older than this counts as dead (as in ``GET /health``)."""
-QUEUES = ("schedule", "evaluate", "default", "backtests")
-"""The Celery queues of :mod:`tradefleet.worker.app`."""
+QUEUES = ALL_QUEUES
+"""The Celery queues of :mod:`tradefleet.worker.queues`."""
 LAGGING_LISTED = 20
 
 

@@ -1,6 +1,8 @@
 """The Celery application. Broker: Redis when ``REDIS_URL`` is set, else kombu's SQLAlchemy
-transport on a SQLite file (the embedded ``make run`` defaults). Start a worker with
-``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default,backtests`` and beat with
+transport on a SQLite file (the embedded ``make run`` defaults). Start
+two kinds of worker (:mod:`tradefleet.worker.queues`): the tick worker
+``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default`` and the backtest worker
+``nice -n 10 celery -A tradefleet.worker.app worker -Q backtests --concurrency 1``; beat with
 ``celery -A tradefleet.worker.app beat``."""
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 
 from tradefleet.config import get_settings
+from tradefleet.worker.queues import DEFAULT, task_routes
 
 
 def create_celery() -> Celery:
@@ -26,16 +29,10 @@ def create_celery() -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        task_default_queue="default",
-        task_routes={
-            "engine.schedule": {"queue": "schedule"},
-            "engine.evaluate_market": {"queue": "evaluate"},
-            # Backtests can take seconds: on a busy server give them their own worker
-            # (`celery ... worker -Q backtests`) so that they never delay a tick.
-            "backtest.run": {"queue": "backtests"},
-            # An upload's validation runs a short backtest too: with the backtests, never before a tick.
-            "strategies.validate": {"queue": "backtests"},
-        },
+        task_default_queue=DEFAULT,
+        # Every task to the queue of the worker that serves it: backtests, downloads and validations
+        # to `backtests`, which no tick worker consumes.
+        task_routes=task_routes(),
         # Redis: unacknowledged (acks_late) tasks come back after the visibility timeout. kombu's
         # SQLAlchemy transport passes its options to create_engine, so it gets none.
         broker_transport_options={"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {},
@@ -51,6 +48,8 @@ def create_celery() -> Celery:
             # live orders that are not final are reconciled with their exchange.
             "live.reconcile": {"task": "live.reconcile", "schedule": settings.RECONCILE_INTERVAL_S,
                                "options": {"expires": settings.RECONCILE_INTERVAL_S}},
+            # finished backtests older than BACKTEST_RETENTION_DAYS are deleted.
+            "backtest.expire": {"task": "backtest.expire", "schedule": 3600.0, "options": {"expires": 3600}},
         },
     )
     return app

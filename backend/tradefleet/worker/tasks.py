@@ -155,6 +155,15 @@ def run_backtest(backtest_id: str) -> str | None:
     return status.value if status is not None else None
 
 
+@celery_app.task(name="backtest.expire", ignore_result=True)
+def expire_backtests() -> dict[str, int]:
+    """Hourly (beat): delete finished backtests older than ``BACKTEST_RETENTION_DAYS``
+    (:func:`tradefleet.services.backtests.expire_backtests`); returns the rows deleted."""
+    from tradefleet.services.backtests import expire_backtests as _expire
+
+    return _expire()
+
+
 # --- strategy uploads -----------------------------------------------------------------------------
 
 

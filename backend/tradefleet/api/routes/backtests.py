@@ -17,7 +17,12 @@ router = APIRouter(prefix="/backtests", tags=["backtests"])
 @router.post("", response_model=BacktestDetail, status_code=status.HTTP_202_ACCEPTED)
 def create_backtest(backtest_in: BacktestCreate, session: SessionDep, user: CurrentUser) -> BacktestDetail:
     """Queue a backtest (status ``queued``); validated like a run, plus the date range. A worker runs it:
-    poll ``GET /backtests/{id}`` for ``progress`` and the result."""
+    poll ``GET /backtests/{id}`` for ``progress`` and the result.
+
+    Per-user caps, each answered with a detail naming its setting and nothing stored: 409 at
+    ``BACKTEST_MAX_STORED_PER_USER`` backtests kept; 429 with ``Retry-After`` at
+    ``BACKTEST_MAX_ACTIVE_PER_USER`` queued or running, or when the candles to download would pass
+    ``BACKTEST_DOWNLOAD_CANDLES_PER_DAY`` today (UTC); 422 on ``start`` when one range alone would."""
     backtest = service.create_backtest(session=session, owner=user, backtest_in=backtest_in)
     return BacktestDetail.from_backtest(backtest)
 
