@@ -97,13 +97,16 @@ class BacktestCandles(BaseModel):
 def backtest_candles(backtest_id: uuid.UUID, session: SessionDep, user: CurrentUser,
                      limit: int = Query(2000, ge=1, le=20_000, description="at most this many candles")
                      ) -> BacktestCandles:
-    """The candles a backtest was tested on, from the candle store, for its chart with trade markers."""
+    """The candles a backtest was tested on, from the candle store, for its chart with trade markers: the
+    newest ``limit`` of the tested range (only those rows are read). A heavy route: its own per-user rate
+    limit and in-flight slots (``security/user_limits.py``)."""
     backtest = backtest_service.get_backtest_or_404(session=session, owner=user, backtest_id=backtest_id)
     start = backtest.tested_start or backtest.start
     end = backtest.tested_end or backtest.end
+    # One row more than asked for says whether the range holds more; nothing beyond it is read.
     frame = load_candles(session=session, exchange=backtest.exchange, symbol=backtest.symbol,
                          timeframe=backtest.timeframe, start_ms=int(start.timestamp() * 1000),
-                         end_ms=int(end.timestamp() * 1000) - 1)
+                         end_ms=int(end.timestamp() * 1000) - 1, last=limit + 1)
     truncated = len(frame) > limit
     frame = frame.tail(limit)
     candles = [ChartCandle(time_ms=int(t), open=float(o), high=float(h), low=float(lo), close=float(c), volume=float(v))
