@@ -38,7 +38,7 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
-from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS,
+from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, HIGH_USER_LIMITS, TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS,
                          recording, scratch_postgres_database, unavailable, vault_settings)
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def _test_env(database_url: str) -> dict[str, str | None]:
     env: dict[str, str | None] = {name: None for name in Settings.model_fields}
     env.update(ENVIRONMENT="test", DATABASE_URL=database_url, JWT_SECRET_KEY=TEST_JWT_SECRET)
     env.update(TOTP_ENCRYPTION_KEY=TEST_TOTP_KEY, **vault_settings(TEST_VAULT_KEYS))
+    env.update(HIGH_USER_LIMITS)
     return env
 
 

@@ -24,6 +24,11 @@ TEST_JWT_SECRET = "test-jwt-secret-not-for-production-0123456789"
 # workers only).
 TEST_VAULT_KEYS = generate_key_pair()
 TEST_TOTP_KEY = Fernet.generate_key().decode()
+# The per-user limits of the API, raised for every test that is not about them (tests of the limits
+# set their own): the suite's own request floods must not be refused.
+HIGH_USER_LIMITS = {"RATE_LIMIT_USER": "100000/minute", "RATE_LIMIT_ADMIN": "100000/minute",
+                    "RATE_LIMIT_USER_HEAVY": "100000/minute", "USER_MAX_IN_FLIGHT": "1000",
+                    "USER_MAX_IN_FLIGHT_HEAVY": "1000"}
 
 
 def vault_settings(pair: KeyPair | None = None) -> dict[str, str]:
@@ -79,7 +84,7 @@ def stack_env(*, database_url: str, redis_url: str, sim_port: int, **extra: str)
 
     return {"ENVIRONMENT": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
-            "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **extra}
+            "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **HIGH_USER_LIMITS, **extra}
 
 
 def nginx_binary() -> str:

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     REDIS_URL: str | None = None
     CELERY_BROKER_URL: str | None = None
     """Defaults to REDIS_URL, else kombu's SQLAlchemy transport on a SQLite file beside the database."""
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=1000)
+    """Connections each process keeps open to the database (SQLAlchemy ``QueuePool``); see the connection
+    budget in DEPLOYMENT.md."""
+    DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=1000)
+    """Connections a process may open beyond ``DB_POOL_SIZE`` under load (closed again when returned)."""
+    DB_POOL_TIMEOUT_S: float = Field(default=5.0, gt=0, le=300)
+    """Seconds a request waits for a free connection; past it the API answers 503 with ``Retry-After``."""
+    DB_SQLITE_BUSY_TIMEOUT_S: float = Field(default=30.0, ge=0, le=3600)
+    """SQLite only: seconds a statement waits for another process's write lock before failing (503 in the API)."""
 
     # --- security ------------------------------------------------------------------------
     JWT_SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET)
@@ -140,6 +149,17 @@ class Settings(BaseSettings):
     RATE_LIMIT_PASSWORD_RESET: str = "5/minute;20/hour"
     RATE_LIMIT_2FA: str = "10/minute"
     RATE_LIMIT_WEBHOOK: str = "120/minute"
+    RATE_LIMIT_USER: str = "600/minute"
+    """Per signed-in trader, on every authenticated route (``limits`` notation)."""
+    RATE_LIMIT_ADMIN: str = "1200/minute"
+    """Per signed-in admin, on every authenticated route, instead of ``RATE_LIMIT_USER``."""
+    RATE_LIMIT_USER_HEAVY: str = "60/minute"
+    """Per signed-in user, on the heavy routes (chart candles, equity curves, backtest results), in
+    addition to the limit above."""
+    USER_MAX_IN_FLIGHT: int = Field(default=8, ge=1, le=10_000)
+    """Requests one user may have in progress at once in one API process; more answer 429."""
+    USER_MAX_IN_FLIGHT_HEAVY: int = Field(default=2, ge=1, le=10_000)
+    """Heavy requests one user may have in progress at once in one API process; more answer 429."""
     LOCKOUT_THRESHOLD: int = Field(default=5, ge=1)
     """Consecutive failed logins of one account that lock it."""
     LOCKOUT_BASE_S: int = Field(default=60, ge=1)

@@ -1,4 +1,10 @@
-"""Engine and sessions. SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so."""
+"""Engine and sessions. SQLite file by default, PostgreSQL when ``DATABASE_URL`` says so.
+
+Each process has one engine with one ``QueuePool``: ``DB_POOL_SIZE`` connections kept, up to
+``DB_MAX_OVERFLOW`` more under load, and a checkout waits at most ``DB_POOL_TIMEOUT_S`` seconds before
+raising ``sqlalchemy.exc.TimeoutError`` (the API answers it with 503, ``api/errors.py``). SQLite waits
+``DB_SQLITE_BUSY_TIMEOUT_S`` for another process's write lock before ``database is locked``.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +31,18 @@ def _normalise_url(url: str) -> str:
 @lru_cache
 def get_engine() -> Engine:
     """The process-wide SQLAlchemy engine for ``Settings.DATABASE_URL``."""
-    url = _normalise_url(get_settings().DATABASE_URL)
+    settings = get_settings()
+    url = _normalise_url(settings.DATABASE_URL)
+    pool = {"pool_size": settings.DB_POOL_SIZE, "max_overflow": settings.DB_MAX_OVERFLOW,
+            "pool_timeout": settings.DB_POOL_TIMEOUT_S}
+    busy_s = settings.DB_SQLITE_BUSY_TIMEOUT_S
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        in_memory = not database or database == ":memory:"
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_s},
+                               **({} if in_memory else pool))
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - driver hook
@@ -38,11 +50,11 @@ def get_engine() -> Engine:
             # WAL lets the API read while a worker writes; foreign keys are off by default in SQLite.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_s * 1000)}")
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 @contextmanager

@@ -159,11 +159,25 @@ export function redirectToLogin() {
   location.assign(loginUrl());
 }
 
+/** Longest Retry-After (seconds) worth waiting for once before a GET is retried. */
+export const MAX_RETRY_AFTER_S = 2;
+
+/** Milliseconds to wait before retrying `res` (a 503 or 429 whose Retry-After is at most
+ * MAX_RETRY_AFTER_S seconds), or null when it is not to be retried. */
+export function shortRetryAfterMs(res) {
+  if (res.status !== 503 && res.status !== 429) return null;
+  const header = res.headers.get("retry-after");
+  if (header === null || !/^\d+$/.test(header.trim())) return null;
+  const seconds = Number(header.trim());
+  return seconds <= MAX_RETRY_AFTER_S ? Math.max(seconds, 0) * 1000 : null;
+}
+
 /**
  * Call the API. `path` is relative to /api/v1. Options: `method`, `json` (a body sent as JSON), `form`
  * (an object sent as application/x-www-form-urlencoded), `multipart` (a FormData sent as
  * multipart/form-data: file uploads), `query` (object; empty values dropped), `auth` (default true:
- * send the token, refresh and redirect on 401).
+ * send the token, refresh and redirect on 401). A GET answered 503 or 429 with `Retry-After` of at most
+ * MAX_RETRY_AFTER_S seconds is retried once after that wait.
  * Returns the parsed JSON (or null for 204). Throws ApiError.
  */
 export async function api(path, { method = "GET", json, form, multipart, query, auth = true, retried = false } = {}) {
@@ -193,6 +207,13 @@ export async function api(path, { method = "GET", json, form, multipart, query, 
   let res;
   try {
     res = await fetch(url, { method, headers, body });
+    const wait = method === "GET" ? shortRetryAfterMs(res) : null;
+    if (wait !== null) {
+      // A busy database (503) or too many requests in progress (429) with a short Retry-After: a GET
+      // changes nothing, so wait that long and ask once more before showing an error.
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      res = await fetch(url, { method, headers, body });
+    }
   } catch {
     throw new ApiError(0, detailText(null, 0));
   }

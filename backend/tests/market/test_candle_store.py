@@ -209,3 +209,27 @@ def test_import_speed_of_the_5m_file(session, db):
     started = time.perf_counter()
     assert import_csv(session=session, path=BTC_5M).duplicates == 71769
     print(f"{db.dialect.name}: re-import (all duplicates) in {time.perf_counter() - started:.2f} s")
+
+
+def test_load_last_reads_only_the_newest_rows(session):
+    from sqlalchemy import event
+
+    import_csv(session=session, path=BTC_1H)
+    everything = load_candles(session=session, **SERIES)
+    start, end = int(everything["time_ms"].iloc[100]), int(everything["time_ms"].iloc[400])
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args):  # noqa: ANN001
+        statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        last = load_candles(session=session, start_ms=start, end_ms=end, last=50, **SERIES)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    expected = everything[(everything["time_ms"] >= start) & (everything["time_ms"] <= end)].tail(50)
+    pd.testing.assert_frame_equal(last, expected)  # ascending, the newest 50 of the range
+    assert any("LIMIT" in s.upper() and "DESC" in s.upper() for s in statements)  # the database reads 50 rows
+    assert len(load_candles(session=session, last=0, **SERIES)) == 0
+    assert len(load_candles(session=session, last=10_000, **SERIES)) == len(everything)

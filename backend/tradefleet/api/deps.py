@@ -2,14 +2,17 @@
 
 Use them in route signatures (``def me(user: CurrentUser)``); admin routes say so in their decorator with
 ``dependencies=[Depends(get_current_admin)]`` or take a ``CurrentAdmin`` argument.
+
+:data:`AUTHENTICATED` is the dependency list of the authenticated router (main.py): the user's in-flight
+slot (before any database work), the user, then the user's rate limits (``security/user_limits.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel import Session
 
@@ -17,6 +20,7 @@ from tradefleet.db import get_engine
 from tradefleet.models import Role, User
 from tradefleet.config import get_settings
 from tradefleet.security.tokens import TokenError, decode_access_claims
+from tradefleet.security.user_limits import hit_rate, hold_slot, is_heavy, user_from_authorization
 
 API_PREFIX = "/api/v1"
 
@@ -77,3 +81,33 @@ def get_current_admin(current_user: CurrentUser) -> User:
 
 
 CurrentAdmin = Annotated[User, Depends(get_current_admin)]
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", request.url.path)
+
+
+async def hold_user_slot(request: Request) -> AsyncIterator[None]:
+    """Hold one of the token's user's in-flight slots for the whole request; 429 with ``Retry-After``
+    when the user has too many in progress (``USER_MAX_IN_FLIGHT``, ``USER_MAX_IN_FLIGHT_HEAVY``).
+
+    Async on purpose: it runs on the event loop before the user is loaded, so a refused request never
+    waits for a thread or a database connection. A missing or invalid token takes no slot (the
+    authentication dependency refuses it next)."""
+    user_id = user_from_authorization(request.headers.get("authorization"))
+    if user_id is None:
+        yield
+        return
+    with hold_slot(user_id, heavy=is_heavy(_route_path(request))):
+        yield
+
+
+def limit_user_rate(request: Request, user: CurrentUser) -> None:
+    """Count the request against the user's rate limits (``RATE_LIMIT_USER``, ``RATE_LIMIT_ADMIN`` for
+    admins, ``RATE_LIMIT_USER_HEAVY`` on heavy routes); 429 with ``Retry-After`` when over."""
+    hit_rate(user.id, admin=user.role == Role.admin, heavy=is_heavy(_route_path(request)))
+
+
+AUTHENTICATED = [Depends(hold_user_slot), Depends(get_current_user), Depends(limit_user_rate)]
+"""Dependencies of every authenticated route, in this order."""

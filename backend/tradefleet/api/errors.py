@@ -15,6 +15,11 @@ Services raise :class:`DomainError` subclasses (or :func:`validation_error`); th
 their traceback; the client never sees a trace or SQL, only ``internal error (request id <id>)``.
 Unknown routes (404), wrong methods (405, with ``Allow``), rate limits (429, with ``Retry-After``) and
 oversized bodies (413) use the same format.
+
+A database that is only busy is not a server error: no free pooled connection within ``DB_POOL_TIMEOUT_S``
+(``sqlalchemy.exc.TimeoutError``), SQLite's ``database is locked`` after ``DB_SQLITE_BUSY_TIMEOUT_S``, or
+a PostgreSQL lock or statement timeout (SQLSTATE ``55P03`` / ``57014``) answer
+``503 {"detail": "the database is busy, retry in 1 s"}`` with ``Retry-After: 1``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradefleet.errors import (  # noqa: F401  (re-exported: the API's error vocabulary)
@@ -166,9 +173,51 @@ async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request_id)
 
 
+BUSY_RETRY_AFTER_S = 1
+BUSY_DETAIL = f"the database is busy, retry in {BUSY_RETRY_AFTER_S} s"
+# SQLSTATEs of PostgreSQL that mean "waited too long", not "broken": lock_not_available (lock_timeout,
+# NOWAIT) and query_canceled (statement_timeout).
+_PG_BUSY_SQLSTATES = {"55P03", "57014"}
+
+
+def busy_response() -> JSONResponse:
+    """503 with ``Retry-After``: the database is saturated or locked for a moment, not broken."""
+    return JSONResponse(error_body(BUSY_DETAIL), status_code=503,
+                        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is busy (pool exhausted, SQLite locked, a PostgreSQL lock or
+    statement timeout) rather than broken."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if isinstance(exc, OperationalError):
+        orig = exc.orig
+        if getattr(orig, "sqlstate", None) in _PG_BUSY_SQLSTATES:
+            return True
+        message = str(orig).lower()
+        return type(orig).__module__.startswith("sqlite3") and ("database is locked" in message
+                                                                 or "database is busy" in message)
+    return False
+
+
+async def _pool_timeout_handler(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    logger.warning("database pool exhausted on %s %s: %s", request.method, request.url.path, exc)
+    return busy_response()
+
+
+async def _operational_error_handler(request: Request, exc: OperationalError) -> JSONResponse:
+    if is_database_busy(exc):
+        logger.warning("database busy on %s %s: %s", request.method, request.url.path, exc.orig)
+        return busy_response()
+    return await _unhandled_handler(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error reply the format of this module."""
     app.add_exception_handler(RequestValidationError, _request_validation_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)  # type: ignore[arg-type]
     app.add_exception_handler(DomainError, _domain_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _operational_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled_handler)

@@ -15,7 +15,7 @@ from types import ModuleType
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from tradefleet.api.deps import API_PREFIX, get_current_user
+from tradefleet.api.deps import API_PREFIX, AUTHENTICATED
 from tradefleet.api.docs import install_docs
 from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
 from tradefleet.api.exposure import install_exposure_checks
@@ -144,7 +144,8 @@ def create_app() -> FastAPI:
     document_error_format(app)
     install_docs(app, settings)
 
-    authenticated = APIRouter(dependencies=[Depends(get_current_user)])
+    # Per-user in-flight slot, then the user, then the user's rate limits (api/deps.AUTHENTICATED).
+    authenticated = APIRouter(dependencies=AUTHENTICATED)
     _collect(ROUTERS, authenticated)
     public = APIRouter()
     _collect(PUBLIC_ROUTERS, public)

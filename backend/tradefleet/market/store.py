@@ -374,18 +374,25 @@ def load_candles(
     timeframe: str,
     start_ms: int | None = None,
     end_ms: int | None = None,
+    last: int | None = None,
 ) -> pd.DataFrame:
     """The stored candles of a series with open time in ``[start_ms, end_ms]`` (both inclusive, epoch
     ms; ``None``: unbounded), ascending. Same shape as :func:`~tradefleet.market.candles.frame_from_ohlcv`:
     a UTC ``DatetimeIndex`` named ``time``, float columns ``open, high, low, close, volume`` and int64
-    column ``time_ms``; empty (same columns) when nothing is stored. Gaps are not filled."""
+    column ``time_ms``; empty (same columns) when nothing is stored. Gaps are not filled.
+
+    ``last``: only the newest ``last`` candles of that range (still ascending); the database reads
+    those rows only (``ORDER BY time_ms DESC LIMIT last``), not the whole range."""
     query = select(Candle.time_ms, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume).where(
         _series_filter(exchange, symbol, timeframe))
     if start_ms is not None:
         query = query.where(Candle.time_ms >= start_ms)
     if end_ms is not None:
         query = query.where(Candle.time_ms <= end_ms)
-    rows = session.exec(query.order_by(Candle.time_ms)).all()
+    if last is not None:
+        rows = list(reversed(session.exec(query.order_by(Candle.time_ms.desc()).limit(max(0, last))).all()))
+    else:
+        rows = session.exec(query.order_by(Candle.time_ms)).all()
     if not rows:
         return frame_from_ohlcv(np.empty((0, 6)))
     times = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
