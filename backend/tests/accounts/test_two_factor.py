@@ -1,5 +1,6 @@
-"""TOTP two-factor: enrolment (otpauth URI, SVG QR code), login in two steps, codes single-use, recovery
-codes single-use, disabling, the encrypted secret, and mandatory 2FA for admins."""
+"""TOTP two-factor: enrolment (otpauth URI, SVG QR code) behind the current password, login in two steps,
+codes single-use, recovery codes single-use, disabling, the encrypted secret, the owner's e-mail on each
+change, and mandatory 2FA for admins."""
 
 from __future__ import annotations
 
@@ -25,18 +26,20 @@ def code_at(secret: str, step: int) -> str:
     return pyotp.TOTP(secret).at(step * 30)
 
 
-def enrol(client, headers) -> tuple[str, list[str], int]:
-    """Set up and enable 2FA with the code of the previous time step; returns the secret, the recovery
-    codes and that step."""
-    secret = client.post(SETUP, headers=headers).json()["secret"]
+def enrol(client, headers, password: str) -> tuple[str, list[str], int]:
+    """Set up and enable 2FA (with ``password``) with the code of the previous time step; returns the
+    secret, the recovery codes and that step."""
+    setup = client.post(SETUP, headers=headers, json={"password": password})
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
     step = totp.current_step() - 1
-    reply = client.post(ENABLE, headers=headers, json={"code": code_at(secret, step)})
+    reply = client.post(ENABLE, headers=headers, json={"password": password, "code": code_at(secret, step)})
     assert reply.status_code == 200, reply.text
     return secret, reply.json()["recovery_codes"], step
 
 
 def test_setup_gives_uri_qr_and_stores_the_secret_encrypted(user_client, session):
-    reply = user_client.post(SETUP)
+    reply = user_client.post(SETUP, json={"password": user_client.password})
 
     assert reply.status_code == 200
     body = reply.json()
@@ -55,25 +58,26 @@ def test_setup_gives_uri_qr_and_stores_the_secret_encrypted(user_client, session
 
 
 def test_enable_needs_a_valid_code(user_client, session):
-    user_client.post(SETUP)
-    reply = user_client.post(ENABLE, json={"code": "000000"})
+    pw = user_client.password
+    user_client.post(SETUP, json={"password": pw})
+    reply = user_client.post(ENABLE, json={"password": pw, "code": "000000"})
     assert reply.status_code == 400 and reply.json()["errors"] == [{"field": "code", "message": "invalid or already used"}]
     assert session.exec(select(RecoveryCode)).all() == []
-    bad = user_client.post(ENABLE, json={"code": "12"})
+    bad = user_client.post(ENABLE, json={"password": pw, "code": "12"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "code"
 
 
 def test_enable_without_setup_is_409(user_client):
-    assert user_client.post(ENABLE, json={"code": "123456"}).status_code == 409
+    assert user_client.post(ENABLE, json={"password": user_client.password, "code": "123456"}).status_code == 409
 
 
 def test_two_step_login_with_single_use_codes(client, session, make_user, auth_headers):
     user, password = make_user(email="mfa@example.com")
-    secret, codes, enrol_step = enrol(client, auth_headers(user))
+    secret, codes, enrol_step = enrol(client, auth_headers(user), password)
     assert len(codes) == 10 and len(set(codes)) == 10
     stored = session.exec(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all()
     assert {r.code_hash for r in stored} == {totp.hash_secret(totp.normalise_recovery_code(c)) for c in codes}
-    assert client.post(SETUP, headers=auth_headers(user)).status_code == 409  # already on
+    assert client.post(SETUP, headers=auth_headers(user), json={"password": password}).status_code == 409
 
     first = login(client, "mfa@example.com", password).json()
     assert set(first) == {"mfa_required", "mfa_token"} and first["mfa_required"] is True
@@ -111,7 +115,7 @@ def test_bad_mfa_tokens_are_401(client, make_user):
 def test_disable_needs_password_and_code(client, session, make_user, auth_headers):
     user, password = make_user()
     headers = auth_headers(user)
-    secret, codes, _ = enrol(client, headers)
+    secret, codes, _ = enrol(client, headers, password)
     code = code_at(secret, totp.current_step() + 1)
 
     wrong_pw = client.post(DISABLE, headers=headers, json={"password": "wrong password", "code": code})
@@ -131,7 +135,7 @@ def test_disable_needs_password_and_code(client, session, make_user, auth_header
 
 
 def test_admins_without_2fa_are_refused_when_required(client, make_user, auth_headers, settings_env):
-    admin, _ = make_user(role=Role.admin)
+    admin, admin_password = make_user(role=Role.admin)
     headers = auth_headers(admin)
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 200
 
@@ -142,7 +146,7 @@ def test_admins_without_2fa_are_refused_when_required(client, make_user, auth_he
     assert client.get("/api/v1/admin/strategies", headers=headers).status_code == 403
     assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # not an admin route
 
-    enrol(client, headers)
+    enrol(client, headers, admin_password)
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 200
 
 
@@ -187,7 +191,7 @@ def test_secret_unreadable_after_a_key_change_is_503_not_500(client, make_user, 
     settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())
     user, password = make_user()
     headers = auth_headers(user)
-    enrol(client, headers)
+    enrol(client, headers, password)
     mfa = login(client, user.email, password).json()["mfa_token"]
 
     settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the old key is gone
@@ -200,7 +204,7 @@ def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user
     # the failure count, so wrong codes spread over several password logins still lock the account.
     settings_env(LOCKOUT_THRESHOLD="3", RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_2FA="1000/minute")
     user, password = make_user(email="guess@example.com")
-    secret, _, _ = enrol(client, auth_headers(user))
+    secret, _, _ = enrol(client, auth_headers(user), password)
     wrong = code_at(secret, totp.current_step() + 40)  # far outside the window
     for _ in range(3):
         first = login(client, "guess@example.com", password)

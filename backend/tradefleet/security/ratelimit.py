@@ -211,6 +211,7 @@ async def limit_auth(request: Request) -> None:
 # IP and per user (a stolen access token must not buy unlimited guesses at the password or the code).
 USER_PATH_SCOPES = {
     "/users/me/password": "login",
+    "/users/me/2fa/setup": "2fa",
     "/users/me/2fa/enable": "2fa",
     "/users/me/2fa/disable": "2fa",
 }
