@@ -213,3 +213,57 @@ def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user
         assert reply.status_code == 400
     locked = login(client, "guess@example.com", password)
     assert locked.status_code == 429 and "retry-after" in locked.headers
+
+
+def test_setup_and_enable_need_the_current_password(user_client, session, outbox):
+    user = user_client.user
+    missing = user_client.post(SETUP)
+    assert missing.status_code == 422 and [e["field"] for e in missing.json()["errors"]] == ["password"]
+    wrong = user_client.post(SETUP, json={"password": "not the password"})
+    assert wrong.status_code == 400 and wrong.json()["errors"] == [{"field": "password",
+                                                                   "message": "incorrect password"}]
+    session.expire_all()
+    assert session.get(User, user.id).totp_secret is None
+
+    secret = user_client.post(SETUP, json={"password": user_client.password}).json()["secret"]
+    code = code_at(secret, totp.current_step() - 1)
+    no_pw = user_client.post(ENABLE, json={"code": code})
+    assert no_pw.status_code == 422 and [e["field"] for e in no_pw.json()["errors"]] == ["password"]
+    bad_pw = user_client.post(ENABLE, json={"password": "not the password", "code": code})
+    assert bad_pw.status_code == 400 and bad_pw.json()["errors"][0]["field"] == "password"
+    session.expire_all()
+    row = session.get(User, user.id)
+    assert row.totp_enabled is False and row.totp_last_step is None  # the code was not spent either
+    assert session.exec(select(RecoveryCode)).all() == []
+    ok = user_client.post(ENABLE, json={"password": user_client.password, "code": code})
+    assert ok.status_code == 200, ok.text
+    assert [m[2]["event"] for m in outbox.of("two_factor_changed")] == ["setup", "enabled"]
+
+
+def test_owner_is_mailed_on_setup_enable_and_disable(client, make_user, auth_headers, smtp_server, outbox):
+    user, password = make_user()
+    headers = auth_headers(user)
+    secret, codes, _ = enrol(client, headers, password)
+    assert client.post(DISABLE, headers=headers, json={"password": password, "code": codes[0]}).status_code == 204
+
+    assert [(m[0], m[2]["event"]) for m in outbox.of("two_factor_changed")] == [
+        (user.email, "setup"), (user.email, "enabled"), (user.email, "disabled")]
+    mails = [m for m in smtp_server.messages if user.email in m.envelope_rcpt]
+    subjects = [m["Subject"] for m in mails]
+    assert subjects == ["Tradefleet: two-factor authentication set-up started",
+                        "Tradefleet: two-factor authentication turned on",
+                        "Tradefleet: two-factor authentication turned off"], subjects
+    for message in mails:
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        assert user.email in text and "reset it at once" in text
+        assert secret not in text and all(c not in text for c in codes)  # no secret goes by mail
+
+
+def test_failed_changes_send_no_mail(client, make_user, auth_headers, outbox):
+    user, password = make_user()
+    headers = auth_headers(user)
+    client.post(SETUP, headers=headers, json={"password": "not the password"})
+    secret, _, _ = enrol(client, headers, password)
+    client.post(DISABLE, headers=headers, json={"password": "not the password", "code": "000000"})
+    client.post(DISABLE, headers=headers, json={"password": password, "code": "000000"})
+    assert [m[2]["event"] for m in outbox.of("two_factor_changed")] == ["setup", "enabled"]
