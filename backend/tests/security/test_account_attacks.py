@@ -6,7 +6,8 @@ process memory for the counters), each asserting it fails with nothing changed.
   are unchanged.
 * Guessing passwords from one IP locks that IP only: the owner still signs in from another address.
 * Guessing spread over many IPs locks the account everywhere, but never the password reset (request and
-  confirm both work while locked), and the completed reset lifts every lock, admins included.
+  confirm both work while locked), and the completed reset lifts every lock, admins included; spending
+  an account's reset-request allowance from one IP leaves the owner's own address free to ask.
 * ``create-admin`` on an address someone pre-registered is refused and changes nothing.
 """
 
@@ -177,3 +178,19 @@ def test_create_admin_on_a_pre_registered_address_is_refused(db, app, session, s
         assert _user_row(session, user_id) == before  # still a trader, the attacker's password
         assert _login(attacker, "admin@corp.example", "attacker pw 123").status_code == 200
         assert _login(attacker, "admin@corp.example", "operator pw 123").status_code == 401
+
+
+@ONE_DB
+def test_spending_the_reset_allowance_from_one_ip_does_not_block_the_owner(storage, db, app, make_user,
+                                                                           settings_env, outbox):
+    settings_env(RATE_LIMIT_PASSWORD_RESET="3/minute")
+    user, _ = make_user()
+    with _client(app, ATTACKER_IP) as attacker:
+        codes = [attacker.post(f"{API}/auth/password-reset/request", json={"email": user.email}).status_code
+                 for _ in range(4)]
+        assert codes == [202, 202, 202, 429]
+    sent = len(outbox.of("reset_password"))
+    assert sent == 3
+    with _client(app, OWNER_IP) as owner:
+        assert owner.post(f"{API}/auth/password-reset/request", json={"email": user.email}).status_code == 202
+    assert len(outbox.of("reset_password")) == sent + 1
