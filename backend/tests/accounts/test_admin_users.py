@@ -188,7 +188,7 @@ def test_promoting_removes_an_enrolled_authenticator(session, client, make_user,
     user, password = make_user(email="enrolled@example.com")
     headers = auth_headers(user)
     secret = client.post("/api/v1/users/me/2fa/setup", headers=headers, json={"password": password}).json()["secret"]
-    code = pyotp.TOTP(secret).at((totp.current_step() - 1) * 30)
+    code = pyotp.TOTP(secret).at(totp.current_step() * 30)
     assert client.post("/api/v1/users/me/2fa/enable", headers=headers,
                        json={"password": password, "code": code}).status_code == 200
     result = CliRunner().invoke(cli, ["create-admin", "--email", "enrolled@example.com", "--password",

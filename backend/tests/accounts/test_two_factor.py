@@ -27,12 +27,13 @@ def code_at(secret: str, step: int) -> str:
 
 
 def enrol(client, headers, password: str) -> tuple[str, list[str], int]:
-    """Set up and enable 2FA (with ``password``) with the code of the previous time step; returns the
-    secret, the recovery codes and that step."""
+    """Set up and enable 2FA (with ``password``) with the code of the current time step (still inside the
+    window if the step changes before the server checks it); returns the secret, the recovery codes and
+    that step."""
     setup = client.post(SETUP, headers=headers, json={"password": password})
     assert setup.status_code == 200, setup.text
     secret = setup.json()["secret"]
-    step = totp.current_step() - 1
+    step = totp.current_step()
     reply = client.post(ENABLE, headers=headers, json={"password": password, "code": code_at(secret, step)})
     assert reply.status_code == 200, reply.text
     return secret, reply.json()["recovery_codes"], step
@@ -84,7 +85,7 @@ def test_two_step_login_with_single_use_codes(client, session, make_user, auth_h
     # The mfa_token is not an access token.
     assert client.get("/api/v1/users/me", headers=bearer(first["mfa_token"])).status_code == 401
 
-    # The enrolment used the previous step; that code and older ones are refused from now on.
+    # The enrolment's step: that code and older ones are refused from now on.
     stale = client.post(LOGIN_2FA, json={"mfa_token": first["mfa_token"], "code": code_at(secret, enrol_step)})
     assert stale.status_code == 400
     now_code = code_at(secret, totp.current_step() + 1)  # the next step is inside the window
@@ -226,7 +227,7 @@ def test_setup_and_enable_need_the_current_password(user_client, session, outbox
     assert session.get(User, user.id).totp_secret is None
 
     secret = user_client.post(SETUP, json={"password": user_client.password}).json()["secret"]
-    code = code_at(secret, totp.current_step() - 1)
+    code = code_at(secret, totp.current_step())
     no_pw = user_client.post(ENABLE, json={"code": code})
     assert no_pw.status_code == 422 and [e["field"] for e in no_pw.json()["errors"]] == ["password"]
     bad_pw = user_client.post(ENABLE, json={"password": "not the password", "code": code})
