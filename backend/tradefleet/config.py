@@ -161,11 +161,21 @@ class Settings(BaseSettings):
     USER_MAX_IN_FLIGHT_HEAVY: int = Field(default=2, ge=1, le=10_000)
     """Heavy requests one user may have in progress at once in one API process; more answer 429."""
     LOCKOUT_THRESHOLD: int = Field(default=5, ge=1)
-    """Consecutive failed logins of one account that lock it."""
+    """Consecutive failed logins of one account from one client IP that lock it for that IP."""
     LOCKOUT_BASE_S: int = Field(default=60, ge=1)
-    """First lock, seconds; every further failure while over the threshold doubles it."""
+    """First (account, IP) lock, seconds; every further failure while over the threshold doubles it."""
     LOCKOUT_MAX_S: int = Field(default=3600, ge=1)
-    """Longest lock, seconds."""
+    """Longest (account, IP) lock, seconds."""
+    LOCKOUT_ACCOUNT_THRESHOLD: int = Field(default=20, ge=1)
+    """Failed logins of one account from any IPs that lock its sign-in from everywhere (never the
+    password reset, which lifts every lock)."""
+    LOCKOUT_ACCOUNT_BASE_S: int = Field(default=300, ge=1)
+    """First account-wide lock, seconds; every further failure doubles it."""
+    LOCKOUT_ACCOUNT_MAX_S: int = Field(default=3600, ge=1)
+    """Longest account-wide lock, seconds."""
+    LOCKOUT_NOTICE_INTERVAL_S: int = Field(default=900, ge=1)
+    """At most one e-mail per account per this many seconds about per-IP locks (the account-wide lock
+    always mails)."""
 
     # --- accounts: sign-up, e-mail, tokens, two-factor ---------------------------
     FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"

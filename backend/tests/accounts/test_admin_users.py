@@ -118,11 +118,10 @@ def test_create_admin_command(session, client):
     assert row.role == Role.admin and row.is_verified is True
     assert login(client, "root@example.com", "a long admin password").status_code == 200
 
-    # An existing account is promoted, its password untouched.
-    client.post("/api/v1/auth/register", json={"email": "promote@example.com", "password": "trader password"})
-    result = runner.invoke(cli, ["create-admin", "--email", "promote@example.com", "--password", "ignored pw 123"])
-    assert result.exit_code == 0 and "promoted to admin" in result.output
-    assert login(client, "promote@example.com", "trader password").status_code == 200
+    # Running it again on the same address is refused: the account exists.
+    again = runner.invoke(cli, ["create-admin", "--email", "root@example.com", "--password", "another admin pw"])
+    assert again.exit_code == 1 and "--promote-existing" in again.output
+    assert login(client, "root@example.com", "another admin pw").status_code == 401
 
     short = runner.invoke(cli, ["create-admin", "--email", "x@example.com", "--password", "short"])
     assert short.exit_code == 2 and "password" in short.output
@@ -130,3 +129,71 @@ def test_create_admin_command(session, client):
     assert bad_email.exit_code == 2 and "email" in bad_email.output
     session.expire_all()
     assert session.exec(select(User).where(User.email.in_(["x@example.com", "nope"]))).all() == []
+
+
+def test_create_admin_promotes_an_existing_account_only_when_told(session, client, make_user, outbox):
+    from tradefleet.cli import app as cli
+    from tradefleet.models import RecoveryCode
+
+    # Someone registered the operator's address first (unverified), and signed in.
+    squatter = client.post("/api/v1/auth/register", json={"email": "ops@example.com", "password": "squatter pw 1"})
+    assert squatter.status_code == 201
+    tokens = login(client, "ops@example.com", "squatter pw 1").json()
+    old_access, old_refresh = tokens["access_token"], tokens["refresh_token"]
+    squatter_id = uuid.UUID(squatter.json()["id"])
+
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["create-admin", "--email", "OPS@example.com", "--password", "operator pw 12"])
+    assert refused.exit_code == 1 and "already has an account" in refused.output
+    assert "--promote-existing" in refused.output
+    session.expire_all()
+    row = session.get(User, squatter_id)
+    assert row.role == Role.trader and row.is_verified is False  # nothing changed
+    assert login(client, "ops@example.com", "squatter pw 1").status_code == 200
+    assert login(client, "ops@example.com", "operator pw 12").status_code == 401
+    assert client.get("/api/v1/users/me", headers=bearer(old_access)).status_code == 200
+
+    promoted = runner.invoke(cli, ["create-admin", "--email", "ops@example.com", "--password", "operator pw 12",
+                                   "--promote-existing"])
+    assert promoted.exit_code == 0, promoted.output
+    out = promoted.output
+    assert f"promoted to admin: ops@example.com ({squatter_id})" in out
+    for said in ("role: trader -> admin", "password: replaced", "e-mail: marked verified",
+                 "every access and refresh token revoked"):
+        assert said in out, out
+    session.expire_all()
+    row = session.get(User, squatter_id)
+    assert row.role == Role.admin and row.is_verified is True and row.totp_enabled is False
+    assert session.exec(select(RecoveryCode).where(RecoveryCode.user_id == squatter_id)).all() == []
+    # The squatter's sessions and password are dead; the typed password works.
+    assert client.get("/api/v1/users/me", headers=bearer(old_access)).status_code == 401
+    assert client.post("/api/v1/auth/refresh", json={"refresh_token": old_refresh}).status_code == 401
+    assert login(client, "ops@example.com", "squatter pw 1").status_code == 401
+    assert login(client, "ops@example.com", "operator pw 12").status_code == 200
+    event = session.exec(select(AuditEvent).where(AuditEvent.action == "user.promoted_admin")).one()
+    assert event.target_id == str(squatter_id)
+
+    # --promote-existing on a new address simply creates the admin.
+    fresh = runner.invoke(cli, ["create-admin", "--email", "new-ops@example.com", "--password", "operator pw 34",
+                                "--promote-existing"])
+    assert fresh.exit_code == 0 and "created admin: new-ops@example.com" in fresh.output
+
+
+def test_promoting_removes_an_enrolled_authenticator(session, client, make_user, auth_headers):
+    import pyotp
+
+    from tradefleet.cli import app as cli
+    from tradefleet.security import totp
+
+    user, password = make_user(email="enrolled@example.com")
+    headers = auth_headers(user)
+    secret = client.post("/api/v1/users/me/2fa/setup", headers=headers, json={"password": password}).json()["secret"]
+    code = pyotp.TOTP(secret).at(totp.current_step() * 30)
+    assert client.post("/api/v1/users/me/2fa/enable", headers=headers,
+                       json={"password": password, "code": code}).status_code == 200
+    result = CliRunner().invoke(cli, ["create-admin", "--email", "enrolled@example.com", "--password",
+                                      "operator pw 56", "--promote-existing"])
+    assert result.exit_code == 0 and "two-factor: removed (was on)" in result.output
+    # The operator signs in with the typed password alone, and can enrol their own authenticator.
+    reply = login(client, "enrolled@example.com", "operator pw 56").json()
+    assert set(reply) >= {"access_token", "refresh_token"}

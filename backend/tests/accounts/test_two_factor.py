@@ -1,5 +1,6 @@
-"""TOTP two-factor: enrolment (otpauth URI, SVG QR code), login in two steps, codes single-use, recovery
-codes single-use, disabling, the encrypted secret, and mandatory 2FA for admins."""
+"""TOTP two-factor: enrolment (otpauth URI, SVG QR code) behind the current password, login in two steps,
+codes single-use, recovery codes single-use, disabling, the encrypted secret, the owner's e-mail on each
+change, and mandatory 2FA for admins."""
 
 from __future__ import annotations
 
@@ -25,18 +26,21 @@ def code_at(secret: str, step: int) -> str:
     return pyotp.TOTP(secret).at(step * 30)
 
 
-def enrol(client, headers) -> tuple[str, list[str], int]:
-    """Set up and enable 2FA with the code of the previous time step; returns the secret, the recovery
-    codes and that step."""
-    secret = client.post(SETUP, headers=headers).json()["secret"]
-    step = totp.current_step() - 1
-    reply = client.post(ENABLE, headers=headers, json={"code": code_at(secret, step)})
+def enrol(client, headers, password: str) -> tuple[str, list[str], int]:
+    """Set up and enable 2FA (with ``password``) with the code of the current time step (still inside the
+    window if the step changes before the server checks it); returns the secret, the recovery codes and
+    that step."""
+    setup = client.post(SETUP, headers=headers, json={"password": password})
+    assert setup.status_code == 200, setup.text
+    secret = setup.json()["secret"]
+    step = totp.current_step()
+    reply = client.post(ENABLE, headers=headers, json={"password": password, "code": code_at(secret, step)})
     assert reply.status_code == 200, reply.text
     return secret, reply.json()["recovery_codes"], step
 
 
 def test_setup_gives_uri_qr_and_stores_the_secret_encrypted(user_client, session):
-    reply = user_client.post(SETUP)
+    reply = user_client.post(SETUP, json={"password": user_client.password})
 
     assert reply.status_code == 200
     body = reply.json()
@@ -55,32 +59,33 @@ def test_setup_gives_uri_qr_and_stores_the_secret_encrypted(user_client, session
 
 
 def test_enable_needs_a_valid_code(user_client, session):
-    user_client.post(SETUP)
-    reply = user_client.post(ENABLE, json={"code": "000000"})
+    pw = user_client.password
+    user_client.post(SETUP, json={"password": pw})
+    reply = user_client.post(ENABLE, json={"password": pw, "code": "000000"})
     assert reply.status_code == 400 and reply.json()["errors"] == [{"field": "code", "message": "invalid or already used"}]
     assert session.exec(select(RecoveryCode)).all() == []
-    bad = user_client.post(ENABLE, json={"code": "12"})
+    bad = user_client.post(ENABLE, json={"password": pw, "code": "12"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "code"
 
 
 def test_enable_without_setup_is_409(user_client):
-    assert user_client.post(ENABLE, json={"code": "123456"}).status_code == 409
+    assert user_client.post(ENABLE, json={"password": user_client.password, "code": "123456"}).status_code == 409
 
 
 def test_two_step_login_with_single_use_codes(client, session, make_user, auth_headers):
     user, password = make_user(email="mfa@example.com")
-    secret, codes, enrol_step = enrol(client, auth_headers(user))
+    secret, codes, enrol_step = enrol(client, auth_headers(user), password)
     assert len(codes) == 10 and len(set(codes)) == 10
     stored = session.exec(select(RecoveryCode).where(RecoveryCode.user_id == user.id)).all()
     assert {r.code_hash for r in stored} == {totp.hash_secret(totp.normalise_recovery_code(c)) for c in codes}
-    assert client.post(SETUP, headers=auth_headers(user)).status_code == 409  # already on
+    assert client.post(SETUP, headers=auth_headers(user), json={"password": password}).status_code == 409
 
     first = login(client, "mfa@example.com", password).json()
     assert set(first) == {"mfa_required", "mfa_token"} and first["mfa_required"] is True
     # The mfa_token is not an access token.
     assert client.get("/api/v1/users/me", headers=bearer(first["mfa_token"])).status_code == 401
 
-    # The enrolment used the previous step; that code and older ones are refused from now on.
+    # The enrolment's step: that code and older ones are refused from now on.
     stale = client.post(LOGIN_2FA, json={"mfa_token": first["mfa_token"], "code": code_at(secret, enrol_step)})
     assert stale.status_code == 400
     now_code = code_at(secret, totp.current_step() + 1)  # the next step is inside the window
@@ -111,7 +116,7 @@ def test_bad_mfa_tokens_are_401(client, make_user):
 def test_disable_needs_password_and_code(client, session, make_user, auth_headers):
     user, password = make_user()
     headers = auth_headers(user)
-    secret, codes, _ = enrol(client, headers)
+    secret, codes, _ = enrol(client, headers, password)
     code = code_at(secret, totp.current_step() + 1)
 
     wrong_pw = client.post(DISABLE, headers=headers, json={"password": "wrong password", "code": code})
@@ -131,7 +136,7 @@ def test_disable_needs_password_and_code(client, session, make_user, auth_header
 
 
 def test_admins_without_2fa_are_refused_when_required(client, make_user, auth_headers, settings_env):
-    admin, _ = make_user(role=Role.admin)
+    admin, admin_password = make_user(role=Role.admin)
     headers = auth_headers(admin)
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 200
 
@@ -142,7 +147,7 @@ def test_admins_without_2fa_are_refused_when_required(client, make_user, auth_he
     assert client.get("/api/v1/admin/strategies", headers=headers).status_code == 403
     assert client.get("/api/v1/users/me", headers=headers).status_code == 200  # not an admin route
 
-    enrol(client, headers)
+    enrol(client, headers, admin_password)
     assert client.get("/api/v1/admin/users", headers=headers).status_code == 200
 
 
@@ -187,7 +192,7 @@ def test_secret_unreadable_after_a_key_change_is_503_not_500(client, make_user, 
     settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())
     user, password = make_user()
     headers = auth_headers(user)
-    enrol(client, headers)
+    enrol(client, headers, password)
     mfa = login(client, user.email, password).json()["mfa_token"]
 
     settings_env(TOTP_ENCRYPTION_KEY=Fernet.generate_key().decode())  # the old key is gone
@@ -200,7 +205,7 @@ def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user
     # the failure count, so wrong codes spread over several password logins still lock the account.
     settings_env(LOCKOUT_THRESHOLD="3", RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_2FA="1000/minute")
     user, password = make_user(email="guess@example.com")
-    secret, _, _ = enrol(client, auth_headers(user))
+    secret, _, _ = enrol(client, auth_headers(user), password)
     wrong = code_at(secret, totp.current_step() + 40)  # far outside the window
     for _ in range(3):
         first = login(client, "guess@example.com", password)
@@ -209,3 +214,57 @@ def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user
         assert reply.status_code == 400
     locked = login(client, "guess@example.com", password)
     assert locked.status_code == 429 and "retry-after" in locked.headers
+
+
+def test_setup_and_enable_need_the_current_password(user_client, session, outbox):
+    user = user_client.user
+    missing = user_client.post(SETUP)
+    assert missing.status_code == 422 and [e["field"] for e in missing.json()["errors"]] == ["password"]
+    wrong = user_client.post(SETUP, json={"password": "not the password"})
+    assert wrong.status_code == 400 and wrong.json()["errors"] == [{"field": "password",
+                                                                   "message": "incorrect password"}]
+    session.expire_all()
+    assert session.get(User, user.id).totp_secret is None
+
+    secret = user_client.post(SETUP, json={"password": user_client.password}).json()["secret"]
+    code = code_at(secret, totp.current_step())
+    no_pw = user_client.post(ENABLE, json={"code": code})
+    assert no_pw.status_code == 422 and [e["field"] for e in no_pw.json()["errors"]] == ["password"]
+    bad_pw = user_client.post(ENABLE, json={"password": "not the password", "code": code})
+    assert bad_pw.status_code == 400 and bad_pw.json()["errors"][0]["field"] == "password"
+    session.expire_all()
+    row = session.get(User, user.id)
+    assert row.totp_enabled is False and row.totp_last_step is None  # the code was not spent either
+    assert session.exec(select(RecoveryCode)).all() == []
+    ok = user_client.post(ENABLE, json={"password": user_client.password, "code": code})
+    assert ok.status_code == 200, ok.text
+    assert [m[2]["event"] for m in outbox.of("two_factor_changed")] == ["setup", "enabled"]
+
+
+def test_owner_is_mailed_on_setup_enable_and_disable(client, make_user, auth_headers, smtp_server, outbox):
+    user, password = make_user()
+    headers = auth_headers(user)
+    secret, codes, _ = enrol(client, headers, password)
+    assert client.post(DISABLE, headers=headers, json={"password": password, "code": codes[0]}).status_code == 204
+
+    assert [(m[0], m[2]["event"]) for m in outbox.of("two_factor_changed")] == [
+        (user.email, "setup"), (user.email, "enabled"), (user.email, "disabled")]
+    mails = [m for m in smtp_server.messages if user.email in m.envelope_rcpt]
+    subjects = [m["Subject"] for m in mails]
+    assert subjects == ["Tradefleet: two-factor authentication set-up started",
+                        "Tradefleet: two-factor authentication turned on",
+                        "Tradefleet: two-factor authentication turned off"], subjects
+    for message in mails:
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        assert user.email in text and "reset it at once" in text
+        assert secret not in text and all(c not in text for c in codes)  # no secret goes by mail
+
+
+def test_failed_changes_send_no_mail(client, make_user, auth_headers, outbox):
+    user, password = make_user()
+    headers = auth_headers(user)
+    client.post(SETUP, headers=headers, json={"password": "not the password"})
+    secret, _, _ = enrol(client, headers, password)
+    client.post(DISABLE, headers=headers, json={"password": "not the password", "code": "000000"})
+    client.post(DISABLE, headers=headers, json={"password": password, "code": "000000"})
+    assert [m[2]["event"] for m in outbox.of("two_factor_changed")] == ["setup", "enabled"]

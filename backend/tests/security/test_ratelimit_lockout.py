@@ -161,7 +161,7 @@ def test_repeated_failures_lock_the_account_and_notify_its_owner(storage, db, ap
         retry = _assert_429(_login(c, user.email, password))
         assert 50 <= retry <= 60
         assert "locked" in _login(c, user.email, password).json()["detail"]
-    assert 50 <= lockout.locked_for(user.email) <= 60
+    assert 50 <= lockout.locked_for(user.email, PEER[0]) <= 60
 
     assert [m[0] for m in outbox.of("account_locked")] == [user.email]
     assert outbox.of("account_locked")[0][2]["failures"] == 3
@@ -181,10 +181,11 @@ def test_unknown_email_locks_the_same_way_without_a_mail(storage, db, app, setti
 
 def test_each_further_failure_doubles_the_lock(storage, settings_env):
     settings_env(LOCKOUT_THRESHOLD=2, LOCKOUT_BASE_S=60, LOCKOUT_MAX_S=1000)
-    assert [lockout.failed("slow@example.org") for _ in range(5)] == [0, 60, 120, 240, 480]
-    assert 470 <= lockout.locked_for("SLOW@example.org") <= 480
+    settings_env(LOCKOUT_ACCOUNT_THRESHOLD=100)
+    assert [lockout.failed("slow@example.org", "192.0.2.1") for _ in range(5)] == [0, 60, 120, 240, 480]
+    assert 470 <= lockout.locked_for("SLOW@example.org", "192.0.2.1") <= 480
     with pytest.raises(ratelimit.RateLimited) as info:
-        lockout.check("slow@example.org")
+        lockout.check("slow@example.org", "192.0.2.1")
     assert info.value.status_code == 429 and 470 <= info.value.retry_after_s <= 480
 
 
@@ -199,7 +200,7 @@ def test_a_good_login_resets_the_failures(storage, db, app, make_user, settings_
         for _ in range(2):  # two more failures: not three in a row, so no lock
             assert _login(c, user.email, "wrong-password-1").status_code == 401
         assert _login(c, user.email, password).status_code == 200
-    assert lockout.locked_for(user.email) == 0
+    assert lockout.locked_for(user.email, PEER[0]) == 0
 
 
 @ONE_DB

@@ -9,7 +9,9 @@
   holds the link and no other secret).
 
 Templates: ``verify_email`` (``link``, ``expire_hours``), ``reset_password`` (``link``,
-``expire_minutes``), ``password_changed``, ``account_locked`` (``failures``, ``locked_until``).
+``expire_minutes``), ``password_changed``, ``account_locked`` (``failures``, ``locked_until``, ``everywhere``:
+whether the lock is account-wide or for one client IP), ``two_factor_changed`` (``event``: ``"setup"``,
+``"enabled"`` or ``"disabled"``).
 Every template also gets ``project_name`` and ``email``.
 """
 
@@ -88,9 +90,20 @@ def enqueue_email(to: str, template: str, context: dict[str, Any]) -> None:
         log.error("cannot enqueue e-mail %r: %s", template, exc)
 
 
-def send_account_locked(*, user: Any, failures: int, locked_until: datetime) -> None:
-    """Tell ``user`` their account was locked after ``failures`` failed logins, until ``locked_until``
-    (called by :mod:`tradefleet.security.lockout`)."""
+def send_account_locked(*, user: Any, failures: int, locked_until: datetime, everywhere: bool = False) -> None:
+    """Tell ``user`` their account was locked after ``failures`` failed logins, until ``locked_until``,
+    for one client IP or (``everywhere``) account-wide (called by :mod:`tradefleet.security.lockout`)."""
     enqueue_email(user.email, "account_locked", {
-        "email": user.email, "failures": failures,
+        "email": user.email, "failures": failures, "everywhere": everywhere,
         "locked_until": locked_until.strftime("%Y-%m-%d %H:%M UTC")})
+
+
+TWO_FACTOR_EVENTS = ("setup", "enabled", "disabled")
+
+
+def send_two_factor_changed(*, user: Any, event: str) -> None:
+    """Tell ``user`` that two-factor authentication changed on their account: ``event`` is ``"setup"``
+    (a new secret was made), ``"enabled"`` or ``"disabled"``. ``ValueError`` for another event."""
+    if event not in TWO_FACTOR_EVENTS:
+        raise ValueError(f"event must be one of {TWO_FACTOR_EVENTS}, not {event!r}")
+    enqueue_email(user.email, "two_factor_changed", {"email": user.email, "event": event})

@@ -178,6 +178,10 @@ AUTH_PATH_SCOPES = {
 }
 
 
+# Scopes of the owner's way back into an account: their per-account counter is kept per client IP too.
+OWNER_RECOVERY_SCOPES = frozenset({"password_reset"})
+
+
 async def _account_from_body(request: Request) -> str | None:
     # FastAPI has already read (and cached) the body to validate it, so reading it again is free.
     content_type = request.headers.get("content-type", "")
@@ -195,22 +199,30 @@ async def _account_from_body(request: Request) -> str | None:
 
 async def limit_auth(request: Request) -> None:
     """Router dependency of the auth routes: the route's scope (:data:`AUTH_PATH_SCOPES`) per client IP
-    and, when the body names an account (``username`` form field or ``email`` JSON field), per account."""
+    and, when the body names an account (``username`` form field or ``email`` JSON field), per account
+    (per account and client IP for :data:`OWNER_RECOVERY_SCOPES`, so the reset stays open to the owner)."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     scope = next((s for p, s in AUTH_PATH_SCOPES.items() if path.endswith(p)), None)
     if scope is None:
         return
-    hit_ip(scope, client_ip(request))
+    ip = client_ip(request)
+    hit_ip(scope, ip)
     account = await _account_from_body(request)
     if account:
-        hit_account(scope, account)
+        if scope in OWNER_RECOVERY_SCOPES:
+            # Counted per (account, IP): someone spending an account's allowance from their own address
+            # must not keep its owner, elsewhere, from asking for a reset link.
+            hit_account(scope, f"{account.strip().lower()} from {ip}")
+        else:
+            hit_account(scope, account)
 
 
 # Routes of the users router that check a password or a 2FA code of the signed-in user: limited per
 # IP and per user (a stolen access token must not buy unlimited guesses at the password or the code).
 USER_PATH_SCOPES = {
     "/users/me/password": "login",
+    "/users/me/2fa/setup": "2fa",
     "/users/me/2fa/enable": "2fa",
     "/users/me/2fa/disable": "2fa",
 }

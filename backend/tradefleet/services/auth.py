@@ -80,22 +80,23 @@ def issue_tokens(*, session: Session, user: User, family_id: uuid.UUID | None = 
                  refresh_token=refresh, expires_in=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60)
 
 
-def login(*, session: Session, email: str, password: str) -> Token | MfaRequired:
-    """Password sign-in: the token pair, or :class:`MfaRequired` when the account has 2FA.
+def login(*, session: Session, email: str, password: str, client_ip: str) -> Token | MfaRequired:
+    """Password sign-in from ``client_ip``: the token pair, or :class:`MfaRequired` when the account has 2FA.
 
-    Raises :class:`Unauthorized` (one message for an unknown e-mail and a wrong password: the reply must
-    not reveal which e-mails are registered) and :class:`AccountDisabled` (said only after the password
-    proved who is asking).
+    Raises :class:`~tradefleet.security.ratelimit.RateLimited` (429) while :mod:`~tradefleet.security.lockout`
+    locks the account for that IP or account-wide, :class:`Unauthorized` (one message for an unknown e-mail
+    and a wrong password: the reply must not reveal which e-mails are registered) and
+    :class:`AccountDisabled` (said only after the password proved who is asking).
     """
     # Lockout and audit: a locked account is refused (429, Retry-After) before
     # the password is looked at; failures count towards the lock; every outcome is in the audit log.
     from tradefleet.security import lockout
     from tradefleet.services import audit
 
-    lockout.check(email)
+    lockout.check(email, client_ip)
     user = users_service.authenticate(session=session, email=email, password=password)
     if user is None:
-        locked_s = lockout.failed(email, session=session)
+        locked_s = lockout.failed(email, client_ip, session=session)
         audit.record(session=session, actor=None, actor_email=email.strip().lower()[:255],
                      action="auth.login_failed", detail={"reason": "bad credentials", "locked_s": locked_s})
         raise Unauthorized()
@@ -107,7 +108,7 @@ def login(*, session: Session, email: str, password: str) -> Token | MfaRequired
         # would let someone who knows the password guess codes forever, a few per password login.
         audit.record(session=session, actor=user, action="auth.login_password_ok", detail={"mfa": "pending"})
         return MfaRequired(mfa_token=create_mfa_token(user.id, token_version=user.token_version))
-    lockout.succeeded(email)
+    lockout.succeeded(email, client_ip)
     token = issue_tokens(session=session, user=user)
     audit.record(session=session, actor=user, action="auth.login", detail={"mfa": False})
     return token
@@ -126,8 +127,8 @@ def _mfa_user(session: Session, mfa_token: str) -> User:
     return user
 
 
-def login_2fa(*, session: Session, mfa_token: str, code: str) -> tuple[User, Token]:
-    """Second step of a 2FA sign-in: ``code`` is a TOTP code or an unused recovery code.
+def login_2fa(*, session: Session, mfa_token: str, code: str, client_ip: str) -> tuple[User, Token]:
+    """Second step of a 2FA sign-in from ``client_ip``: ``code`` is a TOTP code or an unused recovery code.
 
     Raises :class:`Unauthorized` for a bad ``mfa_token`` and :class:`InvalidCode` (400 on ``code``) for a
     wrong, reused or out-of-window code.
@@ -136,13 +137,13 @@ def login_2fa(*, session: Session, mfa_token: str, code: str) -> tuple[User, Tok
     from tradefleet.services import audit
 
     user = _mfa_user(session, mfa_token)
-    lockout.check(user.email)
+    lockout.check(user.email, client_ip)
     if not check_second_factor(session=session, user=user, code=code):
-        # Wrong codes count towards the same lock as wrong passwords.
-        locked_s = lockout.failed(user.email, session=session)
+        # Wrong codes count towards the same locks as wrong passwords.
+        locked_s = lockout.failed(user.email, client_ip, session=session)
         audit.record(session=session, actor=user, action="auth.2fa_failed", detail={"locked_s": locked_s})
         raise InvalidCode()
-    lockout.succeeded(user.email)
+    lockout.succeeded(user.email, client_ip)
     token = issue_tokens(session=session, user=user)
     audit.record(session=session, actor=user, action="auth.login", detail={"mfa": True})
     return user, token
@@ -293,16 +294,21 @@ def _set_password(session: Session, user: User, new_password: str) -> None:
 
 
 def confirm_password_reset(*, session: Session, token: str, new_password: str) -> User:
-    """Set ``new_password`` for the token's user, use up the token, sign out every session.
+    """Set ``new_password`` for the token's user, use up the token, sign out every session, and lift every
+    sign-in lock of the account (:func:`tradefleet.security.lockout.clear_account`: the owner proved
+    they hold the mailbox). Never locked itself.
 
     The reset also verifies the e-mail: the link reached that mailbox. :class:`InvalidEmailToken`.
     """
+    from tradefleet.security import lockout
+
     user = _consume_email_token(session, token, TokenPurpose.password_reset)
     _set_password(session, user, new_password)
     user.is_verified = True
     session.commit()
     session.refresh(user)
     get_refresh_store(session).revoke_user(user.id)
+    lockout.clear_account(user.email)
     mail.enqueue_email(user.email, "password_changed", {"email": user.email})
     return user
 
@@ -369,29 +375,53 @@ def check_second_factor(*, session: Session, user: User, code: str) -> bool:
     return True
 
 
-def setup_totp(*, session: Session, user: User) -> dict[str, str]:
+class IncorrectPassword(DomainError):
+    """400 naming ``password``: the current password, asked again before a change to the sign-in itself."""
+
+    status_code = 400
+    detail = "password: incorrect password"
+
+    def __init__(self) -> None:
+        super().__init__(field="password")
+
+
+def _require_password(user: User, password: str) -> None:
+    # A stolen access token alone must not change how the account signs in.
+    if not verify_password(password, user.hashed_password):
+        raise IncorrectPassword()
+
+
+def setup_totp(*, session: Session, user: User, password: str) -> dict[str, str]:
     """Start enrolment: a new secret (stored encrypted, not active yet) → ``{secret, otpauth_uri, qr_svg}``.
 
-    409 when 2FA is already on (disable it first). Calling it again replaces a pending secret.
+    Needs the current ``password`` (:class:`IncorrectPassword`, 400 on ``password``, nothing changed).
+    409 when 2FA is already on (disable it first). Calling it again replaces a pending secret. The owner
+    is e-mailed (``two_factor_changed``, event ``setup``).
     """
     if user.totp_enabled:
         raise ConflictError("two-factor authentication is already enabled; disable it first")
+    _require_password(user, password)
     secret = totp.new_secret()
     user.totp_secret = crypto.encrypt(secret)
     user.totp_last_step = None
     session.add(user)
     session.commit()
+    mail.send_two_factor_changed(user=user, event="setup")
     uri = totp.otpauth_uri(secret, email=user.email, issuer=get_settings().PROJECT_NAME)
     return {"secret": secret, "otpauth_uri": uri, "qr_svg": totp.qr_svg(uri)}
 
 
-def enable_totp(*, session: Session, user: User, code: str) -> list[str]:
-    """Finish enrolment with a code from the app: 2FA on, and new recovery codes returned (shown once,
-    stored hashed). 409 without a pending setup or when already on; :class:`InvalidCode`."""
+def enable_totp(*, session: Session, user: User, password: str, code: str) -> list[str]:
+    """Finish enrolment with the current ``password`` and a code from the app: 2FA on, and new recovery
+    codes returned (shown once, stored hashed). The owner is e-mailed (event ``enabled``).
+
+    409 without a pending setup or when already on; :class:`IncorrectPassword` (400 on ``password``);
+    :class:`InvalidCode` (400 on ``code``). Nothing changes on an error."""
     if user.totp_enabled:
         raise ConflictError("two-factor authentication is already enabled")
     if user.totp_secret is None:
         raise ConflictError("call POST /users/me/2fa/setup first")
+    _require_password(user, password)
     if not check_second_factor(session=session, user=user, code=code):
         raise InvalidCode()
     user = session.get(User, user.id)
@@ -402,15 +432,16 @@ def enable_totp(*, session: Session, user: User, code: str) -> list[str]:
     user.totp_enabled = True
     session.add(user)
     session.commit()
+    mail.send_two_factor_changed(user=user, event="enabled")
     return codes
 
 
 def disable_totp(*, session: Session, user: User, password: str, code: str) -> None:
-    """Turn 2FA off after checking the password (400 on ``password``) and a TOTP or recovery code."""
+    """Turn 2FA off after checking the password (:class:`IncorrectPassword`, 400 on ``password``) and a
+    TOTP or recovery code (:class:`InvalidCode`); the owner is e-mailed (event ``disabled``)."""
     if not user.totp_enabled:
         raise ConflictError("two-factor authentication is not enabled")
-    if not verify_password(password, user.hashed_password):
-        raise DomainError("password: incorrect password", field="password", status_code=400)
+    _require_password(user, password)
     if not check_second_factor(session=session, user=user, code=code):
         raise InvalidCode()
     user = session.get(User, user.id)
@@ -420,3 +451,4 @@ def disable_totp(*, session: Session, user: User, password: str, code: str) -> N
     user.totp_last_step = None
     session.add(user)
     session.commit()
+    mail.send_two_factor_changed(user=user, event="disabled")

@@ -163,17 +163,83 @@ def update_profile(*, session: Session, user: User, display_name: str | None) ->
     return user
 
 
-def create_admin(*, session: Session, email: str, password: str) -> tuple[User, bool]:
-    """Make ``email`` an admin: a new verified admin account, or an existing account promoted (its
-    password is then left as it is). Returns ``(user, created)``. 422-style ``ValueError`` from
-    :class:`UserCreate` for an invalid e-mail or password."""
-    user = get_user_by_email(session=session, email=email)
+class AccountExists(ConflictError):
+    """409: ``create-admin`` on an e-mail that already has an account (promote it explicitly)."""
+
+    detail = "email already registered"
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        super().__init__(f"{user.email} already has an account ({user.role.value}, created "
+                         f"{user.created_at:%Y-%m-%d %H:%M} UTC); to make it an admin, give "
+                         "--promote-existing: its password is replaced and every session signed out",
+                         field="email")
+
+
+def create_admin(*, session: Session, email: str, password: str) -> User:
+    """A new verified admin account with ``password`` (committed).
+
+    Raises ``pydantic.ValidationError`` (from :class:`UserCreate`) for an invalid e-mail or password and
+    :class:`AccountExists` when the e-mail already has an account: someone may have registered the
+    address first, so the operator must say :func:`promote_to_admin` explicitly."""
+    user_in = UserCreate(email=email, password=password)
+    existing = get_user_by_email(session=session, email=user_in.email)
+    if existing is not None:
+        raise AccountExists(existing)
+    return create_user(session=session, user_in=user_in, role=Role.admin, is_verified=True)
+
+
+def promote_to_admin(*, session: Session, email: str, password: str) -> tuple[User, list[str]]:
+    """Make the existing account of ``email`` an admin that only the operator can enter; returns
+    ``(user, actions)``, ``actions`` a list of one-line sentences saying what was changed.
+
+    The account may have been registered by anyone, so it is taken over: role admin, the typed
+    ``password`` set, the address marked verified, the account enabled, any two-factor enrolment and
+    recovery codes removed (they would be someone else's authenticator), unused e-mail links voided,
+    every session revoked (``token_version`` raised, refresh tokens revoked) and sign-in locks lifted.
+    Raises ``pydantic.ValidationError`` for an invalid e-mail or password, ``LookupError`` when no
+    account has that e-mail."""
+    from sqlalchemy import delete, update
+
+    from tradefleet.models import OneTimeToken, RecoveryCode
+    from tradefleet.models._types import utcnow
+    from tradefleet.security import lockout
+    from tradefleet.services import audit
+    from tradefleet.services.auth_tokens import get_refresh_store
+
+    user_in = UserCreate(email=email, password=password)
+    user = get_user_by_email(session=session, email=user_in.email)
     if user is None:
-        return create_user(session=session, user_in=UserCreate(email=email, password=password),
-                           role=Role.admin, is_verified=True), True
+        raise LookupError(f"no account has the e-mail {user_in.email}")
+    actions = [f"role: {user.role.value} -> admin" if user.role != Role.admin else "role: already admin"]
     user.role = Role.admin
+    user.hashed_password = hash_password(password)
+    actions.append("password: replaced by the one given")
+    if not user.is_verified:
+        actions.append("e-mail: marked verified")
+    user.is_verified = True
+    if not user.is_active:
+        actions.append("account: re-enabled")
     user.is_active = True
+    if user.totp_enabled or user.totp_secret is not None:
+        actions.append("two-factor: removed (" + ("was on" if user.totp_enabled else "a set-up was pending")
+                       + "); enrol again after signing in")
+    user.totp_enabled = False
+    user.totp_secret = None
+    user.totp_last_step = None
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    voided = session.execute(update(OneTimeToken).where(OneTimeToken.user_id == user.id,
+                                                        OneTimeToken.used_at.is_(None))
+                             .values(used_at=utcnow())).rowcount
+    if voided:
+        actions.append(f"e-mail links: {voided} unused link(s) voided")
+    user.token_version += 1
     session.add(user)
+    audit.record(session=session, actor=None, actor_email="create-admin", action="user.promoted_admin",
+                 target=user, detail={"actions": actions}, commit=False)
     session.commit()
+    get_refresh_store(session).revoke_user(user.id)
+    lockout.clear_account(user.email)
+    actions.append("sessions: every access and refresh token revoked")
     session.refresh(user)
-    return user, False
+    return user, actions

@@ -95,33 +95,50 @@ async function tfa() {
     root.append(form);
     return;
   }
-  const setup = el("button", { type: "button", class: "btn primary" }, "Set up two-factor authentication");
-  const status = el("div", { role: "status" });
-  root.append(el("p", {}, "Protect your account and your exchange keys with a code from an authenticator app (Aegis, 1Password, Google Authenticator…)."), el("div", { class: "form-actions" }, setup), status);
-  setup.addEventListener("click", async () => {
-    let s;
-    try { s = await api("/users/me/2fa/setup", { method: "POST" }); }
-    catch (err) { notice(status, "error", err.detail); return; }
-    const img = el("img", { class: "qr", alt: "QR code to scan with your authenticator app", src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(s.qr_svg) });
-    const form = el("form", { novalidate: true, "aria-label": "Confirm two-factor authentication" },
-      el("div", { class: "form-status", tabindex: "-1", role: "alert" }),
-      field("Code from the app", el("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true, maxlength: 10 })),
-      el("div", { class: "form-actions" }, el("button", { type: "submit", class: "btn primary" }, "Turn on 2FA")));
-    clear(root).append(el("div", { class: "grid halves" },
-      el("div", {}, el("p", {}, "1. Scan this QR code with your authenticator app."), img,
-        el("p", { class: "hint" }, "Cannot scan? Enter this key by hand: ", el("code", { class: "mono" }, s.secret))),
-      el("div", {}, el("p", {}, "2. Enter the 6-digit code it shows."), form)));
-    form.addEventListener("submit", (ev) => {
-      ev.preventDefault();
-      const code = String(new FormData(form).get("code") || "").replace(/\s+/g, "");
-      busy(form, async () => {
-        try {
-          const res = await api("/users/me/2fa/enable", { method: "POST", json: { code } });
-          me = await api("/users/me");
-          profile();
-          clear(root).append(recoveryCodes(res.recovery_codes || []));
-        } catch (err) { showFormErrors(form, err); }
-      });
+  // Setting up (and turning on) 2FA asks for the current password: a stolen session alone cannot enrol
+  // someone else's authenticator.
+  const setupForm = el("form", { novalidate: true, "aria-label": "Set up two-factor authentication" },
+    el("div", { class: "form-status", tabindex: "-1", role: "alert" }),
+    field("Current password", el("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    el("div", { class: "form-actions" }, el("button", { type: "submit", class: "btn primary" }, "Set up two-factor authentication")));
+  root.append(el("p", {}, "Protect your account and your exchange keys with a code from an authenticator app (Aegis, 1Password, Google Authenticator…)."), setupForm);
+  setupForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    clearFormErrors(setupForm);
+    const password = String(new FormData(setupForm).get("password") || "");
+    if (!password) {
+      showFormErrors(setupForm, new ApiError(422, "Enter your current password.", [{ field: "password", message: "Enter your current password." }]));
+      return;
+    }
+    busy(setupForm, async () => {
+      let s;
+      try { s = await api("/users/me/2fa/setup", { method: "POST", json: { password } }); }
+      catch (err) { showFormErrors(setupForm, err); return; }
+      showSetup(root, s, password);
+    });
+  });
+}
+
+function showSetup(root, s, password) {
+  const img = el("img", { class: "qr", alt: "QR code to scan with your authenticator app", src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(s.qr_svg) });
+  const form = el("form", { novalidate: true, "aria-label": "Confirm two-factor authentication" },
+    el("div", { class: "form-status", tabindex: "-1", role: "alert" }),
+    field("Code from the app", el("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true, maxlength: 10 })),
+    el("div", { class: "form-actions" }, el("button", { type: "submit", class: "btn primary" }, "Turn on 2FA")));
+  clear(root).append(el("div", { class: "grid halves" },
+    el("div", {}, el("p", {}, "1. Scan this QR code with your authenticator app."), img,
+      el("p", { class: "hint" }, "Cannot scan? Enter this key by hand: ", el("code", { class: "mono" }, s.secret))),
+    el("div", {}, el("p", {}, "2. Enter the 6-digit code it shows."), form)));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const code = String(new FormData(form).get("code") || "").replace(/\s+/g, "");
+    busy(form, async () => {
+      try {
+        const res = await api("/users/me/2fa/enable", { method: "POST", json: { password, code } });
+        me = await api("/users/me");
+        profile();
+        clear(root).append(recoveryCodes(res.recovery_codes || []));
+      } catch (err) { showFormErrors(form, err); }
     });
   });
 }

@@ -5,10 +5,21 @@ import { $, publicShell, showFormErrors, clearFormErrors, busy, notice } from ".
 publicShell();
 const params = new URLSearchParams(location.search);
 
+// Where to go after signing in: the `next` parameter when it is a path on this site, else "/".
+// Browsers read "\" as "/" and drop tabs and newlines inside URLs, so "/\evil.example/" or "/\t/evil.example"
+// would leave the site: anything with a backslash or a control character is refused, and the rest must
+// resolve (with `new URL`) to this very origin. The resolved absolute URL is used, never the raw text.
+function safeNext(raw, origin = location.origin) {
+  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//")) return null;
+  if (/[\\\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(raw)) return null;
+  let url;
+  try { url = new URL(raw, origin); } catch { return null; }
+  if (url.origin !== origin || (url.protocol !== "http:" && url.protocol !== "https:")) return null;
+  return url.href;
+}
+
 function nextPage() {
-  const next = params.get("next") || "/";
-  // Only paths on this site (no "//evil.example" or "https://...").
-  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  return safeNext(params.get("next")) || "/";
 }
 
 function signedIn(pair) {

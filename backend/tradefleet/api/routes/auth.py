@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, EmailStr, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.models import MfaRequired, Token, UserCreate, UserPublic
+from tradefleet.security.ratelimit import client_ip
 from tradefleet.services import auth as auth_service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -76,14 +77,18 @@ def resend_verification(session: SessionDep, user: CurrentUser) -> Accepted:
 @router.post("/login", response_model=Token | MfaRequired,
              responses={401: {"description": "incorrect email or password"},
                         403: {"description": "account disabled"}})
-def login(session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token | MfaRequired:
+def login(request: Request, session: SessionDep,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token | MfaRequired:
     """OAuth2 password flow: form fields ``username`` (the e-mail) and ``password``.
 
     → ``{access_token, refresh_token, token_type: "bearer", expires_in}`` (seconds), or, when the account
-    has 2FA, ``{mfa_required: true, mfa_token}`` to finish at ``POST /auth/login/2fa``.
+    has 2FA, ``{mfa_required: true, mfa_token}`` to finish at ``POST /auth/login/2fa``. 429 with
+    ``Retry-After`` while failed attempts lock the account for this client IP or account-wide (a password
+    reset lifts both).
     """
     try:
-        return auth_service.login(session=session, email=form.username, password=form.password)
+        return auth_service.login(session=session, email=form.username, password=form.password,
+                                  client_ip=client_ip(request))
     except auth_service.Unauthorized as exc:
         # One message for an unknown e-mail and a wrong password: the reply must not reveal which
         # e-mails are registered.
@@ -94,9 +99,10 @@ def login(session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depend
 @router.post("/login/2fa", response_model=Token,
              responses={400: {"description": "code invalid or already used"},
                         401: {"description": "mfa_token invalid or expired"}})
-def login_2fa(session: SessionDep, body: Login2faIn) -> Token:
+def login_2fa(request: Request, session: SessionDep, body: Login2faIn) -> Token:
     """Second step of a 2FA sign-in: the ``mfa_token`` of ``/auth/login`` and a TOTP or recovery code."""
-    _user, token = auth_service.login_2fa(session=session, mfa_token=body.mfa_token, code=body.code)
+    _user, token = auth_service.login_2fa(session=session, mfa_token=body.mfa_token, code=body.code,
+                                          client_ip=client_ip(request))
     return token
 
 
@@ -130,6 +136,7 @@ def password_reset_request(body: ResetRequestIn) -> Accepted:
 @router.post("/password-reset/confirm", response_model=UserPublic,
              responses={400: {"description": "token invalid, expired or already used"}})
 def password_reset_confirm(session: SessionDep, body: ResetConfirmIn) -> UserPublic:
-    """Set a new password with the token of the reset link (works once); every session is signed out."""
+    """Set a new password with the token of the reset link (works once); every session is signed out and
+    every sign-in lock of the account is lifted. Never refused by the lockout."""
     user = auth_service.confirm_password_reset(session=session, token=body.token, new_password=body.new_password)
     return UserPublic.model_validate(user)

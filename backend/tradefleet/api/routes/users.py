@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
+from tradefleet.errors import validation_error
 from tradefleet.models import UserMeUpdate, UserPublic
 from tradefleet.services import auth as auth_service
 from tradefleet.services import users as users_service
@@ -26,8 +27,17 @@ class TotpSetup(BaseModel):
     qr_svg: str = Field(description="the otpauth URI as a QR code, an SVG document")
 
 
-class CodeIn(BaseModel):
-    code: Annotated[str, Field(min_length=6, max_length=32)]
+CurrentPassword = Annotated[str, Field(min_length=1, max_length=128, description="the account's current password")]
+Code = Annotated[str, Field(min_length=6, max_length=32, description="TOTP code (or, to disable, a recovery code)")]
+
+
+class PasswordIn(BaseModel):
+    password: CurrentPassword
+
+
+class TotpEnableIn(BaseModel):
+    password: CurrentPassword
+    code: Code
 
 
 class RecoveryCodes(BaseModel):
@@ -35,8 +45,8 @@ class RecoveryCodes(BaseModel):
 
 
 class TotpDisableIn(BaseModel):
-    password: Annotated[str, Field(min_length=1, max_length=128)]
-    code: Annotated[str, Field(min_length=6, max_length=32)]
+    password: CurrentPassword
+    code: Code
 
 
 @router.get("/me", response_model=UserPublic)
@@ -62,22 +72,29 @@ def change_password(session: SessionDep, user: CurrentUser, body: PasswordChange
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/me/2fa/setup", response_model=TotpSetup, responses={409: {"description": "2FA already enabled"}})
-def totp_setup(session: SessionDep, user: CurrentUser) -> TotpSetup:
-    """Start 2FA enrolment: scan the QR code (or type the secret), then confirm with ``/me/2fa/enable``."""
-    return TotpSetup(**auth_service.setup_totp(session=session, user=user))
+@router.post("/me/2fa/setup", response_model=TotpSetup,
+             responses={400: {"description": "password incorrect"}, 409: {"description": "2FA already enabled"}})
+def totp_setup(session: SessionDep, user: CurrentUser, body: PasswordIn | None = None) -> TotpSetup:
+    """Start 2FA enrolment with the current ``password``: scan the QR code (or type the secret), then
+    confirm with ``/me/2fa/enable``. The owner is e-mailed. 422 naming ``password`` without a body."""
+    if body is None:
+        raise validation_error("password", "Field required (the account's current password)")
+    return TotpSetup(**auth_service.setup_totp(session=session, user=user, password=body.password))
 
 
 @router.post("/me/2fa/enable", response_model=RecoveryCodes,
-             responses={400: {"description": "code invalid"}, 409: {"description": "no setup, or already on"}})
-def totp_enable(session: SessionDep, user: CurrentUser, body: CodeIn) -> RecoveryCodes:
-    """Turn 2FA on with a current code from the app; returns the recovery codes (shown only now)."""
-    return RecoveryCodes(recovery_codes=auth_service.enable_totp(session=session, user=user, code=body.code))
+             responses={400: {"description": "password or code incorrect"},
+                        409: {"description": "no setup, or already on"}})
+def totp_enable(session: SessionDep, user: CurrentUser, body: TotpEnableIn) -> RecoveryCodes:
+    """Turn 2FA on with the current ``password`` and a current code from the app; returns the recovery
+    codes (shown only now). The owner is e-mailed."""
+    return RecoveryCodes(recovery_codes=auth_service.enable_totp(session=session, user=user,
+                                                                 password=body.password, code=body.code))
 
 
 @router.post("/me/2fa/disable", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
              responses={400: {"description": "password or code incorrect"}, 409: {"description": "2FA is off"}})
 def totp_disable(session: SessionDep, user: CurrentUser, body: TotpDisableIn) -> Response:
-    """Turn 2FA off: needs the password and a TOTP or recovery code."""
+    """Turn 2FA off: needs the password and a TOTP or recovery code. The owner is e-mailed."""
     auth_service.disable_totp(session=session, user=user, password=body.password, code=body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
