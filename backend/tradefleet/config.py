@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     STRATEGY_RUNNER_START_TIMEOUT_S: float = Field(default=30.0, gt=0)
     """Time a new runner has to import its libraries and load the file."""
     MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
+    """Runs of one user that are not stopped (created, running, paused); creating or starting one more is
+    a 409 naming the limit. Counted under the owner's lock (``services/quotas``), so racing cannot pass it."""
+    MAX_EXCHANGE_ACCOUNTS_PER_USER: int = Field(default=50, ge=1)
+    """Exchange accounts (stored keys) of one user; one more is a 409 naming the limit (counted under lock)."""
+    RUN_MAX_STOPPED_PER_USER: int = Field(default=500, ge=1)
+    """Stopped runs kept per user: beyond it, the oldest stopped ones are deleted by beat
+    (``runs.prune_stopped``, hourly) with their events, snapshots, orders and trades. A run with an open
+    position or an order not final is never deleted."""
+    RUN_RETENTION_DAYS: int = Field(default=180, ge=1)
+    """Stopped runs whose ``stopped_at`` is older than this are deleted by the same task."""
 
     # --- security: HTTP hardening, rate limits, lockout, key encryption ----------
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -251,6 +261,12 @@ class Settings(BaseSettings):
     """At most this many recent events per user are kept in Redis for resuming (approximate cap)."""
     EVENTS_POLL_S: float = Field(default=1.0, gt=0)
     """Without Redis: how often a stream reads new rows of ``live_event``."""
+    STREAM_MAX_PER_USER: int = Field(default=10, ge=1, le=1000)
+    """Open event streams one user may hold at once; the next is a 429 naming this setting (counted in
+    Redis across API processes; a closed stream frees its slot at once, a dead one after its lease)."""
+    EVENTS_SESSION_CHECK_S: float = Field(default=5.0, gt=0, le=300)
+    """How often an open stream checks that its user is active with the ticket's ``token_version`` (a
+    change made through the API also ends it at once) and renews its slot's lease."""
 
     # --- demo ----------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"

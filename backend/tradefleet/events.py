@@ -16,6 +16,8 @@ Kinds (``event:`` of the SSE stream) and their ``data`` (JSON; every payload nam
 - ``status``   ``{run_id, status, status_reason}``: started, stopped, paused.
 - ``log``      ``{run_id, event: RunEventPublic}``: every run event (strategy log lines, fills, skips).
 - ``backtest`` ``{backtest_id, status, progress, stage, error}``.
+- ``session``  ``{token_version}``: the user's sessions changed (:mod:`tradefleet.stream_slots`); read by the
+  stream itself, never forwarded to the browser.
 
 Transport:
 
@@ -31,7 +33,8 @@ Transport:
 
 Tickets: ``EventSource`` cannot send an ``Authorization`` header, so ``POST /events/ticket`` (authenticated)
 returns a ticket for ``GET /events/stream?ticket=``: a JWT of type ``events`` (its own audience, so it is
-never an access token and no access token is a ticket) valid ``EVENTS_TICKET_TTL_S`` and usable once
+never an access token and no access token is a ticket) carrying the user's ``token_version`` (``ver``: a
+ticket issued before a password change opens nothing), valid ``EVENTS_TICKET_TTL_S`` and usable once
 (its ``jti`` is marked used in the cache: Redis, or the API process's memory in embedded mode, which runs
 one API process).
 """
@@ -57,7 +60,8 @@ from tradefleet.config import get_settings
 
 log = logging.getLogger(__name__)
 
-KINDS = frozenset({"candle", "order", "fill", "trade", "status", "log", "equity", "backtest", "strategy"})
+KINDS = frozenset({"candle", "order", "fill", "trade", "status", "log", "equity", "backtest", "strategy",
+                   "session"})
 TICKET_TYPE = "events"
 TICKET_AUDIENCE = "tradefleet:events"
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
@@ -199,24 +203,34 @@ class TicketError(Exception):
     safe to show."""
 
 
-def issue_ticket(user_id: uuid.UUID) -> tuple[str, int]:
-    """A signed single-use ticket for ``user_id``'s stream and its lifetime in seconds."""
+@dataclass(frozen=True)
+class Ticket:
+    """A redeemed ticket: whose stream it opens and the ``token_version`` it was issued under."""
+
+    user_id: uuid.UUID
+    token_version: int
+
+
+def issue_ticket(user_id: uuid.UUID, token_version: int) -> tuple[str, int]:
+    """A signed single-use ticket for ``user_id``'s stream, issued under ``token_version``, and its
+    lifetime in seconds."""
     settings = get_settings()
     now = datetime.now(UTC)
     ttl = settings.EVENTS_TICKET_TTL_S
-    claims = {"sub": str(user_id), "aud": TICKET_AUDIENCE, "type": TICKET_TYPE, "iat": now,
+    claims = {"sub": str(user_id), "ver": str(token_version), "aud": TICKET_AUDIENCE, "type": TICKET_TYPE, "iat": now,
               "exp": now + timedelta(seconds=ttl), "jti": uuid.uuid4().hex}
     return jwt.encode(claims, settings.JWT_SECRET_KEY.get_secret_value(), algorithm="HS256"), ttl
 
 
-def redeem_ticket(ticket: str) -> uuid.UUID:
-    """The user id of a valid, unused ticket, which is now used. Raises :class:`TicketError`."""
+def redeem_ticket(ticket: str) -> Ticket:
+    """The user and ``token_version`` of a valid, unused ticket, which is now used. Raises
+    :class:`TicketError` (also for a ticket without ``ver``)."""
     from tradefleet.cache import get_cache
 
     settings = get_settings()
     try:
         claims = jwt.decode(ticket, settings.JWT_SECRET_KEY.get_secret_value(), algorithms=["HS256"],
-                            audience=TICKET_AUDIENCE, options={"require": ["sub", "exp", "aud", "jti", "type"]})
+                            audience=TICKET_AUDIENCE, options={"require": ["sub", "ver", "exp", "aud", "jti", "type"]})
     except jwt.ExpiredSignatureError:
         raise TicketError("ticket expired") from None
     except jwt.PyJWTError:
@@ -225,11 +239,12 @@ def redeem_ticket(ticket: str) -> uuid.UUID:
         raise TicketError("invalid ticket")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
+        version = int(str(claims["ver"]))
     except ValueError:
         raise TicketError("invalid ticket") from None
     if not get_cache().add(f"events:ticket:{claims['jti']}", b"1", settings.EVENTS_TICKET_TTL_S + 60):
         raise TicketError("ticket already used")
-    return user_id
+    return Ticket(user_id=user_id, token_version=version)
 
 
 # --- reading a user's channel -----------------------------------------------------------------------

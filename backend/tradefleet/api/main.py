@@ -21,6 +21,7 @@ from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, instal
 from tradefleet.api.exposure import install_exposure_checks
 from tradefleet.api.middleware import install_middleware
 from tradefleet.config import REPO_ROOT, get_settings
+from tradefleet.stream_slots import install_session_watch
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ def create_app() -> FastAPI:
     install_exposure_checks(app, settings)
     document_error_format(app)
     install_docs(app, settings)
+    # A commit that changes a user's token_version tells their open event streams to end.
+    install_session_watch()
 
     # Per-user in-flight slot, then the user, then the user's rate limits (api/deps.AUTHENTICATED).
     authenticated = APIRouter(dependencies=AUTHENTICATED)

@@ -48,11 +48,11 @@ from tradefleet.models._types import utcnow
 from tradefleet.models.exchange_account import CREDENTIAL_FIELDS
 from tradefleet.security.vault import VaultError, common_key_id, encrypt_field, fingerprint
 from tradefleet.services import audit
+from tradefleet.services.quotas import lock_owner
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "keys.check"
-MAX_ACCOUNTS_PER_USER = 50
 
 _CCXT_CREDENTIAL = {"api_key": "apiKey", "secret": "secret", "password": "password", "uid": "uid"}
 
@@ -176,13 +176,17 @@ def _queue_check(*, session: Session, account: ExchangeAccount) -> None:
 def create_account(*, session: Session, owner: User, account_in: ExchangeAccountCreate) -> ExchangeAccount:
     """Validate, encrypt and store a new account (check status ``pending``), commit, then enqueue its
     key check. 422 naming the field (see :func:`_validate`); 409 beyond
-    :data:`MAX_ACCOUNTS_PER_USER` accounts. Nothing is written when refused."""
+    ``MAX_EXCHANGE_ACCOUNTS_PER_USER`` accounts (counted under the owner's lock, so parallel creations
+    cannot pass it). Nothing is written when refused."""
     values = _secret_values(account_in)
     _validate(exchange=account_in.exchange, sandbox=account_in.sandbox, present=set(values))
+    lock_owner(session, owner.id)  # held to the commit: parallel creations count one after another
     count = session.exec(select(func.count()).select_from(ExchangeAccount)
                          .where(ExchangeAccount.owner_id == owner.id)).one()
-    if count >= MAX_ACCOUNTS_PER_USER:
-        raise ConflictError(f"you already have {count} exchange accounts (limit {MAX_ACCOUNTS_PER_USER}); delete one first")
+    limit = get_settings().MAX_EXCHANGE_ACCOUNTS_PER_USER
+    if count >= limit:
+        raise ConflictError(f"you already have {count} exchange accounts (limit {limit}, "
+                            "MAX_EXCHANGE_ACCOUNTS_PER_USER); delete one first")
     account = ExchangeAccount(owner_id=owner.id, exchange=account_in.exchange, label=account_in.label,
                               sandbox=account_in.sandbox, api_key_enc="", secret_enc="", fingerprint="")
     _store_secrets(account, values)

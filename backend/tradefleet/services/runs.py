@@ -39,6 +39,7 @@ from tradefleet.models import (
 )
 from tradefleet.models._types import utcnow
 from tradefleet.services import audit
+from tradefleet.services.quotas import lock_owner
 from tradefleet.services import strategy_catalog
 from tradefleet.strategy.guard import StrategyError
 from tradefleet.strategy.params import ParamError
@@ -109,6 +110,18 @@ def validate_run(*, session: Session, run_in: RunCreate) -> tuple[dict[str, Any]
     return params, version
 
 
+def _check_active_limit(session: Session, owner: User) -> None:
+    """409 naming ``MAX_RUNS_PER_USER`` when the owner already has that many active runs (call under
+    :func:`~tradefleet.services.quotas.lock_owner`)."""
+    active = session.exec(
+        select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(ACTIVE))
+    ).one()
+    limit = get_settings().MAX_RUNS_PER_USER
+    if active >= limit:
+        raise ConflictError(f"you already have {active} active runs (limit {limit}, MAX_RUNS_PER_USER); "
+                            "stop one first")
+
+
 def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
     """Validate and store a new run (status ``created``; its wallet holds the stake in cash)."""
     params, version = validate_run(session=session, run_in=run_in)
@@ -116,12 +129,8 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
         from tradefleet.services.live_runs import check_live_run
 
         check_live_run(session=session, owner=owner, run_in=run_in)
-    active = session.exec(
-        select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(ACTIVE))
-    ).one()
-    limit = get_settings().MAX_RUNS_PER_USER
-    if active >= limit:
-        raise ConflictError(f"you already have {active} active runs (limit {limit}); stop one first")
+    lock_owner(session, owner.id)  # held to the commit: parallel creations count one after another
+    _check_active_limit(session, owner)
     run = Run(owner_id=owner.id, strategy=run_in.strategy, params=params, exchange=run_in.exchange,
               symbol=run_in.symbol, timeframe=run_in.timeframe, mode=run_in.mode, stake=run_in.stake,
               cash=run_in.stake, exchange_account_id=run_in.exchange_account_id, strategy_version_id=version.id)
@@ -162,9 +171,12 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     # bundled files as versions (which may commit).
     get_run_or_404(session=session, owner=owner, run_id=run_id)
     strategy_catalog.sync_bundled(session=session)
+    lock_owner(session, owner.id)  # before the run's row, as every quota check takes them
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     if run.status == RunStatus.running:
         raise ConflictError("run is already running")
+    if run.status == RunStatus.stopped:  # a stopped run started again becomes active: it counts
+        _check_active_limit(session, owner)
     strategy_catalog.ensure_available(session, run.strategy)
     version = _pinned_version(session, run)
     validated_params(session=session, version=version, raw=run.params)

@@ -45,6 +45,8 @@ def create_celery() -> Celery:
             },
             "worker.heartbeat": {"task": "worker.heartbeat", "schedule": 5.0, "options": {"expires": 10}},
             "market.refresh_catalogs": {"task": "market.refresh_catalogs", "schedule": 3600.0},
+            # stopped runs past RUN_MAX_STOPPED_PER_USER or RUN_RETENTION_DAYS (services/retention.py).
+            "runs.prune_stopped": {"task": "runs.prune_stopped", "schedule": 3600.0, "options": {"expires": 3600}},
             # live orders that are not final are reconciled with their exchange.
             "live.reconcile": {"task": "live.reconcile", "schedule": settings.RECONCILE_INTERVAL_S,
                                "options": {"expires": settings.RECONCILE_INTERVAL_S}},

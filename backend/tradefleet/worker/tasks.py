@@ -121,6 +121,19 @@ def heartbeat() -> None:
     write_heartbeat()
 
 
+@celery_app.task(name="runs.prune_stopped", ignore_result=True)
+def prune_stopped_runs() -> int:
+    """Delete settled stopped runs beyond ``RUN_MAX_STOPPED_PER_USER`` per user or older than
+    ``RUN_RETENTION_DAYS`` (:mod:`tradefleet.services.retention`); returns how many."""
+    from tradefleet.services.retention import prune_stopped_runs as prune
+
+    with session_scope() as session:
+        deleted = prune(session)
+    if deleted:
+        log.info("deleted %d stopped runs past retention", deleted)
+    return deleted
+
+
 def write_heartbeat() -> None:
     values = dict(hostname=f"{socket.gethostname()}:{os.getppid()}", pid=os.getpid(), beat_at=utcnow())
     engine = get_engine()
