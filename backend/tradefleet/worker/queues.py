@@ -8,7 +8,7 @@ Two kinds of worker, so that a flood of backtests can never delay a tick:
 * the **backtest worker** serves :data:`BACKTEST_QUEUES`, i.e. ``backtests`` only: backtest runs (with
   their candle downloads), the validation of uploaded strategies (a short backtest) and the hourly
   ``backtest.expire``. It runs niced (``BACKTEST_WORKER_NICE``) with ``BACKTEST_WORKER_CONCURRENCY``
-  processes.
+  processes. Hourly housekeeping (``runs.prune_stopped``) runs there too.
 
 :data:`TASK_QUEUES` maps every task name to its queue; :func:`task_routes` turns it into Celery's
 ``task_routes`` (``tradefleet.worker.app``). A task not listed goes to ``default``.
@@ -43,6 +43,8 @@ TASK_QUEUES: dict[str, str] = {
     # An upload's validation runs a short backtest too.
     "strategies.validate": BACKTESTS,
     "backtest.expire": BACKTESTS,
+    # Housekeeping that deletes many rows: beside the backtests, never before a tick.
+    "runs.prune_stopped": BACKTESTS,
 }
 """Task name -> queue, for every task the platform defines."""
 
