@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.models import UserMeUpdate, UserPublic
@@ -16,6 +16,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     current_password: Annotated[str, Field(min_length=1, max_length=128)]
     new_password: Annotated[str, Field(min_length=10, max_length=128)]
 
@@ -27,6 +29,8 @@ class TotpSetup(BaseModel):
 
 
 class CodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     code: Annotated[str, Field(min_length=6, max_length=32)]
 
 
@@ -35,6 +39,8 @@ class RecoveryCodes(BaseModel):
 
 
 class TotpDisableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     password: Annotated[str, Field(min_length=1, max_length=128)]
     code: Annotated[str, Field(min_length=6, max_length=32)]
 
