@@ -190,7 +190,8 @@ def install_middleware(app: FastAPI, *, api_prefix: str, route_index: RouteIndex
         expose_headers=["Retry-After", "X-Request-ID"],
         max_age=600,
     )
-    app.add_middleware(InputGuardMiddleware, path_param_of=route_index.param_at if route_index else None)
+    app.add_middleware(InputGuardMiddleware, path_param_of=route_index.param_at if route_index else None,
+                       allowed_methods=route_index.allowed if route_index else None)
     # Added last: outermost, so its headers and its 413 / 500 cover everything inside, CORS included.
     app.add_middleware(
         SecurityMiddleware,

@@ -66,9 +66,14 @@ class RouteIndex:
 
     def allowed(self, path: str) -> set[str]:
         """The methods of every route whose path matches ``path`` (empty: no route has this path)."""
+        matching = [entry for entry in self._entries if entry.regex.match(path)]
+        if not matching:
+            return set()
+        # The most literal routes win: "/runs/kill-all" is that route's, not a value of "/runs/{run_id}".
+        literal = max(sum(name is None for name, _ in entry.segments) for entry in matching)
         methods: set[str] = set()
-        for entry in self._entries:
-            if entry.regex.match(path):
+        for entry in matching:
+            if sum(name is None for name, _ in entry.segments) == literal:
                 methods |= entry.methods
         return methods
 
@@ -108,14 +113,18 @@ class FallbackApp:
         if scope["type"] == "http" and (self.index.is_api(path) or self.static is None):
             allowed = self.index.allowed(path) if self.index.is_api(path) else set()
             if allowed:
-                order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-                allow = ", ".join(sorted(allowed, key=lambda m: order.index(m) if m in order else len(order)))
-                await _json(send, 405, error_body("Method Not Allowed"), [(b"allow", allow.encode())])
+                await _json(send, 405, error_body("Method Not Allowed"), [(b"allow", allow_header(allowed).encode())])
             else:
                 await _json(send, 404, error_body("Not Found"), [])
             return
         assert self.static is not None
         await self.static(scope, receive, send)
+
+
+def allow_header(methods: set[str]) -> str:
+    """``methods`` as an ``Allow`` value, in the usual order: ``GET, POST``."""
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return ", ".join(sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m)))
 
 
 async def _json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]]) -> None:
@@ -126,4 +135,4 @@ async def _json(send: Send, status: int, body: dict, headers: list[tuple[bytes, 
     await send({"type": "http.response.body", "body": payload})
 
 
-__all__ = ["FallbackApp", "RouteIndex"]
+__all__ = ["FallbackApp", "RouteIndex", "allow_header"]

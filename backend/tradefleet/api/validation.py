@@ -109,9 +109,11 @@ class InputGuardMiddleware:
     """See the module docstring. ``path_param_of(path, segment_index)`` names the route parameter that
     holds a path segment (:meth:`tradefleet.api.route_index.RouteIndex.param_at`), or None."""
 
-    def __init__(self, app: ASGIApp, *, path_param_of: Callable[[str, int], str | None] | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, path_param_of: Callable[[str, int], str | None] | None = None,
+                 allowed_methods: Callable[[str], set[str]] | None = None) -> None:
         self.app = app
         self.path_param_of = path_param_of
+        self.allowed_methods = allowed_methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -123,6 +125,14 @@ class InputGuardMiddleware:
         except Refused as refused:
             await _refuse(send, refused)
             return
+        # A method the path's own routes do not have is a 405, even when a route with a parameter there
+        # would take the segment as a value ("GET /runs/kill-all" is not "GET /runs/{run_id}").
+        method = scope.get("method", "GET")
+        if self.allowed_methods is not None and method != "OPTIONS":
+            allowed = self.allowed_methods(scope.get("path", ""))
+            if allowed and method not in allowed:
+                await _method_not_allowed(send, allowed)
+                return
 
         kind = _content_type(scope)
         is_json = kind == "application/json" or kind.endswith("+json")
@@ -191,6 +201,16 @@ class InputGuardMiddleware:
         return f"path.{name}" if name else "path"
 
 
+async def _method_not_allowed(send: Send, allowed: set[str]) -> None:
+    from tradefleet.api.route_index import allow_header
+
+    payload = json.dumps(error_body("Method Not Allowed")).encode()
+    await send({"type": "http.response.start", "status": 405,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"allow", allow_header(allowed).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
 async def _refuse(send: Send, refused: Refused) -> None:
     payload = json.dumps(error_body(f"{refused.field}: {refused.message}",
                                     [{"field": refused.field, "message": refused.message}])).encode()
@@ -200,3 +220,51 @@ async def _refuse(send: Send, refused: Refused) -> None:
 
 
 __all__ = ["MAX_JSON_DEPTH", "InputGuardMiddleware", "Refused", "check_json", "check_urlencoded"]
+
+
+def document_input_rules(schema: dict[str, Any]) -> None:
+    """Write the guard's rules into an OpenAPI document, in place: every string of a query, path or form
+    parameter gets :data:`~tradefleet.models.input_types.PLAIN_LINE_PATTERN`, every string of a JSON
+    request body :data:`~tradefleet.models.input_types.PLAIN_TEXT_PATTERN`, unless it already has a
+    ``pattern``, a ``format`` or an ``enum`` (labels carry their own, stricter pattern)."""
+    from tradefleet.models.input_types import PLAIN_LINE_PATTERN, PLAIN_TEXT_PATTERN
+
+    components = schema.get("components", {}).get("schemas", {})
+
+    def mark(node: Any, pattern: str, seen: set[str]) -> None:
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+                continue
+            if not isinstance(item, dict):
+                continue
+            ref = item.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+                name = ref.rsplit("/", 1)[-1]
+                if name not in seen and name in components:
+                    seen.add(name)
+                    stack.append(components[name])
+            if item.get("type") == "string" and not {"pattern", "format", "enum", "const"} & set(item):
+                item["pattern"] = pattern
+            for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties", "prefixItems"):
+                child = item.get(key)
+                if isinstance(child, dict) and key == "properties":
+                    stack.extend(child.values())
+                elif child is not None and not isinstance(child, bool):
+                    stack.append(child)
+
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") in ("query", "path"):
+                    mark(parameter.get("schema", {}), PLAIN_LINE_PATTERN, set())
+            content = operation.get("requestBody", {}).get("content", {})
+            for media, body in content.items():
+                if media == "application/json":
+                    mark(body.get("schema", {}), PLAIN_TEXT_PATTERN, set())
+                elif media == "application/x-www-form-urlencoded":
+                    mark(body.get("schema", {}), PLAIN_LINE_PATTERN, set())

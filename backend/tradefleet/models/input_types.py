@@ -87,13 +87,22 @@ def check_datetime(value: datetime) -> datetime:
     return _bounded_datetime(value)
 
 
+LINE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+"""The OpenAPI ``pattern`` of a :data:`Label`: no control characters, no bidi overrides."""
+TEXT_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]*$"
+"""The OpenAPI ``pattern`` of a :data:`Text`: as a label, but tab, LF and CR are allowed."""
+PLAIN_LINE_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+"""The OpenAPI ``pattern`` of any query, path or form value (the input guard's rule)."""
+PLAIN_TEXT_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+"""The OpenAPI ``pattern`` of any other string in a JSON body (the input guard's rule)."""
+
 StrictFloat = Annotated[float, Strict()]
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 BoundedInt = Annotated[int, Strict(), Field(ge=-MAX_INT, le=MAX_INT)]
 BoundedDatetime = Annotated[datetime, AfterValidator(_bounded_datetime)]
-Label = Annotated[str, Strict(), BeforeValidator(_clean_line)]
-Text = Annotated[str, Strict(), BeforeValidator(_clean_text)]
+Label = Annotated[str, Strict(), BeforeValidator(_clean_line), Field(json_schema_extra={"pattern": LINE_PATTERN})]
+Text = Annotated[str, Strict(), BeforeValidator(_clean_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
 SafeEmail = Annotated[EmailStr, BeforeValidator(_clean_line)]
 
 __all__ = ["MAX_INT", "MAX_YEAR", "MIN_YEAR", "BoundedDatetime", "BoundedInt", "Label", "SafeEmail",

@@ -31,7 +31,7 @@ class UserCreate(UserBase):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: SafeEmail = Field(max_length=255)
+    email: SafeEmail = Field(max_length=254)
     password: str = Field(min_length=10, max_length=128)
 
 

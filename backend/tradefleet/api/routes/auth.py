@@ -44,7 +44,7 @@ class Login2faIn(Body):
 
 
 class ResetRequestIn(Body):
-    email: SafeEmail
+    email: SafeEmail = Field(max_length=254)
 
 
 class ResetConfirmIn(Body):
