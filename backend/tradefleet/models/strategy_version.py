@@ -23,7 +23,7 @@ from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
-from tradefleet.models.input_types import Text as TextStr
+from tradefleet.models.input_types import Label
 
 
 class VersionOrigin(str, enum.Enum):
@@ -147,7 +147,7 @@ class ReviewReject(SQLModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: TextStr = Field(min_length=1, max_length=1000)
+    reason: Label = Field(min_length=1, max_length=1000)
 
 
 class RunVersionMove(SQLModel):
