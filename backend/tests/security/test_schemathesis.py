@@ -68,7 +68,7 @@ def test_schemathesis_cli_all_checks(role, db, app, make_user, auth_headers, set
     out = result.stdout + result.stderr
     cases = _figure(r"Test cases:\s+(\d+) generated", out)
     failures = _figure(r"(\d+) unique failures?", out) or _figure(r"Failures:\s+(\d+)", out)
-    operations = _figure(r"API Operations:\s+(\d+) selected", out)
+    operations = _figure(r"Selected:\s+(\d+)/", out)
     FIGURES[f"schemathesis CLI --checks all ({role.value})"] = (
         f"{cases} cases over {operations} operations, {failures} failures, {seconds:.0f} s")
     print(out[-6000:])

@@ -44,7 +44,7 @@ class Refused(Exception):
 
 def _printable(text: str) -> str:
     """``text`` for use in a field name: unsafe characters replaced by ``?``."""
-    return "".join(char if unsafe_character(char) is None else "?" for char in text)[:100] or "?"
+    return "".join(char if unsafe_character(char, allow_bidi=True) is None else "?" for char in text)[:100] or "?"
 
 
 def _decode(raw: bytes) -> str:
@@ -66,13 +66,13 @@ def check_urlencoded(raw: bytes, prefix: str) -> None:
         except ValueError as exc:
             raise Refused(f"{prefix}{_printable(name_bytes.decode('utf-8', 'replace'))}", str(exc)) from None
         field = f"{prefix}{_printable(name)}"
-        if reason := unsafe_character(name):
+        if reason := unsafe_character(name, allow_bidi=True):
             raise Refused(field, f"name {reason}")
         try:
             value = _decode(unquote_to_bytes(value_raw.replace(b"+", b" ")))
         except ValueError as exc:
             raise Refused(field, str(exc)) from None
-        if reason := unsafe_character(value):
+        if reason := unsafe_character(value, allow_bidi=True):
             raise Refused(field, reason)
 
 
@@ -86,12 +86,12 @@ def check_json(value: Any) -> None:
         if len(path) > MAX_JSON_DEPTH:
             raise Refused("body", f"nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, str):
-            if reason := unsafe_character(item, allow_newlines=True):
+            if reason := unsafe_character(item, allow_newlines=True, allow_bidi=True):
                 raise Refused(".".join(path) or "body", reason)
         elif isinstance(item, dict):
             for key, child in item.items():
                 key_path = (*path, _printable(key))
-                if reason := unsafe_character(key, allow_newlines=False):
+                if reason := unsafe_character(key, allow_bidi=True):
                     raise Refused(".".join(key_path), f"name {reason}")
                 stack.append((child, key_path))
         elif isinstance(item, list):
@@ -193,7 +193,7 @@ class InputGuardMiddleware:
                 text = _decode(decoded)
             except ValueError as exc:
                 raise Refused(self._path_field(scope, index), str(exc)) from None
-            if reason := unsafe_character(text):
+            if reason := unsafe_character(text, allow_bidi=True):
                 raise Refused(self._path_field(scope, index), reason)
 
     def _path_field(self, scope: Scope, index: int) -> str:

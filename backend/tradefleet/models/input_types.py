@@ -34,11 +34,12 @@ MAX_INT = 2**53
 _BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
 
 
-def unsafe_character(text: str, *, allow_newlines: bool = False) -> str | None:
+def unsafe_character(text: str, *, allow_newlines: bool = False, allow_bidi: bool = False) -> str | None:
     """Why ``text`` cannot be stored, or None when it can.
 
     Refused: NUL, lone surrogates (U+D800..U+DFFF), C0 controls (U+0000..U+001F, except tab, LF and CR
-    with ``allow_newlines``), DEL and C1 controls (U+007F..U+009F) and bidi overrides/isolates.
+    with ``allow_newlines``), DEL and C1 controls (U+007F..U+009F) and, unless ``allow_bidi``, bidi
+    overrides/isolates.
     Returns a message such as ``"contains a control character (U+0000)"``.
     """
     for char in text:
@@ -53,7 +54,7 @@ def unsafe_character(text: str, *, allow_newlines: bool = False) -> str | None:
             return f"contains a control character (U+{code:04X})"
         if 0x7F <= code <= 0x9F:
             return f"contains a control character (U+{code:04X})"
-        if code in _BIDI:
+        if code in _BIDI and not allow_bidi:
             return f"contains a bidirectional override (U+{code:04X})"
     return None
 
