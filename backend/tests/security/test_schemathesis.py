@@ -62,7 +62,8 @@ def test_schemathesis_cli_all_checks(role, db, app, make_user, auth_headers, set
         health = httpx.get(f"{base}{API_PREFIX}/health")
         assert health.status_code == 503 and health.json()["worker"]["ok"] is False
         started = time.monotonic()
-        result = subprocess.run(command, capture_output=True, text=True, timeout=540,
+        # Run in tmp_path: the CLI keeps a cache directory (.schemathesis/) in its working directory.
+        result = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=tmp_path,
                                 env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
         seconds = time.monotonic() - started
     out = result.stdout + result.stderr
