@@ -67,13 +67,13 @@ def test_register_stores_an_argon2_hash_not_the_password(client, session):
     assert not verify_password(PASSWORD + "x", row.hashed_password)
 
 
-def test_register_ignores_a_requested_role(client, session):
+def test_register_refuses_a_requested_role(client, session):
     response = client.post(REGISTER, json={"email": "sneaky@example.com", "password": PASSWORD,
                                            "role": "admin", "is_verified": True})
 
-    assert response.status_code == 201
-    row = stored_user(session, "sneaky@example.com")
-    assert row.role == Role.trader and row.is_verified is False
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"role", "is_verified"}
+    assert stored_user(session, "sneaky@example.com") is None
 
 
 def test_register_duplicate_email_is_409_whatever_the_case(client, session):

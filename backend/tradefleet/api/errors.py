@@ -74,6 +74,9 @@ def document_error_format(app: FastAPI) -> None:
         if getattr(app.state, "error_format_documented", False):
             return app.openapi_schema  # type: ignore[return-value]
         schema = original()
+        from tradefleet.api.validation import document_input_rules
+
+        document_input_rules(schema)  # the input guard's character rules, as patterns
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         if "HTTPValidationError" in schemas:
             schemas["HTTPValidationError"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")

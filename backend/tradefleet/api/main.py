@@ -20,6 +20,7 @@ from tradefleet.api.docs import install_docs
 from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, install_error_handlers
 from tradefleet.api.exposure import install_exposure_checks
 from tradefleet.api.middleware import install_middleware
+from tradefleet.api.route_index import FallbackApp, RouteIndex
 from tradefleet.config import REPO_ROOT, get_settings
 from tradefleet.stream_slots import install_session_watch
 
@@ -139,7 +140,11 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_error_handlers(app)
-    install_middleware(app, api_prefix=API_PREFIX)  # CORS, security headers, body limit, 500s
+    # Filled in once every route is included (below): methods per API path, for 405s and field names.
+    index = RouteIndex(API_PREFIX)
+    app.state.route_index = index
+    # CORS, the input guard, security headers, body limit, 500s
+    install_middleware(app, api_prefix=API_PREFIX, route_index=index)
     # Outermost: no private vault key in production; no example secrets beyond loopback.
     install_exposure_checks(app, settings)
     document_error_format(app)
@@ -155,9 +160,11 @@ def create_app() -> FastAPI:
     app.include_router(public, prefix=API_PREFIX)
     app.include_router(authenticated, prefix=API_PREFIX)
 
-    # Last: a mount at "/" matches every path, so it must come after the API routes.
-    if FRONTEND_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    # Last: a mount at "/" matches every path, so it must come after the API routes. It answers what no
+    # route matched: API paths with the API's own 404 / 405 (never a static file), others from frontend/.
+    index.build(app.router.routes)
+    static = StaticFiles(directory=FRONTEND_DIR, html=True) if FRONTEND_DIR.is_dir() else None
+    app.mount("/", FallbackApp(index, static), name="frontend")
     return app
 
 

@@ -15,8 +15,11 @@
      grows past it while streaming (chunked, or a lying ``Content-Length``) is cut off as soon as the limit
      is passed. Both answer ``413 {"detail": "request body too large (limit N bytes)"}``;
    * an exception nothing else handled becomes :func:`~tradefleet.api.errors.internal_error_response`
-     (logged with its trace; the client gets a generic message with the request id).
-2. Starlette's ``CORSMiddleware`` allowing only ``ALLOWED_ORIGINS`` (none by default), no cookies
+     (logged with its trace; the client gets a generic message with the request id). It is not raised
+     further once that reply is out, so the server keeps the connection open for the next request.
+2. :class:`~tradefleet.api.validation.InputGuardMiddleware`: NUL, lone surrogates and control characters
+   in the path, the query string and JSON / form bodies are a 422 naming the field, before any route.
+3. Starlette's ``CORSMiddleware`` allowing only ``ALLOWED_ORIGINS`` (none by default), no cookies
    (the API authenticates with bearer tokens).
 """
 
@@ -34,6 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tradefleet.api.docs import DOCS_CSP, DOCS_PATH
 from tradefleet.api.errors import error_body, internal_error_response
+from tradefleet.api.route_index import RouteIndex
+from tradefleet.api.validation import InputGuardMiddleware
 from tradefleet.config import get_settings
 from tradefleet.security.ratelimit import client_ip_of
 from tradefleet.services.audit import RequestMeta, request_meta
@@ -149,7 +154,9 @@ class SecurityMiddleware:
             if not started:
                 response = internal_error_response(request_id)
                 await response(scope, receive, send_with_headers)
-            # Re-raised so servers and test clients see it; the reply has already gone out.
+                # Handled: raising it further would make the server drop a keep-alive connection.
+                return
+            # A reply was already under way: the server can only cut the connection.
             raise
 
 
@@ -170,8 +177,9 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def install_middleware(app: FastAPI, *, api_prefix: str) -> None:
-    """Add CORS (``ALLOWED_ORIGINS``) and :class:`SecurityMiddleware` to ``app`` (see the module docstring)."""
+def install_middleware(app: FastAPI, *, api_prefix: str, route_index: RouteIndex | None = None) -> None:
+    """Add CORS (``ALLOWED_ORIGINS``), the input guard and :class:`SecurityMiddleware` to ``app`` (see the
+    module docstring); ``route_index`` names path parameters in the guard's errors."""
     settings = get_settings()
     app.add_middleware(
         CORSMiddleware,
@@ -182,6 +190,8 @@ def install_middleware(app: FastAPI, *, api_prefix: str) -> None:
         expose_headers=["Retry-After", "X-Request-ID"],
         max_age=600,
     )
+    app.add_middleware(InputGuardMiddleware, path_param_of=route_index.param_at if route_index else None,
+                       allowed_methods=route_index.allowed if route_index else None)
     # Added last: outermost, so its headers and its 413 / 500 cover everything inside, CORS included.
     app.add_middleware(
         SecurityMiddleware,

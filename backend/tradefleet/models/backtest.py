@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ConfigDict
 from sqlalchemy import BigInteger, Column, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import Uuid as SAUuid
 from sqlalchemy.orm import object_session
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
+from tradefleet.models.input_types import BoundedDatetime, StrictFloat
 from tradefleet.models.run import StrategyOnMarket
 from tradefleet.models.strategy_version import version_number
 
@@ -35,22 +36,20 @@ class BacktestStatus(str, enum.Enum):
 
 
 class BacktestBase(StrategyOnMarket):
-    start: datetime = Field(description="first candle's open time, ISO 8601 (UTC when no zone is given)")
-    end: datetime = Field(description="end of the range, exclusive, ISO 8601 (UTC when no zone is given)")
-    stake: float = Field(default=10_000.0, gt=0, le=1e12, description="starting balance, quote currency")
+    start: BoundedDatetime = Field(description="first candle's open time, ISO 8601 (UTC when no zone is given), "
+                                   "years 2000..2999")
+    end: BoundedDatetime = Field(description="end of the range, exclusive, ISO 8601 (UTC when no zone is given), "
+                                 "years 2000..2999")
+    stake: StrictFloat = Field(default=10_000.0, gt=0, le=1e12, description="starting balance, quote currency")
 
 
 class BacktestCreate(BacktestBase):
     """Body of ``POST /api/v1/backtests``. ``fee``: taker rate per fill (0.001 = 0.1 %); default: the
     market's taker fee from the exchange's market catalog."""
 
-    fee: float | None = Field(default=None, ge=0, lt=1)
+    model_config = ConfigDict(extra="forbid")
 
-    @field_validator("start", "end", mode="after")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        # A time without a zone is UTC (as in the CLI and run_backtest); zoned times are converted.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    fee: StrictFloat | None = Field(default=None, ge=0, lt=1)
 
 
 class Backtest(SQLModel, table=True):

@@ -18,12 +18,13 @@ import enum
 import uuid
 from datetime import datetime
 
-from pydantic import SecretStr, field_validator
+from pydantic import ConfigDict, SecretStr, field_validator
 from sqlalchemy import Column, ForeignKey, Index, Text
 from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import dt_column, enum_column, utcnow
+from tradefleet.models.input_types import Label, StrictBool
 
 CREDENTIAL_FIELDS = ("api_key", "secret", "password", "uid")
 """The credential fields, as named on the write schemas; column ``<name>_enc`` holds each one."""
@@ -41,9 +42,9 @@ class KeyCheckStatus(str, enum.Enum):
 
 
 class ExchangeAccountBase(SQLModel):
-    exchange: str = Field(min_length=1, max_length=50, description="ccxt exchange id, e.g. binance")
-    label: str = Field(min_length=1, max_length=100, description="the trader's name for these keys")
-    sandbox: bool = Field(default=False, description="the exchange's sandbox / testnet (ccxt's set_sandbox_mode)")
+    exchange: Label = Field(min_length=1, max_length=50, description="ccxt exchange id, e.g. binance")
+    label: Label = Field(min_length=1, max_length=100, description="the trader's name for these keys")
+    sandbox: StrictBool = Field(default=False, description="the exchange's sandbox / testnet (ccxt's set_sandbox_mode)")
 
     @field_validator("label", mode="before")
     @classmethod
@@ -59,6 +60,8 @@ class ExchangeAccountCreate(ExchangeAccountBase):
     """Body of ``POST /api/v1/exchange-accounts``. The only place (with the update) where keys exist
     in clear; ``SecretStr`` masks them in every repr, log line and validation error."""
 
+    model_config = ConfigDict(extra="forbid")
+
     api_key: SecretStr = _secret("the exchange API key", required=True)
     secret: SecretStr = _secret("the exchange API secret", required=True)
     password: SecretStr | None = _secret("passphrase, for exchanges that need one (OKX, KuCoin...)", required=False)
@@ -69,8 +72,10 @@ class ExchangeAccountUpdate(SQLModel):
     """Body of ``PATCH /api/v1/exchange-accounts/{id}``: every field optional. New keys replace the
     stored ones (and are checked again); the exchange of an account cannot change (add another)."""
 
-    label: str | None = Field(default=None, min_length=1, max_length=100)
-    sandbox: bool | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    label: Label | None = Field(default=None, min_length=1, max_length=100)
+    sandbox: StrictBool | None = None
     api_key: SecretStr | None = _secret("a new API key", required=False)
     secret: SecretStr | None = _secret("a new API secret", required=False)
     password: SecretStr | None = _secret("a new passphrase", required=False)

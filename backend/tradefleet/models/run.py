@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, Float, ForeignKey, Index, Text, UniqueConstraint
 from sqlalchemy import Uuid as SAUuid
 from sqlalchemy.orm import object_session
@@ -19,6 +19,7 @@ from sqlmodel import Field, SQLModel
 
 
 from tradefleet.models._types import enum_column, id_column, JSONType, dt_column, ms_column, utcnow
+from tradefleet.models.input_types import Label, StrictFloat
 from tradefleet.models.strategy_version import version_number
 
 
@@ -40,11 +41,11 @@ class RunStatus(str, enum.Enum):
 class StrategyOnMarket(SQLModel):
     """A strategy with its parameters on one market: what runs and backtests share."""
 
-    strategy: str = Field(min_length=1, max_length=100)
+    strategy: Label = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
-    exchange: str = Field(default="binance", min_length=1, max_length=50)
-    symbol: str = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
-    timeframe: str = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1m, 1h")
+    exchange: Label = Field(default="binance", min_length=1, max_length=50)
+    symbol: Label = Field(min_length=3, max_length=50, description="ccxt unified symbol, e.g. BTC/USDT")
+    timeframe: Label = Field(min_length=2, max_length=8, description="ccxt timeframe, e.g. 1m, 1h")
     strategy_version_id: uuid.UUID | None = Field(
         default=None, description="an approved version of ``strategy``; default: its latest approved version")
 
@@ -56,13 +57,15 @@ class StrategyOnMarket(SQLModel):
 
 class RunBase(StrategyOnMarket):
     mode: RunMode = RunMode.paper
-    stake: float = Field(gt=0, le=1e12, description="quote currency the run may use, e.g. USDT")
+    stake: StrictFloat = Field(gt=0, le=1e12, description="quote currency the run may use, e.g. USDT")
     exchange_account_id: uuid.UUID | None = Field(
         default=None, description="live runs: the owner's exchange account (keys) that places the orders")
 
 
 class RunCreate(RunBase):
-    """Body of ``POST /api/v1/runs``."""
+    """Body of ``POST /api/v1/runs``; an unknown field is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Run(SQLModel, table=True):

@@ -17,11 +17,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import ConfigDict
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy import Uuid as SAUuid
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import JSONType, dt_column, enum_column, utcnow
+from tradefleet.models.input_types import Label
 
 
 class VersionOrigin(str, enum.Enum):
@@ -143,11 +145,15 @@ class StrategyVersionListed(SQLModel):
 class ReviewReject(SQLModel):
     """Body of ``POST /admin/strategy-versions/{id}/reject``: the reason the author reads."""
 
-    reason: str = Field(min_length=1, max_length=1000)
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Label = Field(min_length=1, max_length=1000)
 
 
 class RunVersionMove(SQLModel):
     """Body of ``POST /runs/{id}/strategy-version``."""
+
+    model_config = ConfigDict(extra="forbid")
 
     version_id: uuid.UUID
 

@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy import Column, String, Text
 from sqlalchemy import Uuid as SAUuid
+from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import dt_column, utcnow
+from tradefleet.models.input_types import StrictBool, Text as TextStr
 
 
 class WorkerHeartbeat(SQLModel, table=True):
@@ -45,5 +47,7 @@ class HaltPublic(SQLModel):
 class HaltUpdate(SQLModel):
     """Body of ``PUT /api/v1/admin/halt``."""
 
-    halted: bool
-    reason: str | None = Field(default=None, max_length=500)
+    model_config = ConfigDict(extra="forbid")
+
+    halted: StrictBool
+    reason: TextStr | None = Field(default=None, max_length=500)

@@ -6,11 +6,12 @@ import enum
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr
+from pydantic import ConfigDict, EmailStr
 from sqlalchemy import BigInteger, Column, String, Text
 from sqlmodel import Field, SQLModel
 
 from tradefleet.models._types import enum_column, dt_column, utcnow
+from tradefleet.models.input_types import Label, SafeEmail, StrictBool
 
 
 class Role(str, enum.Enum):
@@ -26,8 +27,11 @@ class UserBase(SQLModel):
 
 
 class UserCreate(UserBase):
-    """Sign-up body. The password exists only on this write schema."""
+    """Sign-up body. The password exists only on this write schema. Unknown fields are a 422."""
 
+    model_config = ConfigDict(extra="forbid")
+
+    email: SafeEmail = Field(max_length=254)
     password: str = Field(min_length=10, max_length=128)
 
 
@@ -66,7 +70,9 @@ class UserMeUpdate(SQLModel):
     """``PATCH /users/me``: the public name shown on the strategies this user publishes (null: the
     e-mail's local part)."""
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=80)
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Label | None = Field(default=None, min_length=1, max_length=80)
 
 
 class UsersPublic(SQLModel):
@@ -77,8 +83,10 @@ class UsersPublic(SQLModel):
 class UserAdminUpdate(SQLModel):
     """``PATCH /admin/users/{id}``: each field optional; absent fields are left as they are."""
 
+    model_config = ConfigDict(extra="forbid")
+
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class Token(SQLModel):

@@ -18,6 +18,7 @@ from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
 from tradefleet.db import get_engine
 from tradefleet.errors import DomainError, validation_error
 from tradefleet.models.audit import AuditEventPublic, AuditEventsPublic
+from tradefleet.models.input_types import check_datetime
 from tradefleet.services import audit
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
@@ -65,7 +66,10 @@ def _aware(name: str, text: str | None) -> datetime | None:
         raise validation_error(f"query.{name}", "an ISO 8601 date and time, e.g. 2026-12-01T10:00:00Z") from None
     if value.tzinfo is None:
         raise validation_error(f"query.{name}", "give a timezone, e.g. 2026-12-01T10:00:00Z")
-    return value
+    try:
+        return check_datetime(value)
+    except ValueError as exc:
+        raise validation_error(f"query.{name}", str(exc)) from None
 
 
 @router.get("/audit", response_model=AuditEventsPublic)

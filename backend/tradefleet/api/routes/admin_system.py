@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, StrictBool
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
 from tradefleet.services import strategies as switches
@@ -35,6 +35,8 @@ def system(session: SessionDep) -> dict[str, Any]:
 
 
 class StrategySwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     enabled: StrictBool
 
 

@@ -11,37 +11,44 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.models import MfaRequired, Token, UserCreate, UserPublic
 from tradefleet.security.ratelimit import client_ip
+from tradefleet.models.input_types import Label, SafeEmail
 from tradefleet.services import auth as auth_service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 NewPassword = Annotated[str, Field(min_length=10, max_length=128)]
-TokenStr = Annotated[str, Field(min_length=1, max_length=512)]
+TokenStr = Annotated[Label, Field(min_length=1, max_length=512)]
 
 
-class TokenIn(BaseModel):
+class Body(BaseModel):
+    """A request body: an unknown field is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenIn(Body):
     token: TokenStr
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(Body):
     refresh_token: TokenStr
 
 
-class Login2faIn(BaseModel):
+class Login2faIn(Body):
     mfa_token: TokenStr
     code: Annotated[str, Field(min_length=6, max_length=32, description="TOTP code or a recovery code")]
 
 
-class ResetRequestIn(BaseModel):
-    email: EmailStr
+class ResetRequestIn(Body):
+    email: SafeEmail = Field(max_length=254)
 
 
-class ResetConfirmIn(BaseModel):
+class ResetConfirmIn(Body):
     token: TokenStr
     new_password: NewPassword
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.errors import validation_error
@@ -17,6 +17,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     current_password: Annotated[str, Field(min_length=1, max_length=128)]
     new_password: Annotated[str, Field(min_length=10, max_length=128)]
 
@@ -32,10 +34,14 @@ Code = Annotated[str, Field(min_length=6, max_length=32, description="TOTP code 
 
 
 class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     password: CurrentPassword
 
 
 class TotpEnableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     password: CurrentPassword
     code: Code
 
@@ -45,6 +51,8 @@ class RecoveryCodes(BaseModel):
 
 
 class TotpDisableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     password: CurrentPassword
     code: Code
 
