@@ -87,6 +87,25 @@ def test_120_parallel_run_creations_store_exactly_the_limit(user_client, market_
     assert user_client.post("/api/v1/runs", json=RUN, headers=auth_headers(other)).status_code == 201
 
 
+def test_first_run_creations_in_parallel_all_succeed(user_client, market_catalog, db, make_user, auth_headers,
+                                                      redis_url):
+    """On a database that holds no strategy version yet, the first creations race to record the bundled
+    files as versions: one process records them, the others see them, and every creation succeeds."""
+    from tradefleet.models import StrategyVersion
+
+    assert _count(db, StrategyVersion) == 0
+    users = [make_user()[0] for _ in range(12)]
+    _server_threads(user_client, 64)
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        replies = list(pool.map(lambda u: user_client.post("/api/v1/runs", json=RUN, headers=auth_headers(u)),
+                                users))
+    assert Counter(r.status_code for r in replies) == {201: len(users)}, [r.text for r in replies if r.status_code != 201]
+    assert _count(db, Run) == len(users)
+    with Session(db) as s:
+        versions = s.exec(select(StrategyVersion.name, StrategyVersion.version)).all()
+    assert len(versions) == len(set(versions)) and {v for _, v in versions} == {1}
+
+
 def test_restarting_stopped_runs_in_parallel_cannot_pass_the_active_limit(user_client, market_catalog, db,
                                                                            redis_url, settings_env):
     settings_env(MAX_RUNS_PER_USER=10)

@@ -100,6 +100,9 @@ def sync_bundled(*, session: Session) -> list[StrategyVersion]:
         StrategyVersion.status.in_(NAME_HOLDING))).all())
     created = []
     now = utcnow()
+    # Version numbers first, before any new row is pending: a query after session.add() would autoflush
+    # it, and a unique violation there would escape the handler around the commit below.
+    numbers = {name: next_version_number(session, name) for name in changed if name not in held}
     for name in changed:
         entry = loadable[name]
         if name in held:
@@ -107,7 +110,7 @@ def sync_bundled(*, session: Session) -> list[StrategyVersion]:
                         name)
             continue
         row = StrategyVersion(
-            name=name, version=next_version_number(session, name), origin=VersionOrigin.bundled,
+            name=name, version=numbers[name], origin=VersionOrigin.bundled,
             filename=entry.filename, source=entry.source.decode("utf-8"), size_bytes=len(entry.source),
             content_hash=entry.content_hash, status=VersionStatus.approved,
             manifest=entry.strategy.manifest.to_json(), report=None, reviewed_at=now, created_at=now)
