@@ -219,7 +219,7 @@ def test_password_logins_do_not_reset_the_count_of_wrong_codes(client, make_user
 def test_setup_and_enable_need_the_current_password(user_client, session, outbox):
     user = user_client.user
     missing = user_client.post(SETUP)
-    assert missing.status_code == 422 and [e["field"] for e in missing.json()["errors"]] == ["password"]
+    assert missing.status_code == 422 and [e["field"] for e in missing.json()["errors"]] == ["body"]
     wrong = user_client.post(SETUP, json={"password": "not the password"})
     assert wrong.status_code == 400 and wrong.json()["errors"] == [{"field": "password",
                                                                    "message": "incorrect password"}]

@@ -85,24 +85,28 @@ def sync_bundled(*, session: Session) -> list[StrategyVersion]:
     loadable = _loadable_entries()
     if not loadable:
         return []
+    # One statement reads everything the decision needs, so it comes from one snapshot: a process that
+    # commits the same versions after this read makes the insert below fail on ``(name, version)``
+    # instead of recording the same file again under the next number.
     latest: dict[str, tuple[int, str]] = {}
-    for name, number, digest in session.exec(
-            select(StrategyVersion.name, StrategyVersion.version, StrategyVersion.content_hash)
-            .where(StrategyVersion.origin == VersionOrigin.bundled, StrategyVersion.name.in_(list(loadable)))):
-        if name not in latest or number > latest[name][0]:
+    highest: dict[str, int] = {}
+    held: set[str] = set()
+    for name, number, origin, digest, version_status in session.exec(
+            select(StrategyVersion.name, StrategyVersion.version, StrategyVersion.origin,
+                   StrategyVersion.content_hash, StrategyVersion.status)
+            .where(StrategyVersion.name.in_(list(loadable)))):
+        highest[name] = max(number, highest.get(name, 0))
+        if origin == VersionOrigin.bundled and (name not in latest or number > latest[name][0]):
             latest[name] = (number, digest)
+        if origin == VersionOrigin.upload and version_status in NAME_HOLDING:
+            held.add(name)
     changed = [name for name, entry in loadable.items()
                if name not in latest or latest[name][1] != entry.content_hash]
     if not changed:
         return []
-    held = set(session.exec(select(StrategyVersion.name).where(
-        StrategyVersion.origin == VersionOrigin.upload, StrategyVersion.name.in_(changed),
-        StrategyVersion.status.in_(NAME_HOLDING))).all())
     created = []
     now = utcnow()
-    # Version numbers first, before any new row is pending: a query after session.add() would autoflush
-    # it, and a unique violation there would escape the handler around the commit below.
-    numbers = {name: next_version_number(session, name) for name in changed if name not in held}
+    numbers = {name: highest.get(name, 0) + 1 for name in changed}
     for name in changed:
         entry = loadable[name]
         if name in held:

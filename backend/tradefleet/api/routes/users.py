@@ -82,11 +82,9 @@ def change_password(session: SessionDep, user: CurrentUser, body: PasswordChange
 
 @router.post("/me/2fa/setup", response_model=TotpSetup,
              responses={400: {"description": "password incorrect"}, 409: {"description": "2FA already enabled"}})
-def totp_setup(session: SessionDep, user: CurrentUser, body: PasswordIn | None = None) -> TotpSetup:
+def totp_setup(session: SessionDep, user: CurrentUser, body: PasswordIn) -> TotpSetup:
     """Start 2FA enrolment with the current ``password``: scan the QR code (or type the secret), then
-    confirm with ``/me/2fa/enable``. The owner is e-mailed. 422 naming ``password`` without a body."""
-    if body is None:
-        raise validation_error("password", "Field required (the account's current password)")
+    confirm with ``/me/2fa/enable``. The owner is e-mailed. 422 naming ``body`` without a body."""
     return TotpSetup(**auth_service.setup_totp(session=session, user=user, password=body.password))
 
 
