@@ -8,7 +8,6 @@ from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tradefleet.api.deps import CurrentUser, SessionDep
-from tradefleet.errors import validation_error
 from tradefleet.models import UserMeUpdate, UserPublic
 from tradefleet.services import auth as auth_service
 from tradefleet.services import users as users_service
