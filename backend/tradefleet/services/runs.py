@@ -272,8 +272,10 @@ def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: s
     a stopped run is returned unchanged. Paper: its open orders are cancelled here. Live: they are
     cancelled on the exchange by a worker, and a stop ``by`` anyone but the owner is the run's
     ``status_reason``. ``actor`` (the owner or an admin) is recorded in the audit log, ``by`` in the
-    run's event and the audit detail. Commits, then publishes the change."""
+    run's event and the audit detail. Commits, then publishes the change; for a stopped run the commit
+    only ends the transaction, releasing the caller's lock."""
     if run.status == RunStatus.stopped:
+        session.commit()
         return run
     if run.mode == RunMode.live:
         return _stop_live_run(session=session, run=run, kill=False, actor=actor, by=by)
