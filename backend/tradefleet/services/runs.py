@@ -1,8 +1,8 @@
 """Strategy runs in both modes (paper and live): create, start, stop, kill, the trader's kill switch,
 moving a run to another version, and the owner's reads. Keyword-only, session first; commits.
 
-Every operation takes the owner and filters on it, so another user's run is indistinguishable from a
-run that does not exist (404). The ``*_row`` functions act on a run the caller already locked and
+Every owner-facing operation takes the owner and filters on it, so another user's run is indistinguishable
+from a run that does not exist (404). The ``*_row`` functions act on a run the caller already locked and
 authorised (the admin's operations, :mod:`tradefleet.services.admin_runs`, use them).
 
 What only a live run needs is in :mod:`tradefleet.services.live_runs`: the owner and exchange-account
