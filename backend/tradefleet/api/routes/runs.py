@@ -27,7 +27,6 @@ from tradefleet.models import (
     TradePublic,
     TradeStatus,
 )
-from tradefleet.services import live_runs as live_service
 from tradefleet.services import runs as service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -61,7 +60,7 @@ class KillAllPublic(SQLModel):
 def kill_all(session: SessionDep, user: CurrentUser) -> KillAllPublic:
     """The trader's kill switch: stop every active run of mine and cancel their open orders (live
     orders are cancelled on the exchange by a worker). Positions are kept; ``/{id}/kill`` closes one."""
-    return KillAllPublic(killed=live_service.kill_all(session=session, owner=user))
+    return KillAllPublic(killed=service.kill_all(session=session, owner=user))
 
 
 @router.get("/{run_id}", response_model=RunPublic)
@@ -93,8 +92,7 @@ def stop_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPu
 def kill_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
     """Stop the run now, cancel its open orders and close its position at market (live: carried out
     by a worker right after this reply; paper: at once, at the last price)."""
-    run = service.get_run_or_404(session=session, owner=user, run_id=run_id, lock=True)
-    return RunPublic.from_run(live_service.kill_run_row(session=session, run=run, actor=user))
+    return RunPublic.from_run(service.kill_run(session=session, owner=user, run_id=run_id))
 
 
 @router.get("/{run_id}/orders", response_model=list[OrderPublic])
