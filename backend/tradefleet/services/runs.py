@@ -12,25 +12,24 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from tradefleet import events
 from tradefleet.services import strategies as strategy_switches
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
 from tradefleet.market.catalog import catalog_loaded, get_market_info
+from tradefleet.events.outbox import Outbox
+from tradefleet.events.updates import LogUpdate, OrderUpdate, StatusUpdate
 from tradefleet.models import (
     EquitySnapshot,
     EventLevel,
     Fill,
     Order,
-    OrderPublic,
     OrderStatus,
     Run,
     RunCreate,
     StrategyVersion,
     VersionStatus,
     RunEvent,
-    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
@@ -287,14 +286,11 @@ def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: s
 
 def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
     """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
-    box = events.Outbox()
+    box = Outbox()
     for order in orders:
-        box.add(run.owner_id, "order", {"run_id": str(run.id),
-                                        "order": events.jsonable(OrderPublic.model_validate(order).model_dump())})
-    box.add(run.owner_id, "log", {"run_id": str(run.id),
-                                  "event": events.jsonable(RunEventPublic.model_validate(event).model_dump())})
-    box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
-                                     "status_reason": run.status_reason})
+        box.add(run.owner_id, OrderUpdate.of(run.id, order))
+    box.add(run.owner_id, LogUpdate.of(run.id, event))
+    box.add(run.owner_id, StatusUpdate.of(run))
     box.publish()
 
 
