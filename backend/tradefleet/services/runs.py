@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from tradefleet import events
 from tradefleet.services import strategies as strategy_switches
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
@@ -31,13 +30,14 @@ from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.market.catalog import catalog_loaded, get_market_info
+from tradefleet.events.outbox import Outbox
+from tradefleet.events.updates import LogUpdate, OrderUpdate, StatusUpdate
 from tradefleet.models import (
     EquitySnapshot,
     EventLevel,
     ExchangeMarket,
     Fill,
     Order,
-    OrderPublic,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -46,7 +46,6 @@ from tradefleet.models import (
     StrategyVersion,
     VersionStatus,
     RunEvent,
-    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
@@ -420,14 +419,11 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
 
 def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
     """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
-    box = events.Outbox()
+    box = Outbox()
     for order in orders:
-        box.add(run.owner_id, "order", {"run_id": str(run.id),
-                                        "order": events.jsonable(OrderPublic.model_validate(order).model_dump())})
-    box.add(run.owner_id, "log", {"run_id": str(run.id),
-                                  "event": events.jsonable(RunEventPublic.model_validate(event).model_dump())})
-    box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
-                                     "status_reason": run.status_reason})
+        box.add(run.owner_id, OrderUpdate.of(run.id, order))
+    box.add(run.owner_id, LogUpdate.of(run.id, event))
+    box.add(run.owner_id, StatusUpdate.of(run))
     box.publish()
 
 
