@@ -22,7 +22,7 @@ from tradefleet.execution.account import Intent, PaperAccount
 from tradefleet.execution.ledger import RoundTrip, round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
 from tradefleet.execution.live_rows import MarketInfo, apply_fill
 from tradefleet.execution.paper import MarketRules, Wallet
-from tradefleet.models import (ExchangeMarket, Order, OrderSide, OrderStatus, OrderType, Run, RunMode, RunStatus,
+from tradefleet.models import (ExchangeMarket, LiveEvent, Order, OrderSide, OrderStatus, OrderType, Run, RunMode, RunStatus,
                                Trade, TradeStatus)
 
 STAKE = 10_000.0
@@ -169,3 +169,12 @@ def test_a_paper_kill_sells_through_the_account_and_leaves_no_open_trade(session
     kill_orders = session.exec(select(Order).where(Order.run_id == run.id, Order.reason == "kill")).all()
     assert len(kill_orders) == 1 and kill_orders[0].status == OrderStatus.filled
     assert kill_orders[0].client_order_id[-2] == "k"
+    # The owner's browser hears of every row the kill wrote, in the order of a fill on a tick.
+    published = session.exec(select(LiveEvent).where(LiveEvent.user_id == owner.id).order_by(LiveEvent.id)).all()
+    assert [e.kind for e in published] == ["order", "fill", "trade", "log", "status"]
+    by_kind = {e.kind: e.data for e in published}
+    assert by_kind["order"]["order"]["id"] == str(kill_orders[0].id)
+    assert by_kind["order"]["order"]["status"] == "filled"
+    assert by_kind["fill"]["fill"]["order_id"] == str(kill_orders[0].id)
+    assert by_kind["trade"]["trade"]["id"] == killed.id and by_kind["trade"]["trade"]["status"] == "closed"
+    assert by_kind["status"] == {"run_id": str(run.id), "status": "stopped", "status_reason": "killed by owner"}

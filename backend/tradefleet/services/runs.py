@@ -16,7 +16,8 @@ reconciliation does the same. A paper run is stopped or killed here at once.
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
@@ -31,7 +32,7 @@ from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.market.catalog import catalog_loaded, get_market_info
 from tradefleet.events.outbox import Outbox
-from tradefleet.events.updates import LogUpdate, OrderUpdate, StatusUpdate
+from tradefleet.events.updates import FillUpdate, LogUpdate, OrderUpdate, StatusUpdate, TradeUpdate
 from tradefleet.models import (
     EquitySnapshot,
     EventLevel,
@@ -312,23 +313,23 @@ def kill_run_row(*, session: Session, run: Run, by: str = "owner", actor: User |
     if run.mode == RunMode.live:
         return _stop_live_run(session=session, run=run, kill=True, by=by, actor=actor)
     now = utcnow()
-    cancelled = 0
+    cancelled: list[Order] = []
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
         order.status, order.status_reason, order.updated_at = OrderStatus.cancelled, "run killed", now
         session.add(order)
-        cancelled += 1
-    sold = _close_paper_position(session=session, run=run)
+        cancelled.append(order)
+    close = _close_paper_position(session=session, run=run)
     run.status, run.stopped_at, run.killed_at = RunStatus.stopped, now, now
     run.status_reason = f"killed by {by}"
     session.add(run)
     event = RunEvent(run_id=run.id, kind="killed", level=EventLevel.warning,
-                     message=f"run killed by {by}; cancelled {cancelled} open order(s){sold}")
+                     message=f"run killed by {by}; cancelled {len(cancelled)} open order(s){close.text}")
     session.add(event)
     audit.record(session=session, actor=actor, action="run.killed", target=run,
-                 detail={"mode": run.mode.value, "by": by, "cancelled_orders": cancelled}, commit=False)
+                 detail={"mode": run.mode.value, "by": by, "cancelled_orders": len(cancelled)}, commit=False)
     session.commit()
     session.refresh(run)
-    _publish_status(run, event)
+    _publish_status(run, event, orders=[*cancelled, *close.orders], fills=close.fills, trades=close.trades)
     return run
 
 
@@ -377,11 +378,21 @@ def _stop_live_run(*, session: Session, run: Run, kill: bool, by: str, actor: Us
     return run
 
 
-def _close_paper_position(*, session: Session, run: Run) -> str:
+class PaperClose(NamedTuple):
+    """What closing a paper position wrote: the text the kill's event adds, and the rows (empty when
+    there was nothing to sell)."""
+
+    text: str = ""
+    orders: tuple[Order, ...] = ()
+    fills: tuple[Fill, ...] = ()
+    trades: tuple[Trade, ...] = ()
+
+
+def _close_paper_position(*, session: Session, run: Run) -> PaperClose:
     """Sell a paper run's whole position at its last price through its paper account (the market's taker
-    fee), writing the order, the fill and the closed trade. Returns the text the kill's event adds."""
+    fee), writing the order, the fill and the closed trade."""
     if run.position_amount <= 0 or run.last_price is None:
-        return ""
+        return PaperClose()
     info = session.get(ExchangeMarket, (run.exchange, run.symbol))
     # A kill always closes the position. A market that has left the catalog has no known fee or
     # precision: it is sold as held, with no fee, and the kill's event says so.
@@ -396,7 +407,7 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
     account.fill_now(Intent("sell", "kill", now_ms), run.last_price, now_ms)
     taken = account.take_events()
     if not taken.fills:
-        return ""
+        return PaperClose()
     fill = taken.fills[0].fill
     seq = session.exec(select(func.count()).select_from(Order).where(Order.run_id == run.id, Order.reason == "kill")).one()
     order = Order(run_id=run.id, client_order_id=client_order_id(run.id, now_ms, "kill", int(seq) % 36),
@@ -405,23 +416,30 @@ def _close_paper_position(*, session: Session, run: Run) -> str:
                   average=fill.price, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else None)
     session.add(order)
     session.flush()
-    session.add(Fill(order_id=order.id, run_id=run.id, side=OrderSide.sell, time_ms=now_ms, price=fill.price,
-                     amount=fill.amount, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else ""))
-    for closed in taken.closed:
-        session.add(closed.round_trip.close(time_ms=now_ms, reason="kill"))
+    fill_row = Fill(order_id=order.id, run_id=run.id, side=OrderSide.sell, time_ms=now_ms, price=fill.price,
+                    amount=fill.amount, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else "")
+    session.add(fill_row)
+    trades = [closed.round_trip.close(time_ms=now_ms, reason="kill") for closed in taken.closed]
+    session.add_all(trades)
     run.cash, run.position_amount, run.fees_paid, run.realised_pnl = (wallet.cash, wallet.position_amount,
                                                                       wallet.fees_paid, wallet.realised_pnl)
     run.position_entry_price = None
-    return f"; sold {fill.amount:g} at {fill.price:g}{unknown}"
+    return PaperClose(f"; sold {fill.amount:g} at {fill.price:g}{unknown}", (order,), (fill_row,), tuple(trades))
 
 
 # ---------------------------------------------------------------------------------------------- reads and live updates
 
-def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
-    """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
+def _publish_status(run: Run, event: RunEvent, *, orders: Sequence[Order] = (), fills: Sequence[Fill] = (),
+                    trades: Sequence[Trade] = ()) -> None:
+    """Live updates of a committed status change: the orders it cancelled or filled, a kill's fill and
+    closed round trip, the run event, the status."""
     box = Outbox()
     for order in orders:
         box.add(run.owner_id, OrderUpdate.of(run.id, order))
+    for fill in fills:
+        box.add(run.owner_id, FillUpdate.of(run.id, fill))
+    for trade in trades:
+        box.add(run.owner_id, TradeUpdate.of(run.id, trade))
     box.add(run.owner_id, LogUpdate.of(run.id, event))
     box.add(run.owner_id, StatusUpdate.of(run))
     box.publish()
