@@ -254,9 +254,9 @@ def update_account(*, session: Session, owner: User, account_id: uuid.UUID,
 
 
 def live_runs_using(*, session: Session, account_id: uuid.UUID) -> list[Run]:
-    """Live runs that are not ``stopped`` and trade with ``account_id``."""
+    """Active live runs (:attr:`RunStatus.ACTIVE`) that trade with ``account_id``."""
     return list(session.exec(select(Run).where(Run.exchange_account_id == account_id, Run.mode == RunMode.live,
-                                               Run.status != RunStatus.stopped)).all())
+                                               Run.status.in_(RunStatus.ACTIVE))).all())
 
 
 def delete_account(*, session: Session, owner: User, account_id: uuid.UUID) -> None:
