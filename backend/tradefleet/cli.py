@@ -148,12 +148,11 @@ def data_download(
     """Download closed candles through ccxt (paginated, rate-limited, retried) into the database."""
     import sys
 
-    import ccxt
     from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm
 
     from tradefleet.db import session_scope
-    from tradefleet.market.exchange import UnknownExchange
+    from tradefleet.market.exchange import ExchangeError, UnknownExchange
     from tradefleet.market.store import CandleDataError, DownloadReport, download
 
     since_ms = _data_time_ms(since, "--since")
@@ -185,7 +184,7 @@ def data_download(
     except (CandleDataError, UnknownExchange) as exc:
         close_bar()
         _data_fail(getattr(exc, "detail", None) or str(exc))
-    except ccxt.BaseError as exc:
+    except ExchangeError as exc:
         close_bar()
         _data_fail(f"{exchange}: {type(exc).__name__}: {exc}")
     except SQLAlchemyError as exc:
