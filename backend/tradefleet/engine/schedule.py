@@ -25,7 +25,7 @@ from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_c
 from tradefleet.market.exchange import ExchangeError
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
-from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
+from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 

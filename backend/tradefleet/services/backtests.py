@@ -58,7 +58,7 @@ from tradefleet.services.runs import ServiceUnavailable, validate_run
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.services.strategy_catalog import pinned_version_id
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.versions import UnknownVersion, strategy_for_version
+from tradefleet.sandbox.versions import UnknownVersion, strategy_for_version
 
 log = logging.getLogger(__name__)
 

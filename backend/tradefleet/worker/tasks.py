@@ -239,7 +239,7 @@ def _start_strategy_runners(**kwargs) -> None:  # noqa: ARG001
     # a task that needs the registry meanwhile waits for its lock. A failure is the registry's to record.
     import threading
 
-    from tradefleet.strategy.registry import get_registry
+    from tradefleet.sandbox.registry import get_registry
 
     def warm() -> None:
         try:
