@@ -31,9 +31,6 @@ def create_celery() -> Celery:
         accept_content=["json"],
         timezone="UTC",
         enable_utc=True,
-        worker_prefetch_multiplier=1,
-        worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
         task_default_queue=DEFAULT,
         # Every task to the queue of the worker that serves it: backtests, downloads and validations
         # to `backtests`, which no tick worker consumes.

@@ -20,10 +20,15 @@ TASK_MODULES = [
 
 
 def configure_worker(app: Celery) -> Celery:
-    """Add :data:`TASK_MODULES` and beat's schedule to ``app`` (from :func:`tradefleet.jobs.app.create_celery`)."""
+    """Add :data:`TASK_MODULES`, the worker's settings (one message prefetched per process, the root
+    logger left alone, broker retries at start) and beat's schedule to ``app`` (from
+    :func:`tradefleet.jobs.app.create_celery`)."""
     settings = get_settings()
     app.conf.update(
         include=TASK_MODULES,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
         beat_schedule={
             "engine.schedule": {
                 "task": "engine.schedule",
