@@ -18,14 +18,6 @@ import grimp
 BACKEND = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"tradefleet.services.runs", "tradefleet.services.live_runs"}):
-        "a stop of a live run goes through live_runs, which stops and publishes through runs; the run "
-        "service that holds both modes in one module ends it",
-}
-"""Import cycles that exist on this branch, each with what ends it. An entry whose cycle is gone fails
-:func:`test_no_import_cycles`, so the list only ever shrinks."""
-
 
 def test_import_contracts_are_kept():
     done = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=BACKEND, capture_output=True, text=True,
@@ -97,11 +89,8 @@ def _describe(graph: grimp.ImportGraph, cycle: list[str]) -> str:
 def test_no_import_cycles():
     graph = grimp.build_graph("tradefleet", cache_dir=None)
     cycles = import_cycles(graph, "tradefleet")
-    unexpected = [c for c in cycles if frozenset(c) not in KNOWN_CYCLES]
-    assert not unexpected, "import cycles between modules of tradefleet:\n" + "\n".join(
-        _describe(graph, c) for c in unexpected)
-    gone = set(KNOWN_CYCLES) - {frozenset(c) for c in cycles}
-    assert not gone, f"these cycles no longer exist: remove them from KNOWN_CYCLES: {sorted(map(sorted, gone))}"
+    assert not cycles, "import cycles between modules of tradefleet:\n" + "\n".join(
+        _describe(graph, c) for c in cycles)
 
 
 def test_the_cycle_search_finds_cycles_and_nothing_else():

@@ -16,9 +16,9 @@ Session ends
     A ticket carries the user's ``token_version`` (``ver``). The stream closes when the user's
     ``token_version`` is no longer that (password changed or reset, every session signed out, role or
     status changed) or the user is deactivated. Those changes are pushed: when a commit changes a
-    user's ``token_version`` or ``is_active``, an event of kind ``session`` (``{"token_version": n}``,
-    never forwarded to the browser) is published on the user's channel after the commit, so a stream
-    sees it before anything published later. Streams also check the database every
+    user's ``token_version`` or ``is_active``, a :class:`~tradefleet.events.updates.SessionUpdate`
+    (kind ``session``, ``{"token_version": n}``, never forwarded to the browser) is published on the
+    user's channel after the commit, so a stream sees it before anything published later. Streams also check the database every
     ``EVENTS_SESSION_CHECK_S`` seconds (a change made by a process that does not publish).
 """
 
@@ -35,8 +35,6 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session as OrmSession
 
 from tradefleet.config import get_settings
-
-SESSION_KIND = "session"
 
 # KEYS[1] the user's slot set; ARGV: lease ms, limit, slot id, mode (1 take, 0 renew).
 # Returns 1 when the slot is held (until now + lease), 0 when the limit is reached.
@@ -91,9 +89,9 @@ def lease_s() -> float:
 
 @lru_cache(maxsize=4)
 def _scripts(url: str) -> tuple[Any, Any]:
-    from tradefleet.events import _redis_client
+    from tradefleet.events.channels import redis_client
 
-    client = _redis_client(url)
+    client = redis_client(url)
     return client.register_script(_LUA_SLOT), client.register_script(_LUA_COUNT)
 
 
@@ -157,9 +155,9 @@ class StreamSlot:
         settings = get_settings()
         try:
             if settings.REDIS_URL:
-                from tradefleet.events import _redis_client
+                from tradefleet.events.channels import redis_client
 
-                _redis_client(settings.REDIS_URL).zrem(slots_key(self.user_id), self.id)
+                redis_client(settings.REDIS_URL).zrem(slots_key(self.user_id), self.id)
             else:
                 _local.release(str(self.user_id), self.id)
         except Exception:  # noqa: BLE001 - the lease expires by itself
@@ -204,9 +202,10 @@ def _publish(session: OrmSession) -> None:
     changed = session.info.pop(_PENDING, None)
     if not changed:
         return
-    from tradefleet.events import publish_all
+    from tradefleet.events.outbox import publish_all
+    from tradefleet.events.updates import SessionUpdate
 
-    publish_all({user_id: [(SESSION_KIND, {"token_version": version})] for user_id, version in changed.items()})
+    publish_all({user_id: [SessionUpdate(token_version=version)] for user_id, version in changed.items()})
 
 
 def _forget(session: OrmSession) -> None:
@@ -222,5 +221,5 @@ def install_session_watch() -> None:
         event.listen(OrmSession, "after_rollback", _forget)
 
 
-__all__ = ["SESSION_KIND", "StreamLimitReached", "StreamSlot", "acquire", "check_interval_s",
+__all__ = ["StreamLimitReached", "StreamSlot", "acquire", "check_interval_s",
            "install_session_watch", "lease_s", "open_count", "slots_key"]

@@ -11,7 +11,6 @@
 export const API_PREFIX = "/api/v1";
 const ACCESS = "tf.access";
 const REFRESH = "tf.refresh";
-const ROUTES = "tf.routes";
 
 export function apiBase() {
   return String(window.BACKEND_API_BASE_URL || "").replace(/\/+$/, "");
@@ -55,72 +54,6 @@ function detailText(body, status) {
   return `Request failed (HTTP ${status}).`;
 }
 
-// ---- route table: which endpoints this server has (from its OpenAPI document) ----------------------
-
-let routesPromise = null;
-
-function normalise(template) {
-  return template.replace(/\{[^}]*\}/g, "{}");
-}
-
-/** The set of "METHOD /path" (path relative to /api/v1, parameters as `{}`) this server serves, or null
- * when its OpenAPI document cannot be read (then every route is assumed present). Cached per tab. */
-export function routeTable() {
-  if (!routesPromise) {
-    routesPromise = (async () => {
-      const cached = sessionStorage.getItem(ROUTES);
-      if (cached) return new Set(JSON.parse(cached));
-      try {
-        // With the tab's token: API_DOCS=admins serves the document to admins only (others get null).
-        const headers = tokens.access ? { Authorization: `Bearer ${tokens.access}` } : {};
-        const res = await fetch(apiUrl("/openapi.json"), { headers });
-        if (!res.ok) return null;
-        const doc = await res.json();
-        const out = [];
-        for (const [path, ops] of Object.entries(doc.paths || {})) {
-          const rel = path.startsWith(API_PREFIX) ? path.slice(API_PREFIX.length) : path;
-          for (const method of Object.keys(ops)) out.push(`${method.toUpperCase()} ${normalise(rel)}`);
-        }
-        sessionStorage.setItem(ROUTES, JSON.stringify(out));
-        return new Set(out);
-      } catch {
-        return null;
-      }
-    })();
-  }
-  return routesPromise;
-}
-
-let matchers = null;
-
-/** Whether the server serves `method` on the concrete `path` (like "/runs/3f.../kill"). True when unknown. */
-export async function serves(method, path) {
-  const table = await routeTable();
-  if (table === null) return true;
-  if (!matchers) {
-    matchers = [...table].map((entry) => {
-      const [m, tpl] = entry.split(" ");
-      const re = new RegExp("^" + tpl.split("{}").map((p) => p.replace(/[.*+?^$()|[\]\\]/g, "\\$&")).join("[^/]+") + "$");
-      return [m, re];
-    });
-  }
-  const bare = path.split("?")[0];
-  return matchers.some(([m, re]) => m === method.toUpperCase() && re.test(bare));
-}
-
-/** Whether the server has `method path` (`path` like "/runs/{id}/kill"). True when unknown. */
-export async function hasRoute(method, path) {
-  const table = await routeTable();
-  return table === null || table.has(`${method.toUpperCase()} ${normalise(path)}`);
-}
-
-/** Throws a 501-like ApiError with a readable message when the server lacks the route. */
-export async function requireRoute(method, path, what) {
-  if (!(await hasRoute(method, path))) {
-    throw new ApiError(501, `${what} is not available on this server yet.`);
-  }
-}
-
 // ---- requests --------------------------------------------------------------------------------------
 
 let refreshing = null;
@@ -130,7 +63,7 @@ export function refreshTokens() {
   if (!refreshing) {
     refreshing = (async () => {
       const rt = tokens.refresh;
-      if (!rt || !(await hasRoute("POST", "/auth/refresh"))) return false;
+      if (!rt) return false;
       try {
         const res = await fetch(apiUrl("/auth/refresh"), {
           method: "POST",
@@ -181,10 +114,6 @@ export function shortRetryAfterMs(res) {
  * Returns the parsed JSON (or null for 204). Throws ApiError.
  */
 export async function api(path, { method = "GET", json, form, multipart, query, auth = true, retried = false } = {}) {
-  if (!(await serves(method, path))) {
-    // Not in this server's route table: say so instead of requesting a 404.
-    throw new ApiError(501, "This feature is not available on this server yet.");
-  }
   let url = apiUrl(path);
   if (query) {
     const qs = new URLSearchParams();
@@ -254,10 +183,10 @@ export function currentUser() {
   return mePromise;
 }
 
-/** Sign out: revoke the refresh token when the server supports it, then forget the session. */
+/** Sign out: revoke the refresh token, then forget the session. */
 export async function logout() {
   const rt = tokens.refresh;
-  if (rt && (await hasRoute("POST", "/auth/logout"))) {
+  if (rt) {
     try {
       await api("/auth/logout", { method: "POST", json: { refresh_token: rt }, auth: false });
     } catch {

@@ -4,6 +4,7 @@
 import {
   createChart, CandlestickSeries, HistogramSeries, AreaSeries, createSeriesMarkers, ColorType,
 } from "/vendor/lightweight-charts/lightweight-charts.esm.production.js";
+import { msToSeconds as sec } from "./time.js";
 
 export const UP = "#26a69a";
 export const DOWN = "#ef5350";
@@ -20,8 +21,6 @@ const BASE = {
   timeScale: { borderColor: "#2a2e39", timeVisible: true, secondsVisible: false },
   crosshair: { mode: 0 },
 };
-
-const sec = (ms) => Math.floor(Number(ms) / 1000);
 
 /** Normalise a candle from the API (`time_ms` or `t`/`time`, OHLCV) or a ccxt row [t, o, h, l, c, v]. */
 export function toBar(c) {
@@ -49,11 +48,9 @@ export function tradeMarkers(trades, barSeconds) {
   return out;
 }
 
-export const TF_SECONDS = { "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
-  "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800 };
-
-/** A candlestick chart with volume and trade markers in `container`. */
-export function candleChart(container, { timeframe } = {}) {
+/** A candlestick chart with volume and trade markers in `container`; `barSeconds` (the timeframe's length,
+ * from the market catalog: time.js timeframeSeconds) snaps trade markers to their candle. */
+export function candleChart(container, { barSeconds = 0 } = {}) {
   const chart = createChart(container, BASE);
   const candles = chart.addSeries(CandlestickSeries, {
     upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
@@ -61,7 +58,6 @@ export function candleChart(container, { timeframe } = {}) {
   const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "vol", lastValueVisible: false, priceLineVisible: false });
   chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
   const markers = createSeriesMarkers(candles, []);
-  const barSeconds = TF_SECONDS[timeframe] || 0;
   const volBar = (b) => ({ time: b.time, value: b.volume, color: b.close >= b.open ? "rgba(38,166,154,.35)" : "rgba(239,83,80,.35)" });
   let last = 0;
   return {

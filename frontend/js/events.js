@@ -3,14 +3,14 @@
 // reopened with a fresh ticket (backoff 1 s, 2 s, 4 s ... 30 s), resuming after the last event it
 // received (`last_event_id`). No polling anywhere.
 
-import { api, apiUrl, hasRoute } from "./api.js";
+import { api, apiUrl } from "./api.js";
 
 export const EVENT_TYPES = ["candle", "order", "fill", "trade", "status", "log", "equity", "backtest", "strategy"];
 
 /**
  * Open the stream. `onEvent(type, data)` gets every event (data parsed from JSON; it carries `run_id`
- * or, for backtests, the backtest's id). `onState(state)` gets "connecting", "live", "reconnecting" or
- * "unavailable" (this server has no event stream). `strategy` events (an upload's validation finished)
+ * or, for backtests, the backtest's id). `onState(state)` gets "connecting", "live" or "reconnecting".
+ * `strategy` events (an upload's validation finished)
  * carry `version_id`, `status` and `name`. Returns {close()}.
  */
 export function liveEvents(onEvent, onState = () => {}) {
@@ -22,10 +22,6 @@ export function liveEvents(onEvent, onState = () => {}) {
 
   async function open() {
     if (closed) return;
-    if (!(await hasRoute("POST", "/events/ticket")) || !(await hasRoute("GET", "/events/stream"))) {
-      onState("unavailable");
-      return;
-    }
     onState(source ? "reconnecting" : "connecting");
     let ticket;
     try {
@@ -67,9 +63,9 @@ export function liveEvents(onEvent, onState = () => {}) {
   return { close() { closed = true; clearTimeout(timer); if (source) source.close(); } };
 }
 
-/** A small "Live / Reconnecting / Offline" indicator bound to liveEvents' states. */
+/** A small "Live / Reconnecting" indicator bound to liveEvents' states. */
 export function liveBadge(node) {
-  const text = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", unavailable: "Live updates unavailable" };
+  const text = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
   return (state) => {
     node.className = `live-dot ${state}`;
     node.textContent = text[state] || state;

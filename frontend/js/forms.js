@@ -1,8 +1,6 @@
-// Forms generated from a strategy's parameter JSON schema, and the market fields runs and backtests share.
-import { el, field } from "./ui.js";
-
-export const SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT"];
-export const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"];
+// Forms generated from a strategy's parameter JSON schema, and the market fields runs and backtests share
+// (their options from the market catalog, js/markets.js).
+import { el, field, clear, fmtAmount } from "./ui.js";
 
 function labelFor(name) {
   return name.replace(/_/g, " ").replace(/\bpct\b/, "%").replace(/^./, (c) => c.toUpperCase());
@@ -58,19 +56,55 @@ export function readParams(form) {
   return params;
 }
 
-function select(id, name, options, selected) {
-  return el("select", { id, name }, ...options.map((o) => el("option", { value: o, selected: o === selected }, o)));
+function options(select, values, wanted) {
+  clear(select).append(...values.map((v) => el("option", { value: v }, v)));
+  if (values.includes(wanted)) select.value = wanted;
 }
 
-/** Exchange, symbol (free text with suggestions), timeframe and stake fields. */
-export function marketFields(prefix, { timeframe = "1h", stake = 10000 } = {}) {
+/**
+ * Exchange, symbol (free text with the catalog's symbols as suggestions), timeframe and stake fields,
+ * from `catalog` (GET /markets). `timeframe` and `symbol` are preselected when the exchange offers them
+ * (else its first); `fixedLength` keeps only fixed-length timeframes (backtests need them). The stake's
+ * hint names the chosen market's minimum order.
+ */
+export function marketFields(prefix, catalog, { timeframe, symbol, stake = 10000, fixedLength = false } = {}) {
+  const exchanges = (catalog && catalog.exchanges) || [];
+  const first = exchanges.find((e) => e.loaded) || exchanges[0] || { exchange: "", loaded: false, timeframes: [], markets: [] };
+  const exchangeSelect = el("select", { id: `${prefix}-exchange`, name: "exchange" });
+  options(exchangeSelect, exchanges.map((e) => e.exchange), first.exchange);
   const listId = `${prefix}-symbols`;
-  const tfs = TIMEFRAMES.includes(timeframe) ? TIMEFRAMES : [timeframe, ...TIMEFRAMES];
+  const symbolInput = el("input", { id: `${prefix}-symbol`, name: "symbol", list: listId, required: true, autocomplete: "off", spellcheck: "false" });
+  const datalist = el("datalist", { id: listId });
+  const timeframeSelect = el("select", { id: `${prefix}-timeframe`, name: "timeframe" });
+  const stakeInput = el("input", { id: `${prefix}-stake`, name: "stake", type: "number", min: 1, step: "any", value: stake, required: true, inputmode: "decimal" });
+  const stakeField = field("Stake (quote currency)", stakeInput, " ");
+  const stakeHint = stakeField.querySelector(".hint");
+  const status = el("p", { class: "notice warn", role: "status", hidden: true });
+
+  const entry = () => exchanges.find((e) => e.exchange === exchangeSelect.value) || first;
+  function showMinimum() {
+    const market = entry().markets.find((m) => m.symbol === symbolInput.value.trim());
+    stakeHint.textContent = market && market.min_cost ? `At least ${fmtAmount(market.min_cost, market.quote)}, the market's minimum order.` : "";
+  }
+  function fill() {
+    const e = entry();
+    const symbols = e.markets.map((m) => m.symbol);
+    clear(datalist).append(...symbols.map((v) => el("option", { value: v })));
+    if (!symbols.includes(symbolInput.value.trim())) symbolInput.value = symbols.includes(symbol) ? symbol : (symbols[0] || "");
+    const tfs = e.timeframes.filter((tf) => !fixedLength || tf.fixed_length).map((tf) => tf.timeframe);
+    options(timeframeSelect, tfs, tfs.includes(timeframeSelect.value) ? timeframeSelect.value : timeframe);
+    status.hidden = e.loaded;
+    status.textContent = e.loaded ? "" : `The markets of ${e.exchange || "the exchange"} are not loaded yet: reload this page in a moment.`;
+    showMinimum();
+  }
+  exchangeSelect.addEventListener("change", fill);
+  symbolInput.addEventListener("input", showMinimum);
+  fill();
   return [
-    field("Exchange", select(`${prefix}-exchange`, "exchange", ["binance"], "binance")),
-    field("Symbol", el("input", { id: `${prefix}-symbol`, name: "symbol", value: "BTC/USDT", list: listId, required: true, autocomplete: "off", spellcheck: "false" })),
-    el("datalist", { id: listId }, ...SYMBOLS.map((s) => el("option", { value: s }))),
-    field("Timeframe", select(`${prefix}-timeframe`, "timeframe", tfs, timeframe)),
-    field("Stake (quote currency)", el("input", { id: `${prefix}-stake`, name: "stake", type: "number", min: 1, step: "any", value: stake, required: true, inputmode: "decimal" })),
+    status,
+    field("Exchange", exchangeSelect),
+    field("Symbol", symbolInput), datalist,
+    field("Timeframe", timeframeSelect),
+    stakeField,
   ];
 }

@@ -69,34 +69,6 @@ export function fmtSigned(v, ccy) {
   return `${n > 0 ? "+" : ""}${fmtNum(n)}${ccy ? " " + ccy : ""}`;
 }
 
-function toDate(t) {
-  if (t === null || t === undefined || t === "") return null;
-  const d = typeof t === "number" ? new Date(t) : new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(t) ? t : t + "Z");
-  return Number.isNaN(d.getTime()) ? null : d;
-}
-
-/** "2024-03-01 14:05 UTC" (seconds with `seconds: true`). */
-export function fmtTime(t, { seconds = false } = {}) {
-  const d = toDate(t);
-  if (!d) return "—";
-  const iso = d.toISOString();
-  return `${iso.slice(0, 10)} ${iso.slice(11, seconds ? 19 : 16)} UTC`;
-}
-
-export function timeEl(t, opts) {
-  const d = toDate(t);
-  return d ? el("time", { datetime: d.toISOString() }, fmtTime(d.getTime(), opts)) : "—";
-}
-
-export function fmtDuration(seconds) {
-  if (seconds === null || seconds === undefined) return "—";
-  const s = Math.round(Number(seconds));
-  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
-  if (d) return `${d} d ${h} h`;
-  if (h) return `${h} h ${m} min`;
-  return `${m} min`;
-}
-
 /** A PnL figure: colour plus an arrow and sign in the text (never colour alone). */
 export function pnlEl(value, ccy, pct) {
   if (value === null || value === undefined) return el("span", { class: "muted" }, "—");

@@ -133,12 +133,14 @@ def test_api_validation_message_next_to_the_parameter(page, site, browser_errors
 
 
 def test_backtest_from_the_form_to_its_chart(page, site, stored_candles, screenshot):
+    site.wait_market_catalog()  # the form's symbols and timeframes come from it
     email, password = site.create_user()
     login(page, email, password)
     page.goto("/backtests.html")
     page.get_by_label("Strategy", exact=True).select_option("sma_cross")
     page.get_by_label("Fast").fill("8")
     page.get_by_label("Slow").fill("30")
+    page.get_by_label("Symbol").fill("BTC/USDT")  # the stored candles' symbol
     page.get_by_label("Timeframe").select_option("1h")
     page.get_by_label("From (UTC)").fill("2024-01-01")
     page.get_by_label("To (UTC, exclusive)").fill("2024-04-01")

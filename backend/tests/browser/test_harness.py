@@ -71,7 +71,9 @@ def test_event_stream_through_nginx_is_unbuffered(site, settings_env):
 
     from sse_client import SSEReader
 
-    from tradefleet import events
+    from tradefleet.events.outbox import publish
+    from tradefleet.events.updates import StatusUpdate
+    from tradefleet.models import RunStatus
 
     email, password = site.create_user()
     api = site.login_api(email, password)
@@ -83,10 +85,10 @@ def test_event_stream_through_nginx_is_unbuffered(site, settings_env):
         assert "content-encoding" not in stream.response_headers  # never gzipped
         stream.next("ready", timeout_s=20)
         settings_env(REDIS_URL=site.redis_url, DATABASE_URL=site.database_url)
-        run_id = str(uuid.uuid4())
-        assert events.publish(user_id, "status", {"run_id": run_id, "status": "running", "status_reason": None}) == 1
+        run_id = uuid.uuid4()
+        assert publish(user_id, StatusUpdate(run_id=run_id, status=RunStatus.running, status_reason=None)) == 1
         got = stream.next("status", timeout_s=20)
-    assert got.json()["run_id"] == run_id and got.id
+    assert got.json() == {"run_id": str(run_id), "status": "running", "status_reason": None} and got.id
 
 
 def test_production_site_config_passes_nginx_t(tmp_path):

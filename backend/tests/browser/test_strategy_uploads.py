@@ -141,6 +141,7 @@ def test_author_uploads_admin_approves_trader_backtests_and_runs(page, new_page,
     entry.get_by_role("button", name="Backtest these settings").click()
     trader.wait_for_url(re.compile(r"/backtests\.html\?strategy=author_sma"))
     assert "by " + display_name in trader.get_by_label("Strategy", exact=True).locator("option:checked").inner_text()
+    trader.get_by_label("Symbol").fill("BTC/USDT")  # the stored candles' symbol
     trader.get_by_label("From (UTC)").fill("2024-01-01")
     trader.get_by_label("To (UTC, exclusive)").fill("2024-04-01")
     trader.get_by_role("button", name="Run backtest").click()

@@ -316,7 +316,7 @@ def test_kill_and_live_buy_without_a_catalog_entry_say_so(session, market_catalo
     saying so; a live buy on such a market is refused with the reason instead of assuming a fee."""
     from tradefleet.execution.orders import _raw_amount  # the sizing of a live buy
     from tradefleet.models import ExchangeMarket
-    from tradefleet.services.live_runs import kill_run_row
+    from tradefleet.services.runs import kill_run_row
 
     user, _ = make_user()
     run = new_run(session, user, params={"fast": 5, "slow": 20})

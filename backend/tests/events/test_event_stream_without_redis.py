@@ -12,9 +12,11 @@ import httpx
 from sse_client import SSEReader
 from testsupport import free_port
 
-from tradefleet import events
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
+from tradefleet.events.outbox import Outbox, publish
+from tradefleet.events.updates import BacktestUpdate, EquityUpdate, LogUpdate, StatusUpdate
+from tradefleet.models import BacktestStatus, RunStatus
 
 
 def test_stream_reads_events_another_process_published_to_the_database(tmp_path, settings_env):
@@ -41,25 +43,31 @@ def test_stream_reads_events_another_process_published_to_the_database(tmp_path,
 
         # This process publishes as a worker would: same database, no Redis.
         settings_env(DATABASE_URL=database_url, REDIS_URL=None)
-        events.publish(carol, "log", {"run_id": "before-the-stream"})  # before connecting: not replayed
+        before_run, daves_run, run_id, backtest_id = (uuid.uuid4() for _ in range(4))
+        before = LogUpdate.of(before_run, dict(id=1, created_at="2026-01-02T03:04:05+00:00", candle_ms=None,
+                                               level="info", kind="log", message="before the stream", data={}))
+        assert publish(carol, before) == 1  # before connecting: not replayed
         with SSEReader(f"{base}/api/v1/events/stream", params={"ticket": ticket()}) as stream:
             assert stream.status_code == 200 and stream.next("ready", timeout_s=15)
-            run_id = str(uuid.uuid4())
-            assert events.publish(dave, "status", {"run_id": "daves", "status": "running"}) == 1
-            box = events.Outbox()
-            box.add(carol, "status", {"run_id": run_id, "status": "running", "status_reason": None})
-            box.add(carol, "equity", {"run_id": run_id, "candle_ms": 1, "equity": 10_000.5})
-            box.add(carol, "backtest", {"backtest_id": "b1", "status": "running", "progress": 40})
+            assert publish(dave, StatusUpdate(run_id=daves_run, status=RunStatus.running, status_reason=None)) == 1
+            box = Outbox()
+            box.add(carol, StatusUpdate(run_id=run_id, status=RunStatus.running, status_reason=None))
+            box.add(carol, EquityUpdate(run_id=run_id, candle_ms=1, equity=10_000.5, cash=10_000.5,
+                                        position_amount=0.0, price=100.25))
+            box.add(carol, BacktestUpdate(backtest_id=backtest_id, status=BacktestStatus.running, progress=40,
+                                          stage="simulating"))
             assert box.publish() == 3
             got = [stream.next(timeout_s=15) for _ in range(3)]
         assert [(e.event, e.json()) for e in got] == [
-            ("status", {"run_id": run_id, "status": "running", "status_reason": None}),
-            ("equity", {"run_id": run_id, "candle_ms": 1, "equity": 10_000.5}),
-            ("backtest", {"backtest_id": "b1", "status": "running", "progress": 40}),
+            ("status", {"run_id": str(run_id), "status": "running", "status_reason": None}),
+            ("equity", {"run_id": str(run_id), "candle_ms": 1, "equity": 10_000.5, "cash": 10_000.5,
+                        "position_amount": 0.0, "price": 100.25}),
+            ("backtest", {"backtest_id": str(backtest_id), "status": "running", "progress": 40,
+                          "stage": "simulating", "error": None}),
         ]
         ids = [int(e.id) for e in got]
         assert ids == sorted(ids)
-        assert not any("daves" in e.data or "before-the-stream" in e.data for e in stream.received)
+        assert not any(str(daves_run) in e.data or str(before_run) in e.data for e in stream.received)
 
         # Resume after the first: the two that followed, same ids.
         with SSEReader(f"{base}/api/v1/events/stream",

@@ -130,7 +130,7 @@ def test_formulas_are_the_textbook_ones_and_dust_counts_as_lost():
 
 @pytest.mark.parametrize("partial", [False, True])
 def test_a_paper_kill_sells_through_the_account_and_leaves_no_open_trade(session, make_user, partial):
-    from tradefleet.services.live_runs import kill_run_row
+    from tradefleet.services.runs import kill_run_row
 
     owner, _ = make_user()
     session.add(ExchangeMarket(exchange="binance", symbol="BTC/USDT", base="BTC", quote="USDT", active=True,

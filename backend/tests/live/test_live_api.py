@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from livesupport import store_account
 from testsupport import vault_settings
-from tradefleet.models import Run
+from tradefleet.models import AuditEvent, Run, RunEvent
 from tradefleet.models.exchange_account import KeyCheckStatus
 
 
@@ -112,6 +112,8 @@ def test_admin_lists_stops_kills_and_halts(admin_client, session, market_catalog
     assert admin_client.get("/api/v1/admin/runs", params={"status": "nonsense"}).status_code == 422
     stopped = admin_client.post(f"/api/v1/admin/runs/{ids[0]}/stop")
     assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+    again = admin_client.post(f"/api/v1/admin/runs/{ids[0]}/stop")  # a stopped run: unchanged
+    assert again.status_code == 200 and again.json()["stopped_at"] == stopped.json()["stopped_at"]
     killed = admin_client.post(f"/api/v1/admin/runs/{ids[1]}/kill")
     assert killed.status_code == 200 and killed.json()["status_reason"].startswith("killed by admin")
     assert admin_client.post(f"/api/v1/admin/runs/{uuid.uuid4()}/kill").status_code == 404
@@ -125,3 +127,56 @@ def test_admin_lists_stops_kills_and_halts(admin_client, session, market_catalog
     assert admin_client.get("/api/v1/admin/halt").json()["halted"] is True
     off = admin_client.put("/api/v1/admin/halt", json={"halted": False})
     assert off.json() == {"halted": False, "reason": None, "at": off.json()["at"]}
+
+
+def test_admin_stop_and_kill_of_a_live_run(admin_client, session, market_catalog, make_user, auth_headers, app,
+                                           keys, redis_url):
+    """The admin's stop and kill take the run service's path in live mode too: the reason names the
+    admin, the audit log the admin as actor; a second stop of the stopped run changes and records
+    nothing, a kill of it still marks it killed."""
+    from fastapi.testclient import TestClient
+
+    trader, _ = make_user(email="live-trader@example.com", is_verified=True)
+    account = store_account(session, trader.id, "k", "s")
+    with TestClient(app, headers=auth_headers(trader)) as c:
+        created = c.post("/api/v1/runs", json={**BODY, "mode": "live", "exchange_account_id": str(account.id)})
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        assert c.post(f"/api/v1/runs/{run_id}/start").json()["status"] == "running"
+    admin = admin_client.user
+    by = f"admin {admin.email}"
+
+    def recorded(action: str) -> list[AuditEvent]:
+        session.expire_all()
+        return list(session.exec(select(AuditEvent).where(AuditEvent.action == action,
+                                                          AuditEvent.target_id == run_id)).all())
+
+    def kinds() -> list[str]:
+        return [e.kind for e in session.exec(select(RunEvent).where(RunEvent.run_id == uuid.UUID(run_id))
+                                             .order_by(RunEvent.id)).all()]
+
+    stopped = admin_client.post(f"/api/v1/admin/runs/{run_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    body = stopped.json()
+    assert body["status"] == "stopped" and body["status_reason"] == f"stopped by {by}"
+    assert body["owner_email"] == "live-trader@example.com" and body["mode"] == "live"
+    [audit] = recorded("run.stopped")
+    assert audit.actor_id == admin.id and audit.detail["by"] == by and audit.detail["mode"] == "live"
+    assert kinds()[-1] == "stopped"
+
+    before = kinds()
+    again = admin_client.post(f"/api/v1/admin/runs/{run_id}/stop")
+    assert again.status_code == 200 and again.json()["stopped_at"] == body["stopped_at"]
+    assert again.json()["status_reason"] == f"stopped by {by}"
+    assert kinds() == before and len(recorded("run.stopped")) == 1
+
+    killed = admin_client.post(f"/api/v1/admin/runs/{run_id}/kill")
+    assert killed.status_code == 200 and killed.json()["status_reason"] == f"killed by {by}"
+    assert killed.json()["stopped_at"] == body["stopped_at"]
+    run = session.get(Run, uuid.UUID(run_id))
+    assert run.killed_at is not None
+    [audit] = recorded("run.killed")
+    assert audit.actor_id == admin.id
+    assert {k: v for k, v in audit.detail.items() if k != "request_id"} == {"mode": "live", "by": by}
+    assert kinds()[-1] == "killed"
+    assert admin_client.post(f"/api/v1/admin/runs/{uuid.uuid4()}/stop").status_code == 404

@@ -127,7 +127,7 @@ def test_global_halt_sends_nothing_and_records_halt_events(session, live_env, si
 
 
 def test_kill_sells_the_position_at_market_and_stops(session, live_env, sim_account, verified_user, redis_url):
-    from tradefleet.services.live_runs import kill_run_row
+    from tradefleet.services.runs import kill_run_row
 
     user = verified_user()
     account = sim_account(user, {"USDT": "1000"})

@@ -20,9 +20,11 @@ import redis
 from sse_client import SSEReader
 from testsupport import free_port, stack_env
 
-from tradefleet import events, stream_slots
+from tradefleet import stream_slots
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
+from tradefleet.events.outbox import publish
+from tradefleet.events.updates import LogUpdate
 
 PASSWORD = "correct horse battery"
 
@@ -53,6 +55,12 @@ def two_apis(e2e_database, redis_url, tmp_path, settings_env):
         # This process publishes as a worker would: same database and Redis.
         settings_env(DATABASE_URL=e2e_database, REDIS_URL=redis_url)
         yield first, second, redis.Redis.from_url(redis_url)
+
+
+def _log(message: str) -> LogUpdate:
+    """A strategy log line of a run of its own."""
+    return LogUpdate.of(uuid.uuid4(), dict(id=1, created_at="2026-01-02T03:04:05+00:00", candle_ms=None,
+                                            level="info", kind="log", message=message, data={}))
 
 
 def _open(base: str, ticket: str) -> SSEReader:
@@ -108,17 +116,18 @@ def test_password_change_ends_the_stream_and_nothing_after_is_delivered(two_apis
     stream = _open(second, alice.post("/events/ticket").json()["ticket"])
     try:
         assert stream.status_code == 200 and stream.next("ready", timeout_s=15)
-        assert events.publish(alice_id, "log", {"run_id": "before"}) == 1
-        assert stream.next("log", timeout_s=15).json() == {"run_id": "before"}
+        before, after = _log("before"), _log("after")
+        assert publish(alice_id, before) == 1
+        assert stream.next("log", timeout_s=15).json() == before.to_json()
 
         changed = alice.post("/users/me/password", json={"current_password": PASSWORD,
                                                           "new_password": "another horse battery"})
         assert changed.status_code == 204
-        assert events.publish(alice_id, "log", {"run_id": "after"}) == 1
+        assert publish(alice_id, after) == 1
         # The stream ends (well before its 30 s check), having delivered nothing published after.
         with pytest.raises(AssertionError, match="ended"):
             stream.next("log", timeout_s=20)
-        assert [e.json() for e in stream.received if e.event == "log"] == [{"run_id": "before"}]
+        assert [e.json() for e in stream.received if e.event == "log"] == [before.to_json()]
         assert not any(e.event == "session" for e in stream.received)
     finally:
         stream.close()

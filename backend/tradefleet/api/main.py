@@ -35,6 +35,7 @@ ROUTERS = [
     "users",
     "runs",
     "strategies",
+    "markets",  # GET /markets: the market catalog the run and backtest forms offer
     "strategy_uploads",  # after "strategies": GET /strategies/{name}/versions is matched first
     "backtests",
     "admin",  # every route of it also requires an admin (403 otherwise)

@@ -13,24 +13,21 @@ from typing import Any
 from sqlmodel import Session, select
 
 from tradefleet.db import lock_for_write, session_scope
-from tradefleet.events import Outbox, jsonable
+from tradefleet.events.outbox import Outbox
+from tradefleet.events.updates import FillUpdate, LogUpdate, OrderUpdate, StatusUpdate, TradeUpdate
 from tradefleet.execution.ledger import RoundTrip
 from tradefleet.models import (
     ORDER_FINAL,
     EventLevel,
     ExchangeMarket,
     Fill,
-    FillPublic,
     Order,
-    OrderPublic,
     OrderSide,
     OrderStatus,
     Run,
     RunEvent,
-    RunEventPublic,
     RunStatus,
     Trade,
-    TradePublic,
     TradeStatus,
 )
 from tradefleet.models._types import utcnow
@@ -52,21 +49,20 @@ def run_event(session: Session, run_id: uuid.UUID, kind: str, message: str, *, l
 
 def order_updates(session: Session, run: Run, order: Order, *, fills: list[Fill] = (),
                   trade: Trade | None = None) -> Outbox:
-    """The live updates (``tradefleet.events``) of an order change about to commit: the order, its new
-    fills, the round trip, the run events added in ``session`` and the run's status if it changed.
-    Built after a flush (ids assigned), published by the caller after the commit."""
+    """The live updates (:mod:`tradefleet.events.updates`) of an order change about to commit: the
+    order, its new fills, the round trip, the run events added in ``session`` and the run's status if it
+    changed. Built after a flush (ids assigned), published by the caller after the commit."""
     box = Outbox()
-    rid = str(run.id)
-    box.add(run.owner_id, "order", {"run_id": rid, "order": jsonable(OrderPublic.model_validate(order).model_dump())})
+    box.add(run.owner_id, OrderUpdate.of(run.id, order))
     for fill in fills:
-        box.add(run.owner_id, "fill", {"run_id": rid, "fill": jsonable(FillPublic.model_validate(fill).model_dump())})
+        box.add(run.owner_id, FillUpdate.of(run.id, fill))
     if trade is not None:
-        box.add(run.owner_id, "trade", {"run_id": rid, "trade": jsonable(TradePublic.model_validate(trade).model_dump())})
+        box.add(run.owner_id, TradeUpdate.of(run.id, trade))
     added = [o for o in session.identity_map.values() if isinstance(o, RunEvent) and o.run_id == run.id]
     for event in sorted(added, key=lambda e: e.id or 0):
-        box.add(run.owner_id, "log", {"run_id": rid, "event": jsonable(RunEventPublic.model_validate(event).model_dump())})
+        box.add(run.owner_id, LogUpdate.of(run.id, event))
     if run.status == RunStatus.paused:
-        box.add(run.owner_id, "status", {"run_id": rid, "status": run.status.value, "status_reason": run.status_reason})
+        box.add(run.owner_id, StatusUpdate.of(run))
     return box
 
 

@@ -68,3 +68,11 @@ def catalog_loaded(*, session: Session, exchange_id: str) -> bool:
     return session.exec(
         select(ExchangeMarket.symbol).where(ExchangeMarket.exchange == exchange_id).limit(1)
     ).first() is not None
+
+
+def exchange_markets(*, session: Session, exchange_id: str) -> list[ExchangeMarket]:
+    """Every stored market of ``exchange_id`` (active or not), ordered by symbol; empty before a worker
+    loaded the exchange's catalog."""
+    return list(session.exec(
+        select(ExchangeMarket).where(ExchangeMarket.exchange == exchange_id).order_by(ExchangeMarket.symbol)
+    ).all())

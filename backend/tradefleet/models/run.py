@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, Float, ForeignKey, Index, Text, UniqueConstraint
@@ -36,6 +36,13 @@ class RunStatus(str, enum.Enum):
     running = "running"
     paused = "paused"
     stopped = "stopped"
+
+    ACTIVE: ClassVar[tuple["RunStatus", ...]]
+    """The statuses of an active run (``created``, ``running``, ``paused``): every status but ``stopped``.
+    ``MAX_RUNS_PER_USER`` counts them and the trader's kill switch stops them."""
+
+
+RunStatus.ACTIVE = (RunStatus.created, RunStatus.running, RunStatus.paused)
 
 
 class StrategyOnMarket(SQLModel):

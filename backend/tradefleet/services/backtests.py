@@ -39,12 +39,13 @@ from sqlalchemy import func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from tradefleet import events
 from tradefleet.backtest import BacktestError, run_backtest
 from tradefleet.backtest.engine import iso_ms
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
 from tradefleet.errors import ConflictError, NotFoundError, validation_error
+from tradefleet.events.outbox import publish
+from tradefleet.events.updates import BacktestUpdate
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
 from tradefleet.market.exchange import ExchangeError, UnknownExchange
@@ -369,8 +370,8 @@ def _claim(backtest_id: uuid.UUID) -> bool:
 def _publish_backtest(owner_id: uuid.UUID, backtest_id: uuid.UUID, *, status: BacktestStatus, progress: int,
                       stage: str | None, error: str | None = None) -> None:
     """The live update of a committed backtest change (``backtest`` on the owner's channel)."""
-    events.publish(owner_id, "backtest", {"backtest_id": str(backtest_id), "status": status.value,
-                                          "progress": progress, "stage": stage, "error": error})
+    publish(owner_id, BacktestUpdate(backtest_id=backtest_id, status=status, progress=progress, stage=stage,
+                                     error=error))
 
 
 def _finish(backtest_id: uuid.UUID, status: BacktestStatus, **fields: Any) -> bool:

@@ -1,7 +1,16 @@
-"""Strategy runs: create, start, stop, read. Keyword-only, session first; the only place that commits.
+"""Strategy runs in both modes (paper and live): create, start, stop, kill, the trader's kill switch,
+moving a run to another version, and the owner's reads. Keyword-only, session first; commits.
 
-Every read takes the owner and filters on it, so another user's run is indistinguishable from a
-run that does not exist (404).
+Every owner-facing operation takes the owner and filters on it, so another user's run is indistinguishable
+from a run that does not exist (404). The ``*_row`` functions act on a run the caller already locked and
+authorised (the admin's operations, :mod:`tradefleet.services.admin_runs`, use them).
+
+What only a live run needs is in :mod:`tradefleet.services.live_runs`: the owner and exchange-account
+checks at creation and start, and handing a stop or kill to a worker. The API never calls an exchange:
+stopping or killing a live run sets its status (and ``killed_at``) here, commits, and enqueues
+``live.kill_run``, which cancels the run's orders on the exchange and, for a kill, sells the position
+at market (:func:`tradefleet.execution.reconcile.kill`); if the task is lost, the periodic
+reconciliation does the same. A paper run is stopped or killed here at once.
 """
 
 from __future__ import annotations
@@ -12,25 +21,31 @@ from typing import Any, TypeVar
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from tradefleet import events
 from tradefleet.services import strategies as strategy_switches
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
+from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.ledger import RoundTrip
+from tradefleet.execution.order_ids import client_order_id
+from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.market.catalog import catalog_loaded, get_market_info
+from tradefleet.events.outbox import Outbox
+from tradefleet.events.updates import LogUpdate, OrderUpdate, StatusUpdate
 from tradefleet.models import (
     EquitySnapshot,
     EventLevel,
+    ExchangeMarket,
     Fill,
     Order,
-    OrderPublic,
+    OrderSide,
     OrderStatus,
+    OrderType,
     Run,
     RunCreate,
     StrategyVersion,
     VersionStatus,
     RunEvent,
-    RunEventPublic,
     RunMode,
     RunStatus,
     Trade,
@@ -38,15 +53,13 @@ from tradefleet.models import (
     User,
 )
 from tradefleet.models._types import utcnow
-from tradefleet.services import audit
+from tradefleet.services import audit, live_runs
 from tradefleet.services.quotas import lock_owner
 from tradefleet.services import strategy_catalog
 from tradefleet.strategy.guard import StrategyError
 from tradefleet.strategy.params import ParamError
 
 T = TypeVar("T", bound=SQLModel)
-
-ACTIVE = (RunStatus.created, RunStatus.running, RunStatus.paused)
 
 
 class ServiceUnavailable(DomainError):
@@ -62,15 +75,15 @@ def validated_params(*, session: Session, version: StrategyVersion, raw: dict[st
         proxy = strategy_catalog.strategy_for_version(version.id, session=session)
         return proxy.validate_params(raw)
     except ParamError as exc:
-        raise validation_error(f"params.{exc.field}", exc.message) from None
+        raise validation_error(f"params.{exc.field}", exc.message) from exc
     except StrategyError as exc:
-        raise validation_error("strategy", f"the strategy's parameter check failed: {exc}") from None
+        raise validation_error("strategy", f"the strategy's parameter check failed: {exc}") from exc
     except Exception as exc:  # StrategyLoadError, SandboxUnavailable: the code cannot be loaded here
         from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError
 
         if isinstance(exc, (StrategyLoadError, SandboxUnavailable)):
             raise validation_error("strategy", f"strategy {version.name!r} cannot be run here: "
-                                   f"{getattr(exc, 'message', None) or exc}") from None
+                                   f"{getattr(exc, 'message', None) or exc}") from exc
         raise
 
 
@@ -114,7 +127,7 @@ def _check_active_limit(session: Session, owner: User) -> None:
     """409 naming ``MAX_RUNS_PER_USER`` when the owner already has that many active runs (call under
     :func:`~tradefleet.services.quotas.lock_owner`)."""
     active = session.exec(
-        select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(ACTIVE))
+        select(func.count()).select_from(Run).where(Run.owner_id == owner.id, Run.status.in_(RunStatus.ACTIVE))
     ).one()
     limit = get_settings().MAX_RUNS_PER_USER
     if active >= limit:
@@ -126,9 +139,7 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
     """Validate and store a new run (status ``created``; its wallet holds the stake in cash)."""
     params, version = validate_run(session=session, run_in=run_in)
     if run_in.mode == RunMode.live:
-        from tradefleet.services.live_runs import check_live_run
-
-        check_live_run(session=session, owner=owner, run_in=run_in)
+        live_runs.check_live_run(session=session, owner=owner, run_in=run_in)
     lock_owner(session, owner.id)  # held to the commit: parallel creations count one after another
     _check_active_limit(session, owner)
     run = Run(owner_id=owner.id, strategy=run_in.strategy, params=params, exchange=run_in.exchange,
@@ -181,9 +192,7 @@ def start_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
     version = _pinned_version(session, run)
     validated_params(session=session, version=version, raw=run.params)
     if run.mode == RunMode.live:
-        from tradefleet.services.live_runs import check_live_start
-
-        check_live_start(session=session, owner=owner, run=run)
+        live_runs.check_live_start(session=session, owner=owner, run=run)
     run.status = RunStatus.running
     run.status_reason = None
     run.started_at = utcnow()
@@ -248,23 +257,27 @@ def move_run_version(*, session: Session, owner: User, run_id: uuid.UUID, versio
     return run
 
 
+# ---------------------------------------------------------------------------------------------- stop / kill
+
 def stop_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
-    """Stop the run and cancel its open orders. The position is kept (and reported); stopping a
-    stopped run changes nothing."""
+    """Stop the owner's run and cancel its open orders. The position is kept (and reported); stopping a
+    stopped run changes nothing. 404 for another user's run."""
     run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
     return stop_run_row(session=session, run=run, actor=owner)
 
 
 def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: str = "owner") -> Run:
-    """Stop ``run`` (a row the caller locked and authorised): see :func:`stop_run`. ``actor`` (the owner
-    or an admin) is recorded in the audit log. Commits."""
+    """Stop ``run`` (a row the caller locked and authorised): status ``stopped``, the position kept;
+    a stopped run is returned unchanged. Paper: its open orders are cancelled here. Live: they are
+    cancelled on the exchange by a worker, and a stop ``by`` anyone but the owner is the run's
+    ``status_reason``. ``actor`` (the owner or an admin) is recorded in the audit log, ``by`` in the
+    run's event and the audit detail. Commits, then publishes the change; for a stopped run the commit
+    only ends the transaction, releasing the caller's lock."""
     if run.status == RunStatus.stopped:
+        session.commit()
         return run
     if run.mode == RunMode.live:
-        # Live orders are cancelled on the exchange by a worker (the API never calls an exchange).
-        from tradefleet.services.live_runs import stop_live_run
-
-        return stop_live_run(session=session, run=run, kill=False, actor=actor, by=by)
+        return _stop_live_run(session=session, run=run, kill=False, actor=actor, by=by)
     now = utcnow()
     cancelled: list[Order] = []
     for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
@@ -285,16 +298,132 @@ def stop_run_row(*, session: Session, run: Run, actor: User | None = None, by: s
     return run
 
 
+def kill_run(*, session: Session, owner: User, run_id: uuid.UUID) -> Run:
+    """Kill the owner's run: see :func:`kill_run_row`. 404 for another user's run."""
+    run = get_run_or_404(session=session, owner=owner, run_id=run_id, lock=True)
+    return kill_run_row(session=session, run=run, actor=owner)
+
+
+def kill_run_row(*, session: Session, run: Run, by: str = "owner", actor: User | None = None) -> Run:
+    """Kill ``run`` (locked and authorised by the caller), stopped or not: stop it now, cancel its open
+    orders and close its position at market; ``status_reason`` is ``killed by <by>``. Live: carried out
+    by a worker (``live.kill_run``). Paper: at once, the position sold at the run's last price with the
+    market's taker fee. ``actor`` is recorded in the audit log. Commits, then publishes the change."""
+    if run.mode == RunMode.live:
+        return _stop_live_run(session=session, run=run, kill=True, by=by, actor=actor)
+    now = utcnow()
+    cancelled = 0
+    for order in session.exec(select(Order).where(Order.run_id == run.id, Order.status == OrderStatus.open)):
+        order.status, order.status_reason, order.updated_at = OrderStatus.cancelled, "run killed", now
+        session.add(order)
+        cancelled += 1
+    sold = _close_paper_position(session=session, run=run)
+    run.status, run.stopped_at, run.killed_at = RunStatus.stopped, now, now
+    run.status_reason = f"killed by {by}"
+    session.add(run)
+    event = RunEvent(run_id=run.id, kind="killed", level=EventLevel.warning,
+                     message=f"run killed by {by}; cancelled {cancelled} open order(s){sold}")
+    session.add(event)
+    audit.record(session=session, actor=actor, action="run.killed", target=run,
+                 detail={"mode": run.mode.value, "by": by, "cancelled_orders": cancelled}, commit=False)
+    session.commit()
+    session.refresh(run)
+    _publish_status(run, event)
+    return run
+
+
+def kill_all(*, session: Session, owner: User) -> int:
+    """The trader's kill switch: stop every active run of ``owner`` (:attr:`RunStatus.ACTIVE`) and
+    cancel their open orders (positions are kept; :func:`kill_run` closes one). Each run is stopped
+    by :func:`stop_run_row` with ``by="owner's kill switch"`` and commits on its own; the switch is
+    audited as ``run.kill_all``. Returns how many runs it stopped."""
+    lock_for_write(session)
+    runs = session.exec(select(Run).where(Run.owner_id == owner.id, Run.status.in_(RunStatus.ACTIVE))
+                        .order_by(Run.created_at).with_for_update()).all()
+    ids = [run.id for run in runs]
+    for run_id in ids:
+        lock_for_write(session)
+        run = session.exec(select(Run).where(Run.id == run_id).with_for_update()).one()
+        if run.status in RunStatus.ACTIVE:
+            stop_run_row(session=session, run=run, actor=owner, by="owner's kill switch")
+    audit.record(session=session, actor=owner, action="run.kill_all", detail={"stopped": len(ids)})
+    return len(ids)
+
+
+def _stop_live_run(*, session: Session, run: Run, kill: bool, by: str, actor: User | None) -> Run:
+    """Stop a live run (locked by the caller): status ``stopped``; with ``kill`` also ``killed_at``,
+    so the worker sells the position at market. Commits, then enqueues the worker's part."""
+    now = utcnow()
+    already = run.status == RunStatus.stopped
+    run.status = RunStatus.stopped
+    run.stopped_at = run.stopped_at if already and run.stopped_at else now
+    if kill:
+        run.killed_at = run.killed_at or now
+        run.status_reason = f"killed by {by}"
+        message = f"run killed by {by}: cancelling its open orders and closing the position at market"
+    else:
+        run.status_reason = None if by == "owner" else f"stopped by {by}"
+        message = f"run stopped by {by}; its open orders are being cancelled on the exchange"
+    session.add(run)
+    event = RunEvent(run_id=run.id, kind="killed" if kill else "stopped", message=message,
+                     level=EventLevel.warning if kill else EventLevel.info)
+    session.add(event)
+    audit.record(session=session, actor=actor, action="run.killed" if kill else "run.stopped", target=run,
+                 detail={"mode": run.mode.value, "by": by}, commit=False)
+    session.commit()
+    session.refresh(run)
+    _publish_status(run, event)
+    live_runs.enqueue_kill(run.id, close=kill)
+    return run
+
+
+def _close_paper_position(*, session: Session, run: Run) -> str:
+    """Sell a paper run's whole position at its last price through its paper account (the market's taker
+    fee), writing the order, the fill and the closed trade. Returns the text the kill's event adds."""
+    if run.position_amount <= 0 or run.last_price is None:
+        return ""
+    info = session.get(ExchangeMarket, (run.exchange, run.symbol))
+    # A kill always closes the position. A market that has left the catalog has no known fee or
+    # precision: it is sold as held, with no fee, and the kill's event says so.
+    rules = MarketRules(taker=info.taker if info else 0.0, amount_step=info.amount_step if info else None)
+    unknown = "" if info is not None else " (market not in the catalog: no fee charged)"
+    wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
+                    fees_paid=run.fees_paid)
+    trade = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
+    account = PaperAccount(rules, wallet=wallet,
+                           position=RoundTrip.from_trade(trade, run.position_amount) if trade is not None else None)
+    now_ms = int(utcnow().timestamp() * 1000)
+    account.fill_now(Intent("sell", "kill", now_ms), run.last_price, now_ms)
+    taken = account.take_events()
+    if not taken.fills:
+        return ""
+    fill = taken.fills[0].fill
+    seq = session.exec(select(func.count()).select_from(Order).where(Order.run_id == run.id, Order.reason == "kill")).one()
+    order = Order(run_id=run.id, client_order_id=client_order_id(run.id, now_ms, "kill", int(seq) % 36),
+                  symbol=run.symbol, side=OrderSide.sell, type=OrderType.market, amount=fill.amount,
+                  status=OrderStatus.filled, reason="kill", signal_candle_ms=now_ms, filled=fill.amount,
+                  average=fill.price, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else None)
+    session.add(order)
+    session.flush()
+    session.add(Fill(order_id=order.id, run_id=run.id, side=OrderSide.sell, time_ms=now_ms, price=fill.price,
+                     amount=fill.amount, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else ""))
+    for closed in taken.closed:
+        session.add(closed.round_trip.close(time_ms=now_ms, reason="kill"))
+    run.cash, run.position_amount, run.fees_paid, run.realised_pnl = (wallet.cash, wallet.position_amount,
+                                                                      wallet.fees_paid, wallet.realised_pnl)
+    run.position_entry_price = None
+    return f"; sold {fill.amount:g} at {fill.price:g}{unknown}"
+
+
+# ---------------------------------------------------------------------------------------------- reads and live updates
+
 def _publish_status(run: Run, event: RunEvent, *, orders: list[Order] = ()) -> None:
     """Live updates of a committed status change: the orders it cancelled, the run event, the status."""
-    box = events.Outbox()
+    box = Outbox()
     for order in orders:
-        box.add(run.owner_id, "order", {"run_id": str(run.id),
-                                        "order": events.jsonable(OrderPublic.model_validate(order).model_dump())})
-    box.add(run.owner_id, "log", {"run_id": str(run.id),
-                                  "event": events.jsonable(RunEventPublic.model_validate(event).model_dump())})
-    box.add(run.owner_id, "status", {"run_id": str(run.id), "status": run.status.value,
-                                     "status_reason": run.status_reason})
+        box.add(run.owner_id, OrderUpdate.of(run.id, order))
+    box.add(run.owner_id, LogUpdate.of(run.id, event))
+    box.add(run.owner_id, StatusUpdate.of(run))
     box.publish()
 
 
@@ -326,6 +455,6 @@ def equity_points(*, session: Session, owner: User, run_id: uuid.UUID, points: i
 
 __all__ = [
     "EquitySnapshot", "Fill", "Order", "RunEvent", "Trade", "TradeStatus",
-    "create_run", "equity_points", "get_run_or_404", "list_children", "list_runs", "move_run_version",
-    "start_run", "stop_run", "stop_run_row", "validate_run", "validated_params",
+    "create_run", "equity_points", "get_run_or_404", "kill_all", "kill_run", "kill_run_row", "list_children",
+    "list_runs", "move_run_version", "start_run", "stop_run", "stop_run_row", "validate_run", "validated_params",
 ]

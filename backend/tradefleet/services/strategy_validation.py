@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from tradefleet import events
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
+from tradefleet.events.outbox import publish
+from tradefleet.events.updates import StrategyUpdate
 from tradefleet.models import StrategyVersion, VersionOrigin, VersionStatus
 from tradefleet.services.strategy_catalog import bundled_names, name_holder, next_version_number
 from tradefleet.backtest.check import CheckReport, check_strategy
@@ -58,8 +59,7 @@ def _finish(version_id: uuid.UUID, *, report: CheckReport, name: str | None,
                 session.rollback()
                 continue
         if author_id is not None:
-            events.publish(author_id, "strategy", {"version_id": str(version_id), "status": status.value,
-                                                   "name": name})
+            publish(author_id, StrategyUpdate(version_id=version_id, status=status, name=name))
         return status
     raise RuntimeError(f"could not number strategy version {version_id}")
 

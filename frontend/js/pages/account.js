@@ -1,7 +1,8 @@
 // Account settings: profile, display name, e-mail verification, password change, 2FA enrolment (QR code,
 // recovery codes).
-import { api, serves, ApiError } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, timeEl, field, showFormErrors, clearFormErrors, busy } from "../ui.js";
+import { api, ApiError } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, field, showFormErrors, clearFormErrors, busy } from "../ui.js";
+import { timeEl } from "../time.js";
 
 let me = null;
 
@@ -72,10 +73,6 @@ function recoveryCodes(codes) {
 
 async function tfa() {
   const root = clear($("#tfa"));
-  if (!(await serves("POST", "/users/me/2fa/setup"))) {
-    root.append(el("p", { class: "notice info" }, "Two-factor authentication is not available on this server yet."));
-    return;
-  }
   if (me.totp_enabled) {
     const form = el("form", { novalidate: true, "aria-label": "Turn off two-factor authentication" },
       el("p", {}, "Two-factor authentication is on. To turn it off, confirm with your password and a current code."),
@@ -147,14 +144,6 @@ start(async () => {
   me = await appShell();
   profile();
   nameForm();
-  if (!(await serves("PATCH", "/users/me"))) {
-    $("#name-form").querySelectorAll("input, button").forEach((c) => { c.disabled = true; });
-    notice($("#name-form .form-status"), "info", "Changing the display name is not available on this server yet.");
-  }
   passwordForm();
-  if (!(await serves("POST", "/users/me/password"))) {
-    $("#pw-form").querySelectorAll("input, button").forEach((c) => { c.disabled = true; });
-    notice($("#pw-form .form-status"), "info", "Changing the password is not available on this server yet.");
-  }
   await tfa();
 });

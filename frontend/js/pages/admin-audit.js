@@ -1,6 +1,7 @@
 // Admin: the audit log, filtered by actor, action, text and dates.
 import { api } from "../api.js";
-import { $, el, clear, appShell, start, timeEl } from "../ui.js";
+import { $, el, clear, appShell, start } from "../ui.js";
+import { timeEl, utcDay } from "../time.js";
 import { pager } from "../admin.js";
 
 const LIMIT = 100;
@@ -11,9 +12,9 @@ async function load(offset = 0) {
   let page;
   try {
     page = await api("/admin/audit", { query: { actor: d.actor, action: d.action, q: d.q,
-      since: d.since ? `${d.since}T00:00:00Z` : "", until: d.until ? `${d.until}T23:59:59Z` : "", limit: LIMIT, offset } });
+      since: utcDay(d.since), until: utcDay(d.until, { end: true }), limit: LIMIT, offset } });
   } catch (err) {
-    tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, err.status === 501 ? "The audit log is not available on this server yet." : err.detail)));
+    tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, err.detail)));
     return;
   }
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No entry matches.")));

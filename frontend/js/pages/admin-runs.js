@@ -1,5 +1,6 @@
 // Admin: every user's runs (stop, kill) and the global trading halt.
-import { api, serves } from "../api.js";
+import { api } from "../api.js";
+import { fmtTime } from "../time.js";
 import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, quoteOf, field, confirmDialog, busy } from "../ui.js";
 import { pager } from "../admin.js";
 import { liveEvents, liveBadge, debounce } from "../events.js";
@@ -11,9 +12,9 @@ async function halt() {
   const root = clear($("#halt"));
   let state;
   try { state = await api("/admin/halt"); }
-  catch (err) { root.append(el("p", { class: "muted" }, err.status === 501 ? "The global halt is not available on this server yet." : err.detail)); return; }
+  catch (err) { root.append(el("p", { class: "muted" }, err.detail)); return; }
   root.append(el("p", {}, state.halted ? badge("bad", "halted") : badge("ok", "trading"), " ",
-    state.halted ? `since ${state.at ? new Date(state.at).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "—"}: ${state.reason || "no reason given"}` : "Runs trade normally."));
+    state.halted ? `since ${fmtTime(state.at)}: ${state.reason || "no reason given"}` : "Runs trade normally."));
   const form = el("form", { novalidate: true, "aria-label": state.halted ? "Resume trading" : "Halt all trading" },
     el("div", { class: "form-status", tabindex: "-1", role: "alert" }),
     state.halted ? null : field("Reason (shown to traders)", el("input", { name: "reason", required: true, maxlength: 500 })),
@@ -36,7 +37,7 @@ async function load(at = offset) {
   const tbody = clear($("#runs tbody"));
   let page;
   try { page = await api("/admin/runs", { query: { status: d.status, user: d.user, limit: LIMIT, offset } }); }
-  catch (err) { tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, err.status === 501 ? "The list of all runs is not available on this server yet." : err.detail))); return; }
+  catch (err) { tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, err.detail))); return; }
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No run matches.")));
   for (const r of page.data) {
     const q = quoteOf(r.symbol);

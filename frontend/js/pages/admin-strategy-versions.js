@@ -2,7 +2,8 @@
 // status), then one version's source with line numbers, its validation report, and Approve or Reject
 // with a reason.
 import { api, ApiError } from "../api.js";
-import { $, el, clear, appShell, start, notice, timeEl, field, showFormErrors, clearFormErrors, busy, confirmDialog, scrollRegions } from "../ui.js";
+import { $, el, clear, appShell, start, notice, field, showFormErrors, clearFormErrors, busy, confirmDialog, scrollRegions } from "../ui.js";
+import { timeEl } from "../time.js";
 import { pager } from "../admin.js";
 import { versionBadge, versionTitle, hashEl, fmtBytes, reportEl, sourceEl } from "../versions.js";
 

@@ -1,7 +1,8 @@
 // Admin: system health. GET /admin/system: database, Redis, broker queues, workers alive, runs by status
 // and the engine's tick lag (per running run); GET /health beside it.
 import { api } from "../api.js";
-import { $, el, clear, appShell, start, badge, fmtNum, fmtDuration, timeEl, scrollRegions } from "../ui.js";
+import { $, el, clear, appShell, start, badge, fmtNum, scrollRegions } from "../ui.js";
+import { fmtDuration, timeEl } from "../time.js";
 
 const up = (ok, yes = "ok", no = "down") => (ok === null || ok === undefined ? badge("muted", "n/a") : ok ? badge("ok", yes) : badge("bad", no));
 
@@ -65,7 +66,7 @@ function health(h) {
 
 async function load() {
   try { render(await api("/admin/system")); }
-  catch (err) { clear($("#system")).append(el("p", { class: "notice info" }, err.status === 501 ? "The system report (GET /admin/system) is not available on this server yet; the health check is below." : err.detail)); }
+  catch (err) { clear($("#system")).append(el("p", { class: "notice info" }, err.detail)); }
   try { health(await api("/health", { auth: false })); }
   catch (err) { clear($("#health")).append(el("p", { class: "notice error" }, err.detail)); }
   scrollRegions();

@@ -1,6 +1,7 @@
 // Admin: users (search by e-mail and role, change the role, disable or enable an account).
 import { api } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, timeEl, confirmDialog } from "../ui.js";
+import { $, el, clear, appShell, start, notice, badge, confirmDialog } from "../ui.js";
+import { timeEl } from "../time.js";
 import { pager } from "../admin.js";
 
 const LIMIT = 50;
@@ -13,7 +14,7 @@ async function load(offset = 0) {
   try {
     page = await api("/admin/users", { query: { q: d.q, role: d.role, limit: LIMIT, offset } });
   } catch (err) {
-    tbody.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, err.status === 501 ? "User administration is not available on this server yet." : err.detail)));
+    tbody.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, err.detail)));
     return;
   }
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No user matches.")));

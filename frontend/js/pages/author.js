@@ -1,11 +1,12 @@
 // Strategy uploads (authors and admins): send a .py file (file input or drop zone), then follow each
 // version through validation and review: status, the validation report, the reviewer's reason when
 // rejected, and the source. A finished validation arrives as a `strategy` event of the live stream;
-// while the stream is not live (connecting, reconnecting, unavailable) the page polls each validating
+// while the stream is not live (connecting, reconnecting) the page polls each validating
 // upload every 2 s instead (every 15 s while it is live, in case an event was lost).
 import { api, ApiError } from "../api.js";
 import { liveEvents, liveBadge } from "../events.js";
-import { $, el, clear, appShell, start, notice, timeEl, showFormErrors, clearFormErrors, busy, scrollRegions } from "../ui.js";
+import { $, el, clear, appShell, start, notice, showFormErrors, clearFormErrors, busy, scrollRegions } from "../ui.js";
+import { timeEl } from "../time.js";
 import { versionBadge, versionTitle, hashEl, fmtBytes, reportEl, sourceEl } from "../versions.js";
 
 const POLL_MS = 2000;
@@ -196,9 +197,8 @@ start(async () => {
   try {
     list = await api("/strategies/uploads", { query: { limit: 200 } });
   } catch (err) {
-    if (err.status === 403 || err.status === 501) {
-      denied(err.status === 403 ? "For strategy authors" : "Not available", err.detail,
-        err.status === 403 ? "Ask an admin for the author role. " : "");
+    if (err.status === 403) {
+      denied("For strategy authors", err.detail, "Ask an admin for the author role. ");
       return;
     }
     throw err;

@@ -1,17 +1,29 @@
 // Backtests: the form (strategy, its parameters from the JSON schema, market, range, stake, fee), the
 // progress bar fed by the event stream's `backtest` events, then candles with trade markers, the equity
 // curve, the metrics and the trade table.
-import { api, serves } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, fmtPct, fmtDuration, quoteOf, baseOf, timeEl, showFormErrors, clearFormErrors, busy, field } from "../ui.js";
+import { api } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, fmtPct, quoteOf, baseOf, showFormErrors, clearFormErrors, busy, field } from "../ui.js";
+import { fmtDuration, timeEl, timeframeSeconds, utcDay } from "../time.js";
 import { paramFields, readParams, marketFields } from "../forms.js";
+import { marketCatalog, exchangeEntry } from "../markets.js";
 import { candleChart, equityChart } from "../charts.js";
 import { liveEvents, liveBadge } from "../events.js";
 
 const query = new URLSearchParams(location.search);
 let strategies = [];
+let catalog = null;
 let current = null; // the backtest shown
-let live = "connecting";
 let charts = null;
+
+/** Candles the result chart shows (the newest of the tested range), and backtests the list shows. */
+const CHART_CANDLES = 5000;
+const LIST_LIMIT = 20;
+
+/** The backtest's candle length in seconds, from the market catalog (0 when the catalog lacks it). */
+function barSeconds(bt) {
+  const entry = exchangeEntry(catalog, bt.exchange);
+  return timeframeSeconds(entry && entry.timeframes, bt.timeframe);
+}
 
 function renderParams(name, values = {}) {
   const s = strategies.find((x) => x.name === name);
@@ -27,19 +39,20 @@ function buildForm() {
   const want = query.get("strategy");
   if (want && strategies.some((s) => s.name === want)) sel.value = want;
   const s = strategies.find((x) => x.name === sel.value);
-  const market = marketFields("bt", { timeframe: query.get("timeframe") || (s && s.timeframe) || "1h", stake: query.get("stake") || 10000 });
+  const market = marketFields("bt", catalog, { timeframe: query.get("timeframe") || (s && s.timeframe), symbol: query.get("symbol"),
+    stake: query.get("stake") || 10000, fixedLength: true });
   const grid = clear($("#bt-market"));
   grid.append(field("Strategy", sel), ...market,
     field("From (UTC)", el("input", { id: "bt-start", name: "start", type: "date", value: "2024-01-01", required: true })),
     field("To (UTC, exclusive)", el("input", { id: "bt-end", name: "end", type: "date", value: "2024-04-01", required: true })),
     field("Fee per fill (%)", el("input", { id: "bt-fee", name: "fee", type: "number", min: 0, max: 5, step: "any", placeholder: "market's taker fee", inputmode: "decimal" }), "Empty: the exchange's taker fee (0.1 % on Binance spot)."));
-  if (query.get("symbol")) $("#bt-symbol").value = query.get("symbol");
   let values = {};
   try { values = JSON.parse(query.get("params") || "{}"); } catch { values = {}; }
   renderParams(sel.value, values);
   sel.addEventListener("change", () => {
     const picked = renderParams(sel.value);
-    if (picked) $("#bt-timeframe").value = picked.timeframe;
+    const tf = $("#bt-timeframe");
+    if (picked && [...tf.options].some((o) => o.value === picked.timeframe)) tf.value = picked.timeframe;
   });
 }
 
@@ -48,10 +61,9 @@ function submit(ev) {
   const form = $("#bt-form");
   clearFormErrors(form);
   const d = new FormData(form);
-  const day = (v) => (v ? `${v}T00:00:00Z` : v);
   const body = {
     strategy: d.get("strategy"), params: readParams(form), exchange: d.get("exchange"),
-    symbol: String(d.get("symbol") || "").trim(), timeframe: d.get("timeframe"), start: day(d.get("start")), end: day(d.get("end")),
+    symbol: String(d.get("symbol") || "").trim(), timeframe: d.get("timeframe"), start: utcDay(d.get("start")), end: utcDay(d.get("end")),
     stake: d.get("stake") === "" ? null : Number(d.get("stake")),
   };
   if (d.get("fee") !== "") body.fee = Number(d.get("fee")) / 100;
@@ -77,11 +89,7 @@ function setProgress(bt) {
     row.hidden = false;
     $("#bt-bar").value = bt.progress || 0;
     $("#bt-progress-label").textContent = bt.status === "queued" ? "Queued" : `${bt.progress || 0} %${bt.stage ? " · " + bt.stage : ""}`;
-    if (live === "unavailable") {
-      const again = el("button", { type: "button", class: "btn small" }, "Check again");
-      again.addEventListener("click", () => show(bt.id));
-      notice(status, "info", el("span", {}, "Live progress is not available on this server. ", again));
-    } else notice(status, "", "");
+    notice(status, "", "");
   } else {
     row.hidden = true;
     if (bt.status === "failed") notice(status, "error", `The backtest failed: ${bt.error || "no reason given"}`);
@@ -109,7 +117,7 @@ async function renderDone(bt) {
   if (bt.lookahead_flagged) notice($("#bt-status"), "warn", "Look-ahead check: this strategy's signals change when future candles are removed. Its results are not trustworthy.");
 
   if (charts) { charts.candles.chart.remove(); charts.equity.chart.remove(); }
-  charts = { candles: candleChart($("#bt-candles"), { timeframe: bt.timeframe }), equity: equityChart($("#bt-equity")) };
+  charts = { candles: candleChart($("#bt-candles"), { barSeconds: barSeconds(bt) }), equity: equityChart($("#bt-equity")) };
   charts.equity.setPoints(bt.equity || []);
   const tbody = clear($("#bt-trades tbody"));
   const trades = bt.trades || [];
@@ -121,18 +129,12 @@ async function renderDone(bt) {
     el("td", { class: "num" }, pnlEl(t.pnl, q, t.pnl_pct)), el("td", {}, t.exit_reason || (t.is_open ? "still open" : "")))));
 
   const note = $("#bt-candles-note");
-  if (await serves("GET", `/backtests/${bt.id}/candles`)) {
-    $("#bt-candles").hidden = false;
-    try {
-      const rows = await api(`/backtests/${bt.id}/candles`, { query: { limit: 5000 } });
-      const list = Array.isArray(rows) ? rows : rows.candles || rows.data || [];
-      charts.candles.setCandles(list);
-      notice(note, rows.truncated ? "info" : "", rows.truncated ? `The range is long: the chart shows its last ${list.length} candles (the metrics and trades cover all of it).` : "");
-    } catch (err) { notice(note, "warn", err.detail); }
-  } else {
-    $("#bt-candles").hidden = true;
-    notice(note, "info", "Candles of the tested range are not served by this server yet; the equity curve and the trades below are complete.");
-  }
+  try {
+    const rows = await api(`/backtests/${bt.id}/candles`, { query: { limit: CHART_CANDLES } });
+    const list = Array.isArray(rows) ? rows : rows.candles || rows.data || [];
+    charts.candles.setCandles(list);
+    notice(note, rows.truncated ? "info" : "", rows.truncated ? `The range is long: the chart shows its last ${list.length} candles (the metrics and trades cover all of it).` : "");
+  } catch (err) { notice(note, "warn", err.detail); }
   charts.candles.setTrades(bt.trades || []);
 }
 
@@ -150,7 +152,7 @@ let listSeq = 0;
 
 async function loadList() {
   const seq = ++listSeq;
-  const page = await api("/backtests", { query: { limit: 20 } });
+  const page = await api("/backtests", { query: { limit: LIST_LIMIT } });
   if (seq !== listSeq) return; // a newer reload is on its way
   const tbody = clear($("#bt-list tbody"));
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 4, class: "empty" }, "No backtests yet.")));
@@ -163,7 +165,7 @@ async function loadList() {
 
 start(async () => {
   await appShell();
-  strategies = await api("/strategies");
+  [strategies, catalog] = await Promise.all([api("/strategies"), marketCatalog()]);
   buildForm();
   $("#bt-form").addEventListener("submit", submit);
   const badgeFn = liveBadge($("#live"));
@@ -171,7 +173,7 @@ start(async () => {
     if (type !== "backtest" || !current || !data || data.backtest_id !== current.id) return;
     if (data.status === "done" || data.status === "failed") { show(current.id).then(loadList).catch(() => {}); return; }
     setProgress({ ...current, ...data, id: current.id });
-  }, (state) => { live = state; badgeFn(state); if (current && state === "unavailable") setProgress(current); });
+  }, badgeFn);
   await loadList();
   if (query.get("id")) await show(query.get("id"));
 });

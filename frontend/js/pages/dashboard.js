@@ -1,6 +1,7 @@
 // Dashboard: every run with status, equity, PnL and a small equity line; live through the event stream.
-import { api, serves } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, quoteOf, timeEl, confirmDialog } from "../ui.js";
+import { api } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, quoteOf, confirmDialog } from "../ui.js";
+import { timeEl } from "../time.js";
 import { sparkline } from "../charts.js";
 import { liveEvents, liveBadge, debounce } from "../events.js";
 
@@ -90,7 +91,6 @@ start(async () => {
     notice($("#banner"), "warn", el("span", {}, "Your e-mail is not verified yet. ", el("a", { href: "/account.html" }, "Resend the link")));
   }
   const killAll = $("#kill-all");
-  if (!(await serves("POST", "/runs/kill-all"))) killAll.hidden = true;
   killAll.addEventListener("click", async () => {
     if (!(await confirmDialog("Stop every run now?", "All your running strategies are stopped, their open orders cancelled and positions closed at market.", "Stop all runs"))) return;
     try {

@@ -1,6 +1,8 @@
 // Exchange keys: add (checked by the server), a masked list with the check status, re-check, delete.
-import { api, serves } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, timeEl, showFormErrors, clearFormErrors, busy, confirmDialog } from "../ui.js";
+import { api } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, showFormErrors, clearFormErrors, busy, confirmDialog } from "../ui.js";
+import { timeEl } from "../time.js";
+import { marketCatalog } from "../markets.js";
 
 const form = $("#key-form");
 
@@ -15,7 +17,7 @@ async function load() {
   try {
     page = await api("/exchange-accounts");
   } catch (err) {
-    tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, err.status === 501 ? "Exchange keys are not available on this server yet." : err.detail)));
+    tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, err.detail)));
     return false;
   }
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 6, class: "empty" }, "No keys yet. Add one to trade live.")));
@@ -64,9 +66,8 @@ form.addEventListener("submit", (ev) => {
 
 start(async () => {
   await appShell();
-  if (!(await serves("GET", "/exchange-accounts"))) {
-    form.querySelectorAll("input, select, button").forEach((c) => { c.disabled = true; });
-    notice(form.querySelector(".form-status"), "info", "Exchange keys are not available on this server yet.");
-  }
+  // The exchanges this platform trades on (EXCHANGES_ENABLED), as the market catalog lists them.
+  const catalog = await marketCatalog();
+  $("#exchange").append(...catalog.exchanges.map((e) => el("option", { value: e.exchange }, e.exchange)));
   await load();
 });

@@ -20,7 +20,6 @@ request.addEventListener("submit", (ev) => {
       await api("/auth/password-reset/request", { method: "POST", json: { email }, auth: false });
       notice(request.querySelector(".form-status"), "ok", "If an account exists for that e-mail, a reset link is on its way. It expires soon: use it today.");
     } catch (err) {
-      if (err.status === 404) err.detail = "Password reset is not available on this server yet.";
       showFormErrors(request, err);
     }
   });
@@ -40,7 +39,6 @@ confirm.addEventListener("submit", (ev) => {
       await api("/auth/password-reset/confirm", { method: "POST", json: { token, new_password }, auth: false });
       location.assign("/login.html?reset=1");
     } catch (err) {
-      if (err.status === 404) err.detail = "Password reset is not available on this server yet, or the link is invalid.";
       showFormErrors(confirm, err);
     }
   });

@@ -1,8 +1,10 @@
 // Run detail: live candles with trade markers, position, equity, orders, trades and the events log;
 // start, stop and kill; the strategy version it runs, and a move to a newer approved version while it is
 // not running. Updates arrive through the event stream (no polling).
-import { api, serves } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, timeEl, confirmDialog } from "../ui.js";
+import { api } from "../api.js";
+import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, confirmDialog } from "../ui.js";
+import { timeEl, timeframeSeconds } from "../time.js";
+import { marketCatalog, exchangeEntry } from "../markets.js";
 import { candleChart, equityChart } from "../charts.js";
 import { liveEvents, liveBadge, debounce } from "../events.js";
 
@@ -10,6 +12,13 @@ const id = new URLSearchParams(location.search).get("id");
 let run = null;
 let candles = null;
 let equity = null;
+// What the page shows, and so asks for: the newest orders, trades and events, a downsampled equity curve
+// of the whole run, the latest candles.
+const ORDERS_SHOWN = 100;
+const TRADES_SHOWN = 100;
+const EVENTS_SHOWN = 200;
+const EQUITY_POINTS = 1000;
+const CANDLES_SHOWN = 500;
 const list = (r) => (Array.isArray(r) ? r : (r && (r.data || r.candles)) || []);
 
 function tile(label, value) { return el("div", { class: "tile" }, el("dt", {}, label), el("dd", {}, value)); }
@@ -37,7 +46,7 @@ function renderRun() {
   const live = run.status === "running" || run.status === "paused";
   $("#btn-start").hidden = run.status !== "created";
   $("#btn-stop").hidden = !live;
-  $("#btn-kill").hidden = !live || !killable;
+  $("#btn-kill").hidden = !live;
   renderVersion();
 }
 
@@ -46,7 +55,6 @@ function renderRun() {
 let versions = null;   // approved versions of the run's strategy, or null when not known
 
 async function loadVersions() {
-  if (!(await serves("GET", `/strategies/${encodeURIComponent(run.strategy)}/versions`))) { versions = null; return; }
   try {
     versions = list(await api(`/strategies/${encodeURIComponent(run.strategy)}/versions`));
   } catch {
@@ -87,11 +95,9 @@ function renderVersion() {
     el("div", { class: "actions" }, move)));
 }
 
-let killable = false;
-
 async function loadOrders() {
   const q = quoteOf(run.symbol), b = baseOf(run.symbol);
-  const orders = list(await api(`/runs/${id}/orders`, { query: { limit: 5000 } })).reverse().slice(0, 100);
+  const orders = list(await api(`/runs/${id}/orders`, { query: { limit: ORDERS_SHOWN, order: "desc" } }));
   const tbody = clear($("#orders tbody"));
   if (!orders.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No orders yet.")));
   for (const o of orders) {
@@ -104,16 +110,16 @@ async function loadOrders() {
 
 async function loadTrades() {
   const q = quoteOf(run.symbol), b = baseOf(run.symbol);
-  const trades = list(await api(`/runs/${id}/trades`, { query: { limit: 5000, include_open: true } }));
+  const trades = list(await api(`/runs/${id}/trades`, { query: { limit: TRADES_SHOWN, order: "desc", include_open: true } }));
   if (candles) candles.setTrades(trades);
   const tbody = clear($("#trades tbody"));
-  if (!trades.length) tbody.append(el("tr", {}, el("td", { colspan: 8, class: "empty" }, "No trades yet.")));
-  trades.slice().reverse().forEach((t, i) => {
-    tbody.append(el("tr", {}, el("td", { class: "num" }, String(trades.length - i)), el("td", {}, timeEl(t.entry_time_ms)),
+  if (!trades.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No trades yet.")));
+  for (const t of trades) {
+    tbody.append(el("tr", {}, el("td", {}, timeEl(t.entry_time_ms)),
       el("td", {}, t.exit_time_ms ? timeEl(t.exit_time_ms) : badge("open")), el("td", { class: "num" }, fmtMoney(t.entry_price, q)),
       el("td", { class: "num" }, fmtMoney(t.exit_price, q)), el("td", { class: "num" }, fmtAmount(t.amount, b)),
       el("td", { class: "num" }, t.pnl != null ? pnlEl(t.pnl, q, t.pnl_pct) : "—"), el("td", {}, t.exit_reason || "")));
-  });
+  }
 }
 
 function eventItem(e) {
@@ -122,26 +128,25 @@ function eventItem(e) {
 }
 
 async function loadEvents() {
-  const events = list(await api(`/runs/${id}/events`, { query: { limit: 5000 } })).reverse().slice(0, 200);
+  const events = list(await api(`/runs/${id}/events`, { query: { limit: EVENTS_SHOWN, order: "desc" } }));
   const ol = clear($("#events"));
   if (!events.length) ol.append(el("li", { class: "muted" }, "No events yet."));
   for (const e of events) ol.append(eventItem(e));
 }
 
 async function loadEquity() {
-  const points = list(await api(`/runs/${id}/equity`, { query: { limit: 5000 } }));
+  const points = list(await api(`/runs/${id}/equity`, { query: { points: EQUITY_POINTS } }));
   equity.setPoints(points);
 }
 
 async function loadCandles() {
   const note = $("#candles-note");
   try {
-    const rows = list(await api(`/runs/${id}/candles`, { query: { limit: 500 } }));
+    const rows = list(await api(`/runs/${id}/candles`, { query: { limit: CANDLES_SHOWN } }));
     candles.setCandles(rows);
     if (!rows.length) notice(note, "info", "No candles yet: they appear with the first closed candle.");
   } catch (err) {
-    if (err.status === 501) $("#run-candles").hidden = true;
-    notice(note, "warn", err.status === 501 ? "Candles are not available on this server yet; trades, orders and equity still update live." : err.detail);
+    notice(note, "warn", err.detail);
   }
 }
 
@@ -176,6 +181,7 @@ function onEvent(type, data) {
       const placeholder = ol.querySelector("li.muted");
       if (placeholder) placeholder.remove();
       ol.prepend(eventItem({ ...e, created_at: e.created_at || new Date().toISOString() }));
+      while (ol.children.length > EVENTS_SHOWN) ol.lastElementChild.remove();
     } else soon.events();
   } else if (type === "equity") {
     if (data.equity !== undefined && (data.candle_ms !== undefined)) equity.update(data); else soon.equity();
@@ -197,9 +203,10 @@ async function action(path, title, message, label) {
 start(async () => {
   await appShell();
   if (!id) { notice($(".page-status"), "error", "No run given. Open a run from the dashboard."); return; }
-  killable = await serves("POST", `/runs/${id}/kill`);
-  run = await api(`/runs/${id}`);
-  candles = candleChart($("#run-candles"), { timeframe: run.timeframe });
+  let catalog;
+  [run, catalog] = await Promise.all([api(`/runs/${id}`), marketCatalog()]);
+  const entry = exchangeEntry(catalog, run.exchange);
+  candles = candleChart($("#run-candles"), { barSeconds: timeframeSeconds(entry && entry.timeframes, run.timeframe) });
   equity = equityChart($("#run-equity"));
   renderRun();
   $("#btn-start").addEventListener("click", () => action(`/runs/${id}/start`));

@@ -1,16 +1,17 @@
 // The strategy catalog: each strategy's latest approved version (author, version number), its
 // description, parameter forms from its JSON schema, then a paper (or live) run or a backtest with those
 // parameters, pinned to that version.
-import { api, serves } from "../api.js";
+import { api } from "../api.js";
 import { $, el, clear, appShell, start, badge, fmtPct, showFormErrors, clearFormErrors, busy, field } from "../ui.js";
 import { paramFields, readParams, marketFields } from "../forms.js";
+import { marketCatalog } from "../markets.js";
 
-function card(s, accounts) {
+function card(s, accounts, catalog) {
   const prefix = `s-${s.name}`;
   const form = el("form", { novalidate: true, "aria-label": `Run ${s.name}` },
     el("div", { class: "form-status", tabindex: "-1", role: "alert" }),
     el("fieldset", {}, el("legend", {}, "Parameters"), el("div", { class: "form-grid" }, ...paramFields(s.params_schema, prefix))),
-    el("fieldset", {}, el("legend", {}, "Market and stake"), el("div", { class: "form-grid" }, ...marketFields(prefix, { timeframe: s.timeframe }))));
+    el("fieldset", {}, el("legend", {}, "Market and stake"), el("div", { class: "form-grid" }, ...marketFields(prefix, catalog, { timeframe: s.timeframe }))));
   const modeSelect = el("select", { id: `${prefix}-mode`, name: "mode" }, el("option", { value: "paper" }, "Paper (simulated fills)"));
   const grid = form.querySelectorAll(".form-grid")[1];
   grid.append(field("Mode", modeSelect));
@@ -70,13 +71,15 @@ function card(s, accounts) {
 
 start(async () => {
   await appShell();
-  const [strategies, accounts] = await Promise.all([
+  const [strategies, accounts, catalog] = await Promise.all([
     api("/strategies"),
-    (await serves("GET", "/exchange-accounts")) ? api("/exchange-accounts").then((r) => r.data.filter((a) => a.check_status === "valid")).catch(() => []) : [],
+    // Without its keys the page still offers paper runs.
+    api("/exchange-accounts").then((r) => r.data.filter((a) => a.check_status === "valid")).catch(() => []),
+    marketCatalog(),
   ]);
   const root = clear($("#catalog"));
   if (!strategies.length) root.append(el("p", { class: "muted" }, "No strategy is enabled yet."));
-  for (const s of strategies) root.append(card(s, accounts));
+  for (const s of strategies) root.append(card(s, accounts, catalog));
   const want = location.hash.slice(1);
   if (want) { const d = document.querySelector(`#strategy-${CSS.escape(want)} details`); if (d) d.open = true; }
 });

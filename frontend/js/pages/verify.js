@@ -10,7 +10,6 @@ if (!token) {
 } else {
   api("/auth/verify-email", { method: "POST", json: { token }, auth: false })
     .then((user) => notice(out, "ok", `Thank you: ${user.email} is verified.`))
-    .catch((err) => notice(out, "error", err.status === 404 || err.status === 501
-      ? "E-mail verification is not available on this server yet."
-      : `${err.detail} The link may have expired: sign in and ask for a new one on the Account page.`));
+    .catch((err) => notice(out, "error",
+      `${err.detail} The link may have expired: sign in and ask for a new one on the Account page.`));
 }

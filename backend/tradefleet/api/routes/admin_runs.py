@@ -12,8 +12,7 @@ from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
 from tradefleet.api.params import Offset
 from tradefleet.execution.risk import get_halt, set_halt
 from tradefleet.models import HaltPublic, HaltUpdate, RunPublic, RunStatus
-from tradefleet.services import live_runs as service
-from tradefleet.services.runs import stop_run_row
+from tradefleet.services import admin_runs as service
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
 
@@ -37,34 +36,22 @@ def list_runs(session: SessionDep, status: RunStatus | None = None,
               user: str | None = Query(None, max_length=255, description="owner id or part of the e-mail"),
               limit: int = Query(100, ge=1, le=1000), offset: int = Offset) -> AdminRunsPublic:
     """Every user's runs, newest first, with the owner's e-mail."""
-    rows, count = service.admin_list_runs(session=session, status=status, user=user, limit=limit, offset=offset)
+    rows, count = service.list_runs(session=session, status=status, user=user, limit=limit, offset=offset)
     return AdminRunsPublic(data=[_public(run, email) for run, email in rows], count=count)
 
 
 @router.post("/runs/{run_id}/stop", response_model=AdminRunPublic)
 def stop_run(run_id: uuid.UUID, session: SessionDep, admin: CurrentAdmin) -> AdminRunPublic:
     """Stop any user's run and cancel its open orders (its position is kept)."""
-    run = service.admin_get_run(session=session, run_id=run_id, lock=True)
-    if run.mode.value == "live":
-        run = service.stop_live_run(session=session, run=run, kill=False, by=f"admin {admin.email}", actor=admin)
-    else:
-        run = stop_run_row(session=session, run=run, actor=admin, by=f"admin {admin.email}")
-    return _public(run, _email(session, run))
+    run = service.stop_run(session=session, admin=admin, run_id=run_id)
+    return _public(run, service.owner_email(session=session, run=run))
 
 
 @router.post("/runs/{run_id}/kill", response_model=AdminRunPublic)
 def kill_run(run_id: uuid.UUID, session: SessionDep, admin: CurrentAdmin) -> AdminRunPublic:
     """Kill any user's run: stop it, cancel its open orders, close its position at market."""
-    run = service.admin_get_run(session=session, run_id=run_id, lock=True)
-    run = service.kill_run_row(session=session, run=run, by=f"admin {admin.email}", actor=admin)
-    return _public(run, _email(session, run))
-
-
-def _email(session, run) -> str:  # noqa: ANN001
-    from tradefleet.models import User
-
-    owner = session.get(User, run.owner_id)
-    return owner.email if owner else ""
+    run = service.kill_run(session=session, admin=admin, run_id=run_id)
+    return _public(run, service.owner_email(session=session, run=run))
 
 
 @router.get("/halt", response_model=HaltPublic)

@@ -2,16 +2,17 @@
 
 Public router, on purpose: ``EventSource`` cannot send an ``Authorization`` header, so the stream is
 authorised by a ticket from ``POST /api/v1/events/ticket`` (authenticated, single use, short-lived: see
-:mod:`tradefleet.events`) instead of the bearer token. The ticket names the user; the stream carries that
-user's channel only.
+:mod:`tradefleet.events.tickets`) instead of the bearer token. The ticket names the user; the stream
+carries that user's channel only.
 
 Reply: ``text/event-stream`` (``X-Accel-Buffering: no``, ``Cache-Control: no-store``). First an event
 ``ready`` (``data: {"last_event_id": ...}``, sent once the subscription is live, with ``retry: 3000``),
 then the channel's events, each with ``id:``, ``event:`` (``candle``, ``order``, ``fill``, ``trade``,
-``status``, ``log``, ``equity``, ``backtest``) and ``data:`` (JSON naming its ``run_id`` or
-``backtest_id``), and a heartbeat comment every ``EVENTS_HEARTBEAT_S`` seconds. The stream ends when the
-user's ``token_version`` is no longer the ticket's (password changed or reset, every session signed out)
-or the user is deactivated: pushed on the user's channel, and checked every ``EVENTS_SESSION_CHECK_S``
+``status``, ``log``, ``equity``, ``backtest``, ``strategy``) and ``data:`` (JSON naming its ``run_id``,
+``backtest_id`` or ``version_id``; each kind's shape is in :mod:`tradefleet.events.updates`), and a
+heartbeat comment every ``EVENTS_HEARTBEAT_S`` seconds. The stream ends when the user's
+``token_version`` is no longer the ticket's (password changed or reset, every session signed out) or the
+user is deactivated: pushed on the user's channel, and checked every ``EVENTS_SESSION_CHECK_S``
 (:mod:`tradefleet.stream_slots`); nothing published after such a change is delivered.
 
 Limit: a user holds at most ``STREAM_MAX_PER_USER`` open streams at once (a leased slot each, counted in
@@ -39,9 +40,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from tradefleet.config import get_settings
 from tradefleet.db import session_scope
-from tradefleet.events import TicketError, read_channel, redeem_ticket, valid_last_id
+from tradefleet.events.stream import read_channel, valid_last_id
+from tradefleet.events.tickets import TicketError, redeem_ticket
+from tradefleet.events.updates import LiveUpdateKind
 from tradefleet.models import User
-from tradefleet.stream_slots import SESSION_KIND, StreamLimitReached, acquire, check_interval_s
+from tradefleet.stream_slots import StreamLimitReached, acquire, check_interval_s
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -90,7 +93,7 @@ async def event_stream(
                     yield ServerSentEvent(event="ready", data=json.dumps({"last_event_id": resume}), retry=3000)
                     if item is None:
                         continue
-                session_event = item is not None and item.kind == SESSION_KIND
+                session_event = item is not None and item.kind == LiveUpdateKind.session
                 if item is None or session_event or time.monotonic() - checked >= every_s:
                     checked = time.monotonic()
                     if not await still_open():

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from tradefleet.api.deps import CurrentUser
 from tradefleet.config import get_settings
-from tradefleet.events import issue_ticket
+from tradefleet.events.tickets import issue_ticket
 from tradefleet.stream_slots import StreamLimitReached, open_count
 
 router = APIRouter(prefix="/events", tags=["events"])

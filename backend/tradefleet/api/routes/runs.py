@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Query, status
 from sqlmodel import SQLModel
 
 from tradefleet.api.deps import CurrentUser, SessionDep
-from tradefleet.api.params import Skip, epoch_ms_query
+from tradefleet.api.params import Skip, SortOrder, epoch_ms_query, sort_order_query
 from tradefleet.models import (
     EquitySnapshot,
     EquitySnapshotPublic,
@@ -26,12 +27,16 @@ from tradefleet.models import (
     TradePublic,
     TradeStatus,
 )
-from tradefleet.services import live_runs as live_service
 from tradefleet.services import runs as service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 Limit = Query(500, ge=1, le=5000)
+
+
+def _direction(column: Any, order: SortOrder) -> Any:
+    """``column`` ascending or descending, as ``order`` asks."""
+    return column.desc() if order == SortOrder.desc else column.asc()
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
@@ -55,7 +60,7 @@ class KillAllPublic(SQLModel):
 def kill_all(session: SessionDep, user: CurrentUser) -> KillAllPublic:
     """The trader's kill switch: stop every active run of mine and cancel their open orders (live
     orders are cancelled on the exchange by a worker). Positions are kept; ``/{id}/kill`` closes one."""
-    return KillAllPublic(killed=live_service.kill_all(session=session, owner=user))
+    return KillAllPublic(killed=service.kill_all(session=session, owner=user))
 
 
 @router.get("/{run_id}", response_model=RunPublic)
@@ -87,38 +92,43 @@ def stop_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPu
 def kill_run(run_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> RunPublic:
     """Stop the run now, cancel its open orders and close its position at market (live: carried out
     by a worker right after this reply; paper: at once, at the last price)."""
-    run = service.get_run_or_404(session=session, owner=user, run_id=run_id, lock=True)
-    return RunPublic.from_run(live_service.kill_run_row(session=session, run=run, actor=user))
+    return RunPublic.from_run(service.kill_run(session=session, owner=user, run_id=run_id))
 
 
 @router.get("/{run_id}/orders", response_model=list[OrderPublic])
 def list_orders(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-                limit: int = Limit) -> list[Order]:
+                limit: int = Limit, order: SortOrder = sort_order_query("creation time")) -> list[Order]:
+    """The run's orders by creation time (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=Order,
-                                 order_by=Order.created_at, skip=skip, limit=limit)
+                                 order_by=_direction(Order.created_at, order), skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/fills", response_model=list[FillPublic])
 def list_fills(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-               limit: int = Limit) -> list[Fill]:
+               limit: int = Limit, order: SortOrder = sort_order_query("the order they were recorded in")) -> list[Fill]:
+    """The run's fills in the order they were recorded (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=Fill,
-                                 order_by=Fill.id, skip=skip, limit=limit)
+                                 order_by=_direction(Fill.id, order), skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/trades", response_model=list[TradePublic])
 def list_trades(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-                limit: int = Limit, include_open: bool = False) -> list[Trade]:
-    """Closed round trips (entry and exit), oldest first; ``include_open`` adds the open one."""
+                limit: int = Limit, include_open: bool = False,
+                order: SortOrder = sort_order_query("opening")) -> list[Trade]:
+    """Closed round trips (entry and exit), oldest first (``order=desc``: newest first); ``include_open``
+    adds the open one."""
     where = None if include_open else Trade.status == TradeStatus.closed
     return service.list_children(session=session, owner=user, run_id=run_id, model=Trade,
-                                 order_by=Trade.id, skip=skip, limit=limit, where=where)
+                                 order_by=_direction(Trade.id, order), skip=skip, limit=limit, where=where)
 
 
 @router.get("/{run_id}/events", response_model=list[RunEventPublic])
 def list_events(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: int = Skip,
-                limit: int = Limit) -> list[RunEvent]:
+                limit: int = Limit, order: SortOrder = sort_order_query("the order they were recorded in")
+                ) -> list[RunEvent]:
+    """The run's events (log lines, fills, status changes) as recorded (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=RunEvent,
-                                 order_by=RunEvent.id, skip=skip, limit=limit)
+                                 order_by=_direction(RunEvent.id, order), skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/equity", response_model=list[EquitySnapshotPublic])
