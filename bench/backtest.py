@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 import pandas as pd  # noqa: E402
 
 from tradefleet.backtest import load_csv, run_backtest  # noqa: E402
-from tradefleet.strategy.registry import StrategyRegistry  # noqa: E402
+from tradefleet.sandbox.registry import StrategyRegistry  # noqa: E402
 
 DATASETS = {
     "BTC/USDT 5m": ROOT / "data" / "ohlcv" / "binance_spot_BTCUSDT_5m_2024-01_2024-09.csv.gz",

@@ -350,7 +350,7 @@ def create_fleet(n_runs: int, seed: int, stake: float) -> list[tuple[Any, Any]]:
     from tradefleet.models import RunCreate, UserCreate
     from tradefleet.services.runs import create_run
     from tradefleet.services.users import create_user
-    from tradefleet.strategy.registry import get_registry
+    from tradefleet.sandbox.registry import get_registry
 
     rng = random.Random(seed)
     registry = get_registry()

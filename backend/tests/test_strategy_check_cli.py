@@ -83,7 +83,7 @@ def test_every_shipped_strategy_passes(check, path):
 
 def test_sma_cross_report_matches_a_direct_backtest(check):
     from tradefleet.backtest import load_csv, run_backtest
-    from tradefleet.strategy.registry import StrategyRegistry
+    from tradefleet.sandbox.registry import StrategyRegistry
 
     result = check(REPO_ROOT / "strategies" / "sma_cross.py")
 

@@ -22,7 +22,7 @@ from tradefleet.strategy import (
 from tradefleet.market.candles import frame_from_ohlcv
 from tradefleet.sandbox import StrategyProxy
 from tradefleet.strategy.guard import StrategyError
-from tradefleet.strategy.registry import StrategyRegistry, UnknownStrategy
+from tradefleet.sandbox.registry import StrategyRegistry, UnknownStrategy
 
 BROKEN_DIR = Path(__file__).parent / "strategies_broken"
 GOOD_DIR = REPO_ROOT / "strategies"

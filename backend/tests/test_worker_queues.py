@@ -10,7 +10,7 @@ import os
 import pytest
 
 from tradefleet.devstack import Stack
-from tradefleet.worker import queues
+from tradefleet.jobs import queues
 from tradefleet.worker.app import celery_app
 
 BACKTEST_TASKS = {"backtest.run", "strategies.validate", "backtest.expire"}

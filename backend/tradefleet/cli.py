@@ -148,12 +148,11 @@ def data_download(
     """Download closed candles through ccxt (paginated, rate-limited, retried) into the database."""
     import sys
 
-    import ccxt
     from sqlalchemy.exc import SQLAlchemyError
     from tqdm import tqdm
 
     from tradefleet.db import session_scope
-    from tradefleet.market.exchange import UnknownExchange
+    from tradefleet.market.exchange import ExchangeError, UnknownExchange
     from tradefleet.market.store import CandleDataError, DownloadReport, download
 
     since_ms = _data_time_ms(since, "--since")
@@ -185,7 +184,7 @@ def data_download(
     except (CandleDataError, UnknownExchange) as exc:
         close_bar()
         _data_fail(getattr(exc, "detail", None) or str(exc))
-    except ccxt.BaseError as exc:
+    except ExchangeError as exc:
         close_bar()
         _data_fail(f"{exchange}: {type(exc).__name__}: {exc}")
     except SQLAlchemyError as exc:
@@ -377,7 +376,8 @@ def _local_secrets_env(var_dir: Path | None = None) -> dict[str, str]:
     and ``VAULT_PUBLIC_KEYS`` for every process; the vault's private key file
     (``VAULT_PRIVATE_KEYS_FILE``) only in the returned worker environment."""
     from tradefleet.config import example_secrets
-    from tradefleet.security.local_secrets import VAR_DIR, ensure_local_secrets, make_private
+    from tradefleet.security.local_secrets import VAR_DIR, ensure_local_secrets
+    from tradefleet.security.secret_files import make_private
 
     os.umask(0o077)
     local = ensure_local_secrets(var_dir or VAR_DIR)
@@ -444,7 +444,7 @@ def strategy_check(
     """
     from tradefleet.backtest import BacktestError, load_csv
     from tradefleet.sandbox import SandboxUnavailable, StrategyLoadError, load_strategy
-    from tradefleet.strategy.check import check_strategy, describe_params
+    from tradefleet.backtest.check import check_strategy, describe_params
 
     def usage(message: str) -> None:
         typer.echo(f"error: {' '.join(str(message).split())}", err=True)
@@ -527,7 +527,7 @@ def backtest(
 
     from tradefleet.backtest import BacktestError, load_csv, run_backtest
     from tradefleet.strategy.params import ParamError
-    from tradefleet.strategy.registry import UnknownStrategy, get_registry
+    from tradefleet.sandbox.registry import UnknownStrategy, get_registry
 
     def fail(message: str) -> None:
         typer.echo(f"error: {' '.join(str(message).split())}", err=True)

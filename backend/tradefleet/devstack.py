@@ -1,5 +1,5 @@
 """Starting the platform's processes on one machine: simulator, API, the two Celery workers (tick
-and backtest, :mod:`tradefleet.worker.queues`) and beat.
+and backtest, :mod:`tradefleet.jobs.queues`) and beat.
 
 Used by ``tradefleet dev`` (``make run``), the end-to-end tests and the fleet benchmark, so that all
 three run the same real processes the same way. Each child gets its own process group; stopping the
@@ -24,7 +24,7 @@ from typing import IO
 import httpx
 
 from tradefleet.config import REPO_ROOT
-from tradefleet.worker.queues import queue_arg
+from tradefleet.jobs.queues import queue_arg
 
 BIN = Path(sys.executable).parent
 

@@ -129,10 +129,10 @@ def test_system_reports_workers_database_runs_and_tick_lag(admin_client, session
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_system_reads_redis_and_the_celery_queue_depth(admin_client, redis_url, monkeypatch):
-    import tradefleet.worker.app as worker_app
+    import tradefleet.jobs.app as jobs_app
 
-    app = worker_app.create_celery()  # on this test's Redis
-    monkeypatch.setattr(worker_app, "celery_app", app)
+    app = jobs_app.create_celery()  # on this test's Redis
+    monkeypatch.setattr(jobs_app, "celery_app", app)
     for _ in range(3):
         app.send_task("backtest.run", args=[str(uuid.uuid4())], queue="backtests")
     app.send_task("engine.schedule", queue="schedule")

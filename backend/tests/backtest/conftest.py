@@ -7,7 +7,7 @@ import pytest
 
 from tradefleet.backtest import load_csv
 from tradefleet.config import REPO_ROOT
-from tradefleet.strategy.registry import StrategyRegistry
+from tradefleet.sandbox.registry import StrategyRegistry
 
 DATA = REPO_ROOT / "data" / "ohlcv"
 

@@ -17,7 +17,7 @@ from testsupport import free_port, stack_env, wait_for
 from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
-from tradefleet.strategy.registry import StrategyRegistry
+from tradefleet.sandbox.registry import StrategyRegistry
 
 BTC_1H = REPO_ROOT / "data" / "ohlcv" / "binance_spot_BTCUSDT_1h_2024-01_2024-09.csv.gz"
 

@@ -21,7 +21,7 @@ from tradefleet.config import REPO_ROOT
 from tradefleet.market import store
 from tradefleet.models import Backtest, BacktestStatus, Candle, ExchangeMarket
 from tradefleet.services import backtests as service
-from tradefleet.strategy.registry import get_registry
+from tradefleet.sandbox.registry import get_registry
 from tradefleet.worker import tasks
 
 BACKTESTS = "/api/v1/backtests"

@@ -14,7 +14,7 @@ from tradefleet.backtest import run_backtest
 from tradefleet.config import REPO_ROOT
 from tradefleet.market.candles import frame_from_ohlcv
 from tradefleet.models import EquitySnapshot, Trade, TradeStatus
-from tradefleet.strategy.registry import get_registry
+from tradefleet.sandbox.registry import get_registry
 
 CASES = {
     "sma_cross": {"fast": 5, "slow": 20},

@@ -44,7 +44,7 @@ from tradefleet.models import Run, RunCreate, RunEvent, RunStatus, User
 from tradefleet.sandbox import StrategyLoadError, load_strategy, runner_pool
 from tradefleet.sandbox import proxy as proxy_module
 from tradefleet.services import runs as run_service
-from tradefleet.strategy.registry import get_registry
+from tradefleet.sandbox.registry import get_registry
 
 from sandbox_helpers import HOSTILE, Canaries, Listener
 

@@ -13,7 +13,7 @@ import pytest
 from tradefleet.config import REPO_ROOT
 from tradefleet.sandbox import StrategyProxy, sandbox_status
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.registry import StrategyRegistry
+from tradefleet.sandbox.registry import StrategyRegistry
 
 PACKAGE = REPO_ROOT / "backend" / "tradefleet"
 

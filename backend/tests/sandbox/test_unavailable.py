@@ -10,7 +10,7 @@ import pytest
 
 from tradefleet.market.candles import frame_from_ohlcv
 from tradefleet.sandbox import SandboxUnavailable, load_strategy, sandbox_status
-from tradefleet.strategy.registry import StrategyRegistry
+from tradefleet.sandbox.registry import StrategyRegistry
 
 
 def _source() -> bytes:

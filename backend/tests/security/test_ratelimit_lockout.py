@@ -11,6 +11,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+from tradefleet.api import rate_limits
 from tradefleet.security import lockout, ratelimit
 
 API = "/api/v1"
@@ -120,7 +121,7 @@ def test_reusable_dependency_for_webhooks(storage, settings_env):
 
     install_error_handlers(app)
 
-    @app.post("/hook", dependencies=[Depends(ratelimit.limit_ip("webhook"))])
+    @app.post("/hook", dependencies=[Depends(rate_limits.limit_ip("webhook"))])
     def hook():
         return {"ok": True}
 
@@ -138,7 +139,7 @@ def test_limits_can_be_switched_off(storage, db, app, settings_env):
 
 def test_unknown_scope_is_refused():
     with pytest.raises(ValueError, match="unknown rate-limit scope"):
-        ratelimit.limit_ip("nope")
+        rate_limits.limit_ip("nope")
 
 
 # --- lockout -------------------------------------------------------------------------------------

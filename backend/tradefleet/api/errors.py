@@ -25,7 +25,7 @@ a PostgreSQL lock or statement timeout (SQLSTATE ``55P03`` / ``57014``) answer
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -65,18 +65,19 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 """``responses=`` for routers: documents the error format for every 4xx reply."""
 
 
-def document_error_format(app: FastAPI) -> None:
+def document_error_format(app: FastAPI, *rules: Callable[[dict[str, Any]], None]) -> None:
     """Make the OpenAPI schema say what error replies really look like: FastAPI documents 422 as its own
-    ``{"detail": [{"loc", "msg", "type"}]}``, which these handlers never send."""
+    ``{"detail": [{"loc", "msg", "type"}]}``, which these handlers never send. Each of ``rules`` first
+    edits the generated schema in place (``api/main.py`` passes the input guard's
+    :func:`~tradefleet.api.validation.document_input_rules`)."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if getattr(app.state, "error_format_documented", False):
             return app.openapi_schema  # type: ignore[return-value]
         schema = original()
-        from tradefleet.api.validation import document_input_rules
-
-        document_input_rules(schema)  # the input guard's character rules, as patterns
+        for rule in rules:
+            rule(schema)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         if "HTTPValidationError" in schemas:
             schemas["HTTPValidationError"] = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")

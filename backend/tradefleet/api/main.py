@@ -21,6 +21,7 @@ from tradefleet.api.errors import ERROR_RESPONSES, document_error_format, instal
 from tradefleet.api.exposure import install_exposure_checks
 from tradefleet.api.middleware import install_middleware
 from tradefleet.api.route_index import FallbackApp, RouteIndex
+from tradefleet.api.validation import document_input_rules
 from tradefleet.config import REPO_ROOT, get_settings
 from tradefleet.stream_slots import install_session_watch
 
@@ -82,8 +83,8 @@ def _import_routes(name: str) -> ModuleType | None:
 def _router_dependencies(name: str, router: APIRouter) -> list:
     """Dependencies main.py adds to a router: rate limits on the auth routes, and the audit
     record of every non-GET request on any router under ``/admin``."""
+    from tradefleet.api.rate_limits import limit_auth, limit_user_routes
     from tradefleet.api.routes.admin_audit import audit_admin_request
-    from tradefleet.security.ratelimit import limit_auth, limit_user_routes
 
     extra = []
     if name == "auth":
@@ -121,7 +122,7 @@ async def _lifespan(app: FastAPI):
             if status.mode == "unsandboxed" else "no strategy code will run")
     # Start the runners of STRATEGIES_DIR now, so the first request that lists or validates a strategy
     # does not wait for them.
-    from tradefleet.strategy.registry import get_registry
+    from tradefleet.sandbox.registry import get_registry
 
     await run_in_threadpool(get_registry)
     yield
@@ -148,7 +149,7 @@ def create_app() -> FastAPI:
     install_middleware(app, api_prefix=API_PREFIX, route_index=index)
     # Outermost: no private vault key in production; no example secrets beyond loopback.
     install_exposure_checks(app, settings)
-    document_error_format(app)
+    document_error_format(app, document_input_rules)  # the input guard's character rules, as patterns
     install_docs(app, settings)
     # A commit that changes a user's token_version tells their open event streams to end.
     install_session_watch()

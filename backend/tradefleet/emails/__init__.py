@@ -81,11 +81,10 @@ def enqueue_email(to: str, template: str, context: dict[str, Any]) -> None:
     Broker failures are logged, not raised: a lost mail can be asked for again (resend, new reset
     request), while failing the request would leave the caller unsure whether it was committed.
     """
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
     try:
-        celery_app.send_task(TASK_NAME, args=[to, template, context], retry=True,
-                             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+        send_task(TASK_NAME, to, template, context)
     except Exception as exc:  # noqa: BLE001 - any broker failure
         log.error("cannot enqueue e-mail %r: %s", template, exc)
 

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import ccxt
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -23,9 +22,10 @@ from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
 from tradefleet.db import session_scope
 from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_candle_ms
+from tradefleet.market.exchange import ExchangeError
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
-from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
+from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def plan(now_ms_for: Callable[[str], int] = fetch_exchange_time) -> list[Dispatc
             if exchange not in clocks:
                 try:
                     clocks[exchange] = now_ms_for(exchange)
-                except (ccxt.BaseError, OSError) as exc:
+                except (ExchangeError, OSError) as exc:
                     log.warning("cannot read %s's clock: %s", exchange, exc)
                     clocks[exchange] = None
             now_ms = clocks[exchange]

@@ -22,7 +22,7 @@ from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import RunLogger
 from tradefleet.strategy.guard import SignalReader, StrategyError, call_guarded, compute_signals
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
+from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 

@@ -150,8 +150,7 @@ def live_broker_for_account(*, session: Session, account_id: uuid.UUID):  # noqa
     """The live broker of an account, its keys decrypted now (cached per account and key version in
     this worker process). Raises ``BrokerUnavailable`` when the account is gone or its keys cannot
     be decrypted (the message holds no key material)."""
-    from tradefleet.execution.live import broker_for
-    from tradefleet.execution.orders import BrokerUnavailable
+    from tradefleet.execution.live import BrokerUnavailable, broker_for
 
     account = session.get(ExchangeAccount, account_id)
     if account is None:

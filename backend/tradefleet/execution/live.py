@@ -55,6 +55,10 @@ _MARKETS: dict[tuple[str, str], tuple[dict, dict]] = {}
 _MARKETS_LOCK = threading.Lock()
 
 
+class BrokerUnavailable(Exception):
+    """A run's exchange account cannot be used (deleted, or its keys cannot be decrypted)."""
+
+
 class CcxtBroker:
     """Orders of one exchange account. ``exchange``: a ccxt exchange with the account's keys (its
     markets are loaded on first use, one request)."""

@@ -49,7 +49,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
-from tradefleet.execution.live import PAUSING, TRANSIENT, CcxtBroker, retrying
+from tradefleet.execution.live import PAUSING, TRANSIENT, BrokerUnavailable, CcxtBroker, retrying
 from tradefleet.execution.live_rows import (
     market_info,
     order_updates,
@@ -73,10 +73,6 @@ from tradefleet.models import (
 from tradefleet.models._types import utcnow
 
 log = logging.getLogger(__name__)
-
-
-class BrokerUnavailable(Exception):
-    """The run's exchange account cannot be used (deleted, or its keys cannot be decrypted)."""
 
 
 # ---------------------------------------------------------------------------------------------- brokers

@@ -8,6 +8,7 @@ else in the engine knows it is not the real exchange.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +39,44 @@ _EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {
 
 class UnknownExchange(ValueError):
     """The exchange id is not a ccxt exchange, or not enabled on this platform."""
+
+
+ExchangeError = ccxt.BaseError
+"""The base class of every error ccxt raises (network, exchange, authentication, bad request): callers
+outside :mod:`tradefleet.market` and :mod:`tradefleet.execution` catch exchange failures by this name."""
+NetworkError = ccxt.NetworkError
+"""ccxt's network failures (timeouts, refused connections, rate limits, maintenance)."""
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable)
+"""Errors after which a retry can succeed: the exchange is slow, down or rate-limiting us."""
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (ccxt.BadSymbol, ccxt.BadRequest)
+"""Errors that no retry fixes for this market: the exchange says the symbol or timeframe is wrong."""
+
+
+@dataclass(frozen=True)
+class ExchangeTraits:
+    """What ccxt declares about an exchange, read without network: ``has_testnet`` (ccxt has
+    ``urls["test"]``, so ``set_sandbox_mode`` works) and ``required_credentials`` (ccxt's names of the
+    credentials its ``requiredCredentials`` asks for: ``apiKey``, ``secret``, ``password``, ``uid``)."""
+
+    has_testnet: bool
+    required_credentials: frozenset[str]
+
+
+def exchange_class(exchange_id: str) -> type[ccxt.Exchange]:
+    """ccxt's class of ``exchange_id``; :class:`UnknownExchange` when ccxt has no such exchange."""
+    klass = getattr(ccxt, exchange_id, None)
+    if exchange_id not in ccxt.exchanges or klass is None:
+        raise UnknownExchange(f"unknown exchange {exchange_id!r}")
+    return klass
+
+
+def exchange_traits(exchange_id: str) -> ExchangeTraits:
+    """The :class:`ExchangeTraits` of ``exchange_id`` from an instance built locally (no request is
+    sent). Raises :class:`UnknownExchange`."""
+    probe = exchange_class(exchange_id)({"enableRateLimit": False})
+    required = probe.requiredCredentials or {}
+    return ExchangeTraits(has_testnet=bool((probe.urls or {}).get("test")),
+                          required_credentials=frozenset(name for name, needed in required.items() if needed))
 
 
 def _rebase(url: str, base: str) -> str:
@@ -76,9 +115,7 @@ def make_exchange(
     Raises :class:`UnknownExchange` when ccxt has no such exchange.
     """
     settings = get_settings()
-    klass = getattr(ccxt, exchange_id, None)
-    if exchange_id not in ccxt.exchanges or klass is None:
-        raise UnknownExchange(f"unknown exchange {exchange_id!r}")
+    klass = exchange_class(exchange_id)
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": settings.CCXT_TIMEOUT_MS,

@@ -3,7 +3,9 @@
 Parent side (the API, workers, the CLI): :func:`load_strategy` returns a :class:`StrategyProxy`, which
 behaves like a :class:`~tradefleet.strategy.base.Strategy` subclass while every call into the author's
 code happens in a runner process confined by bubblewrap, seccomp and resource limits
-(:mod:`tradefleet.sandbox.launch`). Runner side (inside the sandbox): :mod:`~tradefleet.sandbox.boot`,
+(:mod:`tradefleet.sandbox.launch`); :mod:`~tradefleet.sandbox.registry` loads the files of
+``STRATEGIES_DIR`` that way and :mod:`~tradefleet.sandbox.versions` the stored source of a strategy
+version. Runner side (inside the sandbox): :mod:`~tradefleet.sandbox.boot`,
 :mod:`~tradefleet.sandbox.runner` and :mod:`~tradefleet.sandbox.protocol` only; they import nothing but
 the standard library, numpy, pandas and the author SDK.
 

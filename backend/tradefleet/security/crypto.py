@@ -39,7 +39,7 @@ def generate_key() -> str:
 
 def secrets_fernet() -> MultiFernet:
     """The MultiFernet of the current settings (see the module docstring for the key order)."""
-    from tradefleet.security.local_secrets import ensure_secret_file
+    from tradefleet.security.secret_files import ensure_secret_file
 
     settings = get_settings()
     keys = [k.get_secret_value().encode() for k in settings.TOTP_ENCRYPTION_KEY]

@@ -8,29 +8,20 @@ Limits are ``limits`` strings from the settings (``RATE_LIMIT_LOGIN="10/minute;1
 *scope*: ``login``, ``register``, ``password_reset``, ``2fa``, ``webhook``. A request over a limit gets
 ``429 {"detail": "too many requests, retry in N s"}`` with ``Retry-After: N`` (seconds).
 
-Use:
-
-* per IP, as a route or router dependency: ``dependencies=[Depends(limit_ip("webhook"))]`` (webhooks:
-  mount their router in ``PUBLIC_ROUTERS`` with this dependency; they authenticate by signature, so the
-  IP is the only key before the signature is checked);
-* per account, in the handler once the e-mail is known: ``hit_account("login", form.username)``;
-* the auth router gets both through :func:`limit_auth`, which reads the scope from the route's path and
-  the account from the body's ``username`` (form) or ``email`` (JSON) field; the users router's password
-  and 2FA routes through :func:`limit_user_routes` (per IP and per signed-in user).
-
-The client IP is :func:`client_ip`.
+Use: :func:`hit_ip` per client IP (:func:`client_ip`), :func:`hit_account` per account once the e-mail
+is known (``hit_account("login", form.username)``). The FastAPI dependencies that apply them to routes
+and routers are in :mod:`tradefleet.api.rate_limits`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import math
 import time
 from functools import lru_cache
+from typing import Any
 
-from fastapi import Request
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -74,7 +65,8 @@ def reset_storage() -> None:
     get_storage().reset()
 
 
-def _limits(scope: str) -> list[RateLimitItem]:
+def scope_limits(scope: str) -> list[RateLimitItem]:
+    """The limits of ``scope`` from the settings; ``ValueError`` for a scope not in :data:`SCOPES`."""
     if scope not in SCOPES:
         raise ValueError(f"unknown rate-limit scope {scope!r}; one of {SCOPES}")
     text = getattr(get_settings(), f"RATE_LIMIT_{scope.upper()}")
@@ -86,7 +78,7 @@ def _hit(scope: str, kind: str, key: str) -> None:
     if not settings.RATE_LIMIT_ENABLED:
         return
     limiter = MovingWindowRateLimiter(get_storage())
-    for item in _limits(scope):
+    for item in scope_limits(scope):
         if not limiter.hit(item, "tradefleet", scope, kind, key):
             reset_at, _remaining = limiter.get_window_stats(item, "tradefleet", scope, kind, key)
             raise RateLimited(math.ceil(reset_at - time.time()))
@@ -122,8 +114,8 @@ def _trusted(peer: str) -> bool:
     return False
 
 
-def client_ip(request: Request) -> str:
-    """The client's IP address.
+def client_ip(request: Any) -> str:
+    """The client's IP address of a Starlette request (``request.client``, ``request.headers``).
 
     The socket's peer, except when that peer is one of ``TRUSTED_PROXIES`` (empty by default: then
     never): then the right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy. In
@@ -152,96 +144,3 @@ def client_ip_of(peer: str, forwarded: str) -> str:
             except ValueError:
                 return peer  # a malformed header: fall back to the proxy itself
     return peer
-
-
-def limit_ip(scope: str):
-    """A FastAPI dependency that counts the request against ``scope``'s limits for the client IP."""
-    _limits(scope)  # fail at import time on an unknown scope
-
-    def dependency(request: Request) -> None:
-        hit_ip(scope, client_ip(request))
-
-    dependency.__name__ = f"limit_ip_{scope}"
-    return dependency
-
-
-# Route paths of the auth router (without the /api/v1 prefix) and their scope; routes of the router
-# that are not listed (logout, refresh, ...) are not limited here.
-AUTH_PATH_SCOPES = {
-    "/auth/login": "login",
-    "/auth/login/2fa": "2fa",
-    "/auth/register": "register",
-    "/auth/verify-email": "register",
-    "/auth/resend-verification": "register",
-    "/auth/password-reset/request": "password_reset",
-    "/auth/password-reset/confirm": "password_reset",
-}
-
-
-# Scopes of the owner's way back into an account: their per-account counter is kept per client IP too.
-OWNER_RECOVERY_SCOPES = frozenset({"password_reset"})
-
-
-async def _account_from_body(request: Request) -> str | None:
-    # FastAPI has already read (and cached) the body to validate it, so reading it again is free.
-    content_type = request.headers.get("content-type", "")
-    try:
-        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()
-            value = form.get("username") or form.get("email")
-        else:
-            body = json.loads(await request.body() or b"null")
-            value = body.get("email") if isinstance(body, dict) else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-async def limit_auth(request: Request) -> None:
-    """Router dependency of the auth routes: the route's scope (:data:`AUTH_PATH_SCOPES`) per client IP
-    and, when the body names an account (``username`` form field or ``email`` JSON field), per account
-    (per account and client IP for :data:`OWNER_RECOVERY_SCOPES`, so the reset stays open to the owner)."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", request.url.path)
-    scope = next((s for p, s in AUTH_PATH_SCOPES.items() if path.endswith(p)), None)
-    if scope is None:
-        return
-    ip = client_ip(request)
-    hit_ip(scope, ip)
-    account = await _account_from_body(request)
-    if account:
-        if scope in OWNER_RECOVERY_SCOPES:
-            # Counted per (account, IP): someone spending an account's allowance from their own address
-            # must not keep its owner, elsewhere, from asking for a reset link.
-            hit_account(scope, f"{account.strip().lower()} from {ip}")
-        else:
-            hit_account(scope, account)
-
-
-# Routes of the users router that check a password or a 2FA code of the signed-in user: limited per
-# IP and per user (a stolen access token must not buy unlimited guesses at the password or the code).
-USER_PATH_SCOPES = {
-    "/users/me/password": "login",
-    "/users/me/2fa/setup": "2fa",
-    "/users/me/2fa/enable": "2fa",
-    "/users/me/2fa/disable": "2fa",
-}
-
-
-async def limit_user_routes(request: Request) -> None:
-    """Router dependency of the users router: :data:`USER_PATH_SCOPES` per client IP and per user (the
-    subject of the bearer token; an invalid token is left to the authentication dependency)."""
-    from tradefleet.security.tokens import TokenError, decode_access_token
-
-    path = request.url.path
-    scope = next((s for p, s in USER_PATH_SCOPES.items() if path.endswith(p)), None)
-    if scope is None or request.method != "POST":
-        return
-    hit_ip(scope, client_ip(request))
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        try:
-            user_id = decode_access_token(authorization[7:].strip())
-        except TokenError:
-            return
-        hit_account(scope, f"user:{user_id}")

@@ -251,11 +251,10 @@ def verify_email(*, session: Session, token: str) -> User:
 
 def enqueue_reset_request(email: str) -> None:
     """Send the ``auth.password_reset_request`` task (tests replace this function: the broker seam)."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
     try:
-        celery_app.send_task("auth.password_reset_request", args=[email], retry=True,
-                             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+        send_task("auth.password_reset_request", email)
     except Exception as exc:  # noqa: BLE001 - any broker failure
         log.error("cannot enqueue a password reset request: %s", exc)
 

@@ -33,7 +33,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import ccxt
 import numpy as np
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, update
@@ -49,7 +48,7 @@ from tradefleet.events.outbox import publish
 from tradefleet.events.updates import BacktestUpdate
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
-from tradefleet.market.exchange import UnknownExchange
+from tradefleet.market.exchange import ExchangeError, UnknownExchange
 from tradefleet.market.store import DownloadReport, download, load_candles
 from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, Candle, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
@@ -60,7 +59,7 @@ from tradefleet.services.runs import ServiceUnavailable, validate_run
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.services.strategy_catalog import pinned_version_id
 from tradefleet.strategy.params import ParamError
-from tradefleet.strategy.versions import UnknownVersion, strategy_for_version
+from tradefleet.sandbox.versions import UnknownVersion, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +119,9 @@ def validate_backtest(*, session: Session, backtest_in: BacktestCreate
 
 def enqueue_backtest(backtest_id: uuid.UUID) -> None:
     """Send ``backtest.run`` with the id to the broker (tests replace this function)."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
-    celery_app.send_task(TASK_NAME, args=[str(backtest_id)], retry=True,
-                         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+    send_task(TASK_NAME, str(backtest_id))
 
 
 def missing_candles(*, session: Session, backtest_in: BacktestCreate) -> int:
@@ -458,7 +456,7 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
                                   since_ms=missing[0], until_ms=missing[1], progress=on_page)
                 log.info("backtest %s: downloaded %d candles of %s %s", backtest_id, report.received, symbol,
                          timeframe)
-            except (ccxt.BaseError, CandleDataError, UnknownExchange, OSError) as exc:
+            except (ExchangeError, CandleDataError, UnknownExchange, OSError) as exc:
                 # Test with what is stored; say why there is nothing if that is the case.
                 download_error = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
                 log.warning("backtest %s: download of %s %s failed: %s", backtest_id, symbol, timeframe,

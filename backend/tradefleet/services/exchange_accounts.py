@@ -27,13 +27,13 @@ import logging
 import uuid
 from typing import Any
 
-import ccxt
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
 from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
+from tradefleet.market.exchange import ExchangeTraits, UnknownExchange, exchange_traits
 from tradefleet.models import (
     ExchangeAccount,
     ExchangeAccountCreate,
@@ -77,29 +77,27 @@ def _audit(action: str, *, session: Session, actor: User, account: ExchangeAccou
 # --- validation ----------------------------------------------------------------------------------
 
 
-def _exchange_class(exchange: str) -> type[ccxt.Exchange]:
-    """The ccxt class of an enabled exchange; 422 naming ``exchange`` otherwise."""
+def _exchange_traits(exchange: str) -> ExchangeTraits:
+    """What ccxt declares about an enabled exchange; 422 naming ``exchange`` otherwise."""
     enabled = get_settings().EXCHANGES_ENABLED
     if exchange not in enabled:
         raise validation_error("exchange", f"exchange {exchange!r} is not enabled on this platform "
                                f"(enabled: {', '.join(enabled)})")
-    klass = getattr(ccxt, exchange, None)
-    if exchange not in ccxt.exchanges or klass is None:
-        raise validation_error("exchange", f"{exchange!r} is not an exchange ccxt knows")
-    return klass
+    try:
+        return exchange_traits(exchange)
+    except UnknownExchange as exc:
+        raise validation_error("exchange", f"{exchange!r} is not an exchange ccxt knows") from exc
 
 
 def _validate(*, exchange: str, sandbox: bool, present: set[str]) -> None:
     """422 (naming the field) when the exchange is not enabled or unknown, has no sandbox but one is
     asked, or needs a credential that is missing (ccxt's ``requiredCredentials``: OKX and KuCoin need
     a ``password``). Builds the ccxt class locally: no network."""
-    klass = _exchange_class(exchange)
-    probe = klass({"enableRateLimit": False})
-    if sandbox and not (probe.urls or {}).get("test"):
+    traits = _exchange_traits(exchange)
+    if sandbox and not traits.has_testnet:
         raise validation_error("sandbox", f"{exchange} has no sandbox or testnet in ccxt; use sandbox: false")
-    required = probe.requiredCredentials or {}
     for name in CREDENTIAL_FIELDS:
-        if required.get(_CCXT_CREDENTIAL[name]) and name not in present:
+        if _CCXT_CREDENTIAL[name] in traits.required_credentials and name not in present:
             raise validation_error(name, f"{exchange} needs a {name} with its API keys")
 
 
@@ -149,10 +147,9 @@ def _store_secrets(account: ExchangeAccount, values: dict[str, str]) -> None:
 
 def enqueue_key_check(account_id: uuid.UUID) -> None:
     """Send ``keys.check`` with the account id to the broker (tests may record it instead)."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
-    celery_app.send_task(TASK_NAME, args=[str(account_id)], retry=True,
-                         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+    send_task(TASK_NAME, str(account_id))
 
 
 def _queue_check(*, session: Session, account: ExchangeAccount) -> None:

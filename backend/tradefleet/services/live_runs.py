@@ -68,10 +68,9 @@ def check_live_start(*, session: Session, owner: User, run: Run) -> None:
 def enqueue_kill(run_id: uuid.UUID, *, close: bool) -> None:
     """Send ``live.kill_run`` (after the commit). A broker failure is logged, not raised: the periodic
     reconciliation carries the stop or kill out anyway."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
     try:
-        celery_app.send_task(KILL_TASK, args=[str(run_id), close], retry=True,
-                             retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+        send_task(KILL_TASK, str(run_id), close)
     except Exception as exc:  # noqa: BLE001 - any broker failure
         log.error("cannot enqueue %s for run %s: %s; reconciliation will do it", KILL_TASK, run_id, type(exc).__name__)

@@ -1,4 +1,5 @@
-"""Admin switches on strategies: disable or enable one by name (every version of it).
+"""Admin switches on strategies: which names an admin disabled (every version of each). The switch is
+set by :func:`tradefleet.services.strategy_catalog.set_enabled`, which checks the name against the catalog.
 
 A disabled strategy is hidden from the catalog (``GET /api/v1/strategies``) and cannot be used by a new
 run, a run being (re)started, or a backtest (422 on ``strategy``). Runs already running keep running: the
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from tradefleet.errors import NotFoundError, validation_error
-from tradefleet.models import StrategySetting, User
-from tradefleet.models._types import utcnow
+from tradefleet.errors import validation_error
+from tradefleet.models import StrategySetting
 
 
 def disabled_names(session: Session) -> set[str]:
@@ -29,22 +29,3 @@ def ensure_enabled(session: Session, name: str) -> None:
     """Raise a 422 on ``strategy`` when ``name`` is disabled."""
     if not is_enabled(session, name):
         raise validation_error("strategy", f"strategy {name!r} is disabled by an administrator")
-
-
-def set_enabled(*, session: Session, name: str, enabled: bool, admin: User) -> StrategySetting:
-    """Enable or disable ``name`` and commit. 404 when the catalog has no strategy of that name and it
-    has no switch yet (a switch already set can be changed even while its file is broken or removed)."""
-    from tradefleet.services.strategy_catalog import available_names
-
-    setting = session.get(StrategySetting, name)
-    if setting is None:
-        if name not in available_names(session):
-            raise NotFoundError(f"strategy {name!r} not found")
-        setting = StrategySetting(name=name, enabled=enabled)
-    setting.enabled = enabled
-    setting.updated_at = utcnow()
-    setting.updated_by = admin.id
-    session.add(setting)
-    session.commit()
-    session.refresh(setting)
-    return setting

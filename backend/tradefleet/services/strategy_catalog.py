@@ -6,10 +6,10 @@ version of each name, runs and backtests resolve the version they pin.
   unchanged one nothing. Broken files stay out (the admin page lists them with their error).
 - :func:`catalog`: per name, the latest approved version; bundled names only while a file of
   ``STRATEGIES_DIR`` still defines them; names an admin disabled (:mod:`tradefleet.services.strategies`)
-  left out.
+  left out; :func:`set_enabled` sets that switch.
 - :func:`resolve_version`: the version a new run or backtest pins: the one asked for
   (``strategy_version_id``, an approved version of that name) or the latest approved one.
-- :func:`strategy_for_version`: the version's ``StrategyProxy`` (:mod:`tradefleet.strategy.versions`).
+- :func:`strategy_for_version`: the version's ``StrategyProxy`` (:mod:`tradefleet.sandbox.versions`).
 
 Names: a bundled strategy's name is the platform's; an uploaded name belongs to the first author whose
 version of it reached review. Uploads that take someone else's name fail validation.
@@ -27,11 +27,11 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from tradefleet.errors import NotFoundError, validation_error
-from tradefleet.models import StrategyVersion, User, VersionOrigin, VersionStatus
+from tradefleet.models import StrategySetting, StrategyVersion, User, VersionOrigin, VersionStatus
 from tradefleet.models._types import utcnow
+from tradefleet.sandbox.registry import get_registry
+from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 from tradefleet.services import strategies as switches
-from tradefleet.strategy.registry import get_registry
-from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +240,25 @@ def approved_versions(*, session: Session, name: str) -> list[CatalogEntry]:
     return [CatalogEntry(version=row, author=_shown_author(row, authors)) for row in rows]
 
 
+def set_enabled(*, session: Session, name: str, enabled: bool, admin: User) -> StrategySetting:
+    """Enable or disable ``name`` and commit. 404 when the catalog has no strategy of that name and it
+    has no switch yet (a switch already set can be changed even while its file is broken or removed)."""
+    setting = session.get(StrategySetting, name)
+    if setting is None:
+        if name not in available_names(session):
+            raise NotFoundError(f"strategy {name!r} not found")
+        setting = StrategySetting(name=name, enabled=enabled)
+    setting.enabled = enabled
+    setting.updated_at = utcnow()
+    setting.updated_by = admin.id
+    session.add(setting)
+    session.commit()
+    session.refresh(setting)
+    return setting
+
+
 __all__ = [
     "BUNDLED_AUTHOR", "CatalogEntry", "UnknownVersion", "approved_versions", "author_name", "available_names",
     "bundled_names", "catalog", "ensure_available", "name_holder", "next_version_number", "pinned_version_id",
-    "resolve_version", "strategy_for_version", "sync_bundled",
+    "resolve_version", "set_enabled", "strategy_for_version", "sync_bundled",
 ]

@@ -86,10 +86,9 @@ def check_upload_bytes(data: bytes) -> str:
 
 def enqueue_validation(version_id: uuid.UUID) -> None:
     """Send ``strategies.validate`` with the id to the broker (tests replace this function)."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import send_task
 
-    celery_app.send_task(TASK_NAME, args=[str(version_id)], retry=True,
-                         retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
+    send_task(TASK_NAME, str(version_id))
 
 
 def upload_version(*, session: Session, author: User, filename: str | None, data: bytes) -> StrategyVersion:

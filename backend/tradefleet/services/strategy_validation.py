@@ -3,7 +3,7 @@
 :func:`validate_version` re-reads the version (only a ``validating`` one is worked on: a second delivery
 does nothing), loads its source in a sandboxed runner (``load_strategy(source, label=filename,
 trusted=False)``: uploads never run unsandboxed), checks that its name is the author's to take, and runs
-the ``strategy check`` suite (:func:`tradefleet.strategy.check.check_strategy`: definition, parameters, a
+the ``strategy check`` suite (:func:`tradefleet.backtest.check.check_strategy`: definition, parameters, a
 short backtest on the recorded BTC/USDT 1h candles, the look-ahead check) within
 ``STRATEGY_VALIDATION_TIMEOUT_S``. The report's steps, in order: ``loads``, ``name``, ``definition``,
 ``parameters``, ``backtest``, ``lookahead``; the first failed step ends it.
@@ -29,7 +29,7 @@ from tradefleet.events.outbox import publish
 from tradefleet.events.updates import StrategyUpdate
 from tradefleet.models import StrategyVersion, VersionOrigin, VersionStatus
 from tradefleet.services.strategy_catalog import bundled_names, name_holder, next_version_number
-from tradefleet.strategy.check import CheckReport, check_strategy
+from tradefleet.backtest.check import CheckReport, check_strategy
 
 log = logging.getLogger(__name__)
 

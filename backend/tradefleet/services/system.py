@@ -15,14 +15,14 @@ from tradefleet.config import get_settings
 from tradefleet.market.candles import timeframe_ms
 from tradefleet.models import Run, RunStatus, User, WorkerHeartbeat
 from tradefleet.models._types import utcnow
-from tradefleet.worker.queues import ALL_QUEUES
+from tradefleet.jobs.queues import ALL_QUEUES
 
 log = logging.getLogger(__name__)
 
 WORKER_STALE_AFTER = timedelta(seconds=30)
 """A worker whose heartbeat (every 5 s) is older than this counts as dead (as in ``GET /health``)."""
 QUEUES = ALL_QUEUES
-"""The Celery queues of :mod:`tradefleet.worker.queues`."""
+"""The Celery queues of :mod:`tradefleet.jobs.queues`."""
 LAGGING_LISTED = 20
 
 
@@ -63,7 +63,7 @@ def queue_depths() -> dict[str, Any]:
     """``{transport, ok, queues: [{name, depth}], error?}``: messages waiting in each Celery queue
     (Redis: the queue's list length; SQLAlchemy transport: its visible rows), read through kombu's
     virtual channel. Tasks a worker has taken are not counted."""
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import celery_app
 
     transport = get_settings().broker_url.split(":", 1)[0]
     try:

@@ -9,7 +9,7 @@ order endpoints per API key (``tradefleet.sim.accounts``), orders matched agains
 (``tradefleet.sim.faults``).
 """
 
-from tradefleet.sim.app import SimState, create_app
+from tradefleet.sim.app import create_app
 from tradefleet.sim.clock import SimClock
 from tradefleet.sim.data import (
     DEFAULT_DATA_DIR,
@@ -22,6 +22,7 @@ from tradefleet.sim.data import (
 )
 from tradefleet.sim.errors import BinanceAPIError
 from tradefleet.sim.server import BackgroundServer, serve
+from tradefleet.sim.state import SimState
 
 __all__ = [
     "DEFAULT_DATA_DIR",

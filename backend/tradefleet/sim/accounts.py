@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tradefleet.sim.matching import Fill, Order
+from tradefleet.sim.orders import Fill, Order
 
 DEFAULT_PERMISSIONS = {"read": True, "trade": True, "withdraw": False, "ip_restrict": False}
 

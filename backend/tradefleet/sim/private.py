@@ -58,11 +58,12 @@ from starlette.routing import Route
 from tradefleet.sim.accounts import Account, AccountSpecError
 from tradefleet.sim.errors import BinanceAPIError, illegal_chars, invalid_symbol, mandatory_param
 from tradefleet.sim.faults import FaultSpecError, parse_rule
-from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, Order, match_open_orders, place, release
+from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, match_open_orders, place, release
+from tradefleet.sim.orders import Order
 from tradefleet.sim.public import set_weight, sim_state
 
 if TYPE_CHECKING:
-    from tradefleet.sim.app import SimState
+    from tradefleet.sim.state import SimState
 
 DEFAULT_RECV_WINDOW = 5000
 MAX_RECV_WINDOW = 60000
@@ -290,7 +291,7 @@ async def new_order(request: Request) -> Response:
     Params: ``symbol``, ``side`` (BUY/SELL), ``type`` (MARKET, LIMIT, LIMIT_MAKER), ``quantity``
     (or, MARKET only, ``quoteOrderQty``), ``price`` and ``timeInForce`` (LIMIT), ``newClientOrderId``,
     ``newOrderRespType`` (ACK, RESULT, FULL; default FULL for MARKET/LIMIT like Binance).
-    Reply per :meth:`~tradefleet.sim.matching.Order.new_view`. Errors: -1102 missing parameter, -1100
+    Reply per :meth:`~tradefleet.sim.orders.Order.new_view`. Errors: -1102 missing parameter, -1100
     malformed number/id, -1116 unsupported type, -1117 bad side, -1115 bad timeInForce, -1106 a
     parameter the type does not take, -1013 filters, -2010 insufficient balance / duplicate /
     LIMIT_MAKER that would take, -1121 unknown market, HTTP 429 -1015 over the app's ``order_limit_10s``.
@@ -389,7 +390,7 @@ def _find(request: Request, signed: Signed, *, missing_code: int, missing_msg: s
 async def query_order(request: Request) -> Response:
     """``GET /api/v3/order?symbol=&orderId=|origClientOrderId=`` (account-endpoints#query-order-user_data).
 
-    Weight 4. Reply: :meth:`~tradefleet.sim.matching.Order.query_view`. -2013 "Order does not exist."
+    Weight 4. Reply: :meth:`~tradefleet.sim.orders.Order.query_view`. -2013 "Order does not exist."
     """
     set_weight(request, 4)
     signed = await authenticate(request, permission="read")

@@ -29,12 +29,10 @@ from tradefleet.sim.errors import (
     invalid_symbol,
     mandatory_param,
 )
+from tradefleet.sim.state import WEIGHT_SCOPE_KEY
 
 if TYPE_CHECKING:
-    from tradefleet.sim.app import SimState
-
-WEIGHT_SCOPE_KEY = "tradefleet.sim.weight"
-"""ASGI scope key where a handler leaves its request weight for the weight-header middleware."""
+    from tradefleet.sim.state import SimState
 
 KLINES_DEFAULT_LIMIT = 500
 KLINES_MAX_LIMIT = 1000
@@ -54,7 +52,7 @@ _INT_RANGE = "^[0-9]{1,20}$"
 
 
 def sim_state(request: Request) -> SimState:
-    """The :class:`~tradefleet.sim.app.SimState` of the app serving ``request``."""
+    """The :class:`~tradefleet.sim.state.SimState` of the app serving ``request``."""
     return request.app.state.sim
 
 

@@ -1,7 +1,6 @@
-"""The Celery application. Broker: Redis when ``REDIS_URL`` is set, else kombu's SQLAlchemy
-transport on a SQLite file (the embedded ``make run`` defaults). Start
-two kinds of worker (:mod:`tradefleet.worker.queues`): the tick worker
-``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default`` and the backtest worker
+"""The Celery application of the worker and beat processes: :data:`tradefleet.jobs.app.celery_app` with
+the task modules and beat's schedule. Start two kinds of worker (:mod:`tradefleet.jobs.queues`): the tick
+worker ``celery -A tradefleet.worker.app worker -Q schedule,evaluate,default`` and the backtest worker
 ``nice -n 10 celery -A tradefleet.worker.app worker -Q backtests --concurrency 1``; beat with
 ``celery -A tradefleet.worker.app beat``."""
 
@@ -10,32 +9,26 @@ from __future__ import annotations
 from celery import Celery
 
 from tradefleet.config import get_settings
-from tradefleet.worker.queues import DEFAULT, task_routes
+from tradefleet.jobs import app as jobs_app
+
+TASK_MODULES = [
+    "tradefleet.worker.tasks",
+    "tradefleet.worker.email_tasks",  # e-mail and password-reset tasks
+    "tradefleet.worker.live",  # live order reconciliation and kills
+]
+"""The modules that define the platform's tasks, imported by a starting worker."""
 
 
-def create_celery() -> Celery:
+def configure_worker(app: Celery) -> Celery:
+    """Add :data:`TASK_MODULES`, the worker's settings (one message prefetched per process, the root
+    logger left alone, broker retries at start) and beat's schedule to ``app`` (from
+    :func:`tradefleet.jobs.app.create_celery`)."""
     settings = get_settings()
-    app = Celery("tradefleet", broker=settings.broker_url, include=[
-        "tradefleet.worker.tasks",
-        "tradefleet.worker.email_tasks",  # e-mail and password-reset tasks
-        "tradefleet.worker.live",  # live order reconciliation and kills
-    ])
     app.conf.update(
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
-        timezone="UTC",
-        enable_utc=True,
+        include=TASK_MODULES,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        task_default_queue=DEFAULT,
-        # Every task to the queue of the worker that serves it: backtests, downloads and validations
-        # to `backtests`, which no tick worker consumes.
-        task_routes=task_routes(),
-        # Redis: unacknowledged (acks_late) tasks come back after the visibility timeout. kombu's
-        # SQLAlchemy transport passes its options to create_engine, so it gets none.
-        broker_transport_options={"visibility_timeout": 3600} if settings.broker_url.startswith("redis") else {},
         beat_schedule={
             "engine.schedule": {
                 "task": "engine.schedule",
@@ -57,5 +50,10 @@ def create_celery() -> Celery:
     return app
 
 
-celery_app = create_celery()
+def create_celery() -> Celery:
+    """A worker's Celery application on the broker of the current settings (tests build one per broker)."""
+    return configure_worker(jobs_app.create_celery())
+
+
+celery_app = configure_worker(jobs_app.celery_app)
 app = celery_app

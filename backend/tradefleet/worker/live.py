@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-import ccxt
 from celery.signals import worker_ready
 
+from tradefleet.market.exchange import NetworkError
 from tradefleet.worker.app import celery_app
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def kill_run(self, run_id: str, close: bool) -> dict:
 
     try:
         return kill(uuid.UUID(run_id), close=close)
-    except ccxt.NetworkError as exc:
+    except NetworkError as exc:
         countdown = min(30, 2 ** self.request.retries)
         raise self.retry(exc=exc, countdown=countdown) from None
 

@@ -9,7 +9,6 @@ import socket
 import uuid
 from dataclasses import asdict
 
-import ccxt
 from celery.signals import beat_init, worker_init, worker_process_init, worker_ready
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -22,6 +21,7 @@ from tradefleet.engine.evaluate import pause_runs
 from tradefleet.engine.schedule import plan
 from tradefleet.market.candles import Market, MarketDataNotReady
 from tradefleet.market.catalog import refresh_catalog
+from tradefleet.market.exchange import PERMANENT_ERRORS, TRANSIENT_ERRORS, ExchangeError
 from tradefleet.models import WorkerHeartbeat
 from tradefleet.models._types import utcnow
 from tradefleet.worker.app import celery_app
@@ -29,9 +29,9 @@ from tradefleet.worker.app import celery_app
 log = logging.getLogger(__name__)
 
 # Errors after which a retry can succeed: the exchange is slow, down or rate-limiting us.
-TRANSIENT = (ccxt.NetworkError, ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, MarketDataNotReady)
+TRANSIENT = (*TRANSIENT_ERRORS, MarketDataNotReady)
 # Errors that no retry fixes for this market: the exchange says the symbol or timeframe is wrong.
-PERMANENT = (ccxt.BadSymbol, ccxt.BadRequest)
+PERMANENT = PERMANENT_ERRORS
 
 
 @celery_app.task(name="engine.schedule", ignore_result=True)
@@ -109,7 +109,7 @@ def refresh_catalogs(self) -> dict[str, int]:
         try:
             with session_scope() as session:
                 counts[exchange_id] = refresh_catalog(session=session, exchange_id=exchange_id)
-        except (ccxt.BaseError, OSError) as exc:
+        except (ExchangeError, OSError) as exc:
             log.warning("cannot load %s markets: %s", exchange_id, exc)
             raise self.retry(exc=exc, countdown=10) from None
     return counts
@@ -239,7 +239,7 @@ def _start_strategy_runners(**kwargs) -> None:  # noqa: ARG001
     # a task that needs the registry meanwhile waits for its lock. A failure is the registry's to record.
     import threading
 
-    from tradefleet.strategy.registry import get_registry
+    from tradefleet.sandbox.registry import get_registry
 
     def warm() -> None:
         try:

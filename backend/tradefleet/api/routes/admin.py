@@ -9,7 +9,7 @@ from tradefleet.api.deps import SessionDep, get_current_admin
 from tradefleet.models import VersionOrigin
 from tradefleet.services import strategy_catalog as catalog_service
 from tradefleet.services.strategies import disabled_names
-from tradefleet.strategy.registry import get_registry
+from tradefleet.sandbox.registry import get_registry
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, StrictBool
 
 from tradefleet.api.deps import CurrentAdmin, SessionDep, get_current_admin
-from tradefleet.services import strategies as switches
+from tradefleet.services import strategy_catalog
 from tradefleet.services.system import system_status
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(get_current_admin)])
@@ -52,5 +52,5 @@ def switch_strategy(switch: StrategySwitch, session: SessionDep, admin: CurrentA
     """Enable or disable a strategy by name. Disabled: hidden from ``GET /strategies``, refused (422 on
     ``strategy``) for new runs, run starts and backtests; **runs already running keep running**.
     404 for a name no loadable strategy has (and that was never switched)."""
-    setting = switches.set_enabled(session=session, name=name, enabled=switch.enabled, admin=admin)
+    setting = strategy_catalog.set_enabled(session=session, name=name, enabled=switch.enabled, admin=admin)
     return StrategySwitchPublic(name=setting.name, enabled=setting.enabled, updated_at=setting.updated_at)

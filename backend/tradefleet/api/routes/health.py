@@ -19,7 +19,7 @@ WORKER_STALE_AFTER = timedelta(seconds=30)
 
 
 def _check_broker() -> dict:
-    from tradefleet.worker.app import celery_app
+    from tradefleet.jobs.app import celery_app
 
     try:
         with celery_app.connection_for_write() as connection:

@@ -11,7 +11,7 @@ Two kinds of worker, so that a flood of backtests can never delay a tick:
   processes. Hourly housekeeping (``runs.prune_stopped``) runs there too.
 
 :data:`TASK_QUEUES` maps every task name to its queue; :func:`task_routes` turns it into Celery's
-``task_routes`` (``tradefleet.worker.app``). A task not listed goes to ``default``.
+``task_routes`` (:mod:`tradefleet.jobs.app`). A task not listed goes to ``default``.
 """
 
 from __future__ import annotations
