@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+# Plugins of the suite: figures in the terminal summary, and running under pytest-xdist.
+pytest_plugins = ["support.figures", "support.parallel"]
+
 
 def _reload_settings() -> None:
     get_settings.cache_clear()
@@ -322,8 +325,9 @@ def admin_client(db: Engine, app: FastAPI, make_user, auth_headers) -> Iterator[
 
 @pytest.fixture
 def redis_url(settings_env: Callable[..., Settings]) -> Iterator[str]:
-    """URL of Redis database 15 (``TEST_REDIS_URL`` overrides), flushed before and after the test and set
-    as ``REDIS_URL``. Skipped when Redis is unreachable (failed with ``CI=true``)."""
+    """URL of Redis database 15 (``TEST_REDIS_URL`` overrides; each pytest-xdist worker has its own,
+    ``support.parallel``), flushed before and after the test and set as ``REDIS_URL``. Skipped when Redis
+    is unreachable (failed with ``CI=true``)."""
     import redis
 
     url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL

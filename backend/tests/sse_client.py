@@ -2,13 +2,16 @@
 
 ``SSEReader(url, params=..., headers=...)`` opens the stream at once; ``next(kind=None, timeout_s=...)``
 returns the next :class:`SSE` (of ``kind`` if given, skipping others) or raises AssertionError;
-``comments`` collects comment lines (heartbeats). ``close()`` ends the connection.
+``comments`` collects comment lines (heartbeats). ``close()`` ends the connection at once, as a browser
+closing its EventSource does: the socket is shut down under the reading thread, so the server sees the
+disconnect without waiting for its next heartbeat.
 """
 
 from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ class SSEReader:
         self._queue: queue.Queue[SSE | BaseException | None] = queue.Queue()
         self._opened = threading.Event()
         self._closing = threading.Event()
+        self._socket: socket.socket | None = None
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -58,6 +62,8 @@ class SSEReader:
                     self.body = reply.read().decode()
                     self._opened.set()
                     return
+                stream = reply.extensions.get("network_stream")
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
                 self._opened.set()
                 fields: dict[str, str] = {}
                 data: list[str] = []
@@ -107,6 +113,11 @@ class SSEReader:
 
     def close(self) -> None:
         self._closing.set()
+        if self._socket is not None:
+            try:  # wakes the reading thread out of its blocking read; closing the client alone does not
+                self._socket.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
         self._client.close()
         self._thread.join(10)
 

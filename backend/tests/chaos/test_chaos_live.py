@@ -39,11 +39,6 @@ STAKE = 1000.0
 STRATEGIES = Path(__file__).resolve().parents[1] / "live" / "strategies"
 
 
-def _say(config, text: str) -> None:
-    """Print ``text`` and keep it for the terminal summary (tests/chaos/conftest.py), visible in CI
-    output whatever pytest's capture mode."""
-    print(text)
-    config._chaos_summary = [*getattr(config, "_chaos_summary", []), text]
 
 
 def _children(pid: int) -> list[int]:
@@ -69,7 +64,7 @@ def _killpg(proc: subprocess.Popen) -> None:
 
 
 def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis_url, settings_env, tmp_path,
-                                                            request):
+                                                            figures):
     from tradefleet.db import session_scope
     from tradefleet.execution.reconcile import pending_orders
     from tradefleet.models import Fill, Order, Run, RunCreate, RunStatus, UserCreate
@@ -223,9 +218,12 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
             unsent = session.exec(select(func.count()).select_from(Order).where(
                 Order.run_id.in_(run_ids), Order.exchange_order_id.is_(None))).one()
 
-    _say(request.config, f"chaos: kills={kills} (whole worker: {worker_kills}, pool processes mid-task: {pool_kills}) lost_replies={lost_replies} runs={RUNS} exchange_orders={exchange_total} "
-         f"db_orders={db_orders} (never sent: {unsent}) duplicates={duplicates} missing={missing} "
-         f"mismatched={mismatched}")
+    counts = (f"kills={kills} (whole worker: {worker_kills}, pool processes mid-task: {pool_kills}) "
+              f"lost_replies={lost_replies} runs={RUNS} exchange_orders={exchange_total} "
+              f"db_orders={db_orders} (never sent: {unsent}) duplicates={duplicates} missing={missing} "
+              f"mismatched={mismatched}")
+    print(f"chaos: {counts}")
+    figures.add("chaos test counts", "chaos", counts)
     assert kills >= 20
     assert exchange_total >= 2 * RUNS, "the runs placed orders while the worker was being killed"
     assert duplicates == 0

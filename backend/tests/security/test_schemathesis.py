@@ -26,7 +26,6 @@ import pytest
 from tradefleet.api.deps import API_PREFIX
 from tradefleet.models import Role
 
-from security_figures import FIGURES
 from uvicorn_server import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
@@ -39,10 +38,11 @@ def _figure(pattern: str, text: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("role", [Role.trader, Role.admin], ids=["trader", "admin"])
-def test_schemathesis_cli_all_checks(role, db, app, make_user, auth_headers, settings_env, tmp_path):
+def test_schemathesis_cli_all_checks(role, db, app, make_user, auth_headers, settings_env, tmp_path, figures):
     settings_env(RATE_LIMIT_ENABLED="false")
     user, _password = make_user(role=role, is_verified=True)
     headers = auth_headers(user)
@@ -70,8 +70,8 @@ def test_schemathesis_cli_all_checks(role, db, app, make_user, auth_headers, set
     cases = _figure(r"Test cases:\s+(\d+) generated", out)
     failures = _figure(r"(\d+) unique failures?", out) or _figure(r"Failures:\s+(\d+)", out)
     operations = _figure(r"Selected:\s+(\d+)/", out)
-    FIGURES[f"schemathesis CLI --checks all ({role.value})"] = (
-        f"{cases} cases over {operations} operations, {failures} failures, {seconds:.0f} s")
+    figures.add("security checks", f"schemathesis CLI --checks all ({role.value})",
+                f"{cases} cases over {operations} operations, {failures} failures, {seconds:.0f} s")
     print(out[-6000:])
     assert result.returncode == 0, out[-20000:]
     assert operations > 10 and cases > operations

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from security_figures import FIGURES
 from testsupport import unavailable
+
+pytestmark = pytest.mark.slow
 
 BACKEND = Path(__file__).resolve().parents[2]
 
@@ -32,7 +33,7 @@ IGNORED_VULNS: dict[str, str] = {}
 
 
 @pytest.mark.timeout(300)
-def test_bandit_finds_nothing_of_medium_severity_or_above(record_property):
+def test_bandit_finds_nothing_of_medium_severity_or_above(record_property, figures):
     proc = subprocess.run(  # noqa: S603 - fixed argument list
         [sys.executable, "-m", "bandit", "-r", "tradefleet", "-f", "json", "-q"],
         cwd=BACKEND, capture_output=True, text=True, timeout=280)
@@ -44,7 +45,7 @@ def test_bandit_finds_nothing_of_medium_severity_or_above(record_property):
     totals = report["metrics"]["_totals"]
     figure = (f"{int(totals['loc'])} lines scanned, {len(serious)} medium/high, "
               f"{sum(r['issue_severity'] == 'LOW' for r in results)} low, {int(totals['nosec'])} nosec")
-    FIGURES["bandit"] = figure
+    figures.add("security checks", "bandit", figure)
     record_property("bandit", figure)
     assert not serious, "\n".join(
         f"{r['filename']}:{r['line_number']} {r['test_id']} {r['issue_severity']}: {r['issue_text']}"
@@ -52,7 +53,7 @@ def test_bandit_finds_nothing_of_medium_severity_or_above(record_property):
 
 
 @pytest.mark.timeout(600)
-def test_pip_audit_finds_no_known_vulnerability(record_property):
+def test_pip_audit_finds_no_known_vulnerability(record_property, figures):
     command = [sys.executable, "-m", "pip_audit", "--progress-spinner", "off", "--skip-editable",
                "-f", "json"]
     for vuln_id in IGNORED_VULNS:
@@ -69,7 +70,7 @@ def test_pip_audit_finds_no_known_vulnerability(record_property):
     audited = len(dependencies) - len(skipped)
     figure = (f"{audited} distributions audited, {len(skipped)} not audited, {len(vulnerable)} known "
               f"vulnerabilities, {len(IGNORED_VULNS)} ignored")
-    FIGURES["pip-audit"] = figure
+    figures.add("security checks", "pip-audit", figure)
     record_property("pip_audit", figure)
     if audited == 0:
         # pip-audit ran, but its vulnerability service knew none of the installed versions (a PyPI

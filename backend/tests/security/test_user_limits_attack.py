@@ -26,7 +26,6 @@ from tradefleet.config import Settings
 from tradefleet.devstack import Stack
 from tradefleet.models import Backtest, BacktestStatus, Candle
 from testsupport import TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS, free_port
-from security_figures import FIGURES
 
 MINUTE_MS = 60_000
 CANDLES = 20_000
@@ -102,7 +101,7 @@ def _p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def _run_flood(tmp_path, db_url, redis_url, settings, attacker, bystander, backtest_id, name):
+def _run_flood(tmp_path, db_url, redis_url, settings, attacker, bystander, backtest_id, name, figures):
     env = {"ENVIRONMENT": "test", "DATABASE_URL": db_url, "REDIS_URL": redis_url, "JWT_SECRET_KEY": TEST_JWT_SECRET,
            "TOTP_ENCRYPTION_KEY": TEST_TOTP_KEY, "VAULT_PUBLIC_KEYS": TEST_VAULT_KEYS.public,
            "RATE_LIMIT_ENABLED": "true", **settings}
@@ -112,12 +111,13 @@ def _run_flood(tmp_path, db_url, redis_url, settings, attacker, bystander, backt
     counts = {code: statuses.count(code) for code in sorted(set(statuses))}
     figure = (f"attacker {counts}; other user {len(latencies)} requests, p50 {_p(latencies, 50) * 1000:.0f} ms, "
               f"p99 {_p(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
-    FIGURES[f"flood of {FLOOD} heavy requests ({name})"] = figure
+    figures.add("security checks", f"flood of {FLOOD} heavy requests ({name})", figure)
     print(figure)
     return statuses, other
 
 
-def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, auth_headers, tmp_path, db_url):
+def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, auth_headers, tmp_path, db_url,
+                                                      figures):
     attacker_user, _ = make_user()
     other_user, _ = make_user()
     with Session(db, expire_on_commit=False) as session:
@@ -126,7 +126,7 @@ def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, 
     attacker, bystander = auth_headers(attacker_user), auth_headers(other_user)
 
     statuses, other = _run_flood(tmp_path, db_url, redis_url, _defaults(), attacker, bystander, backtest.id,
-                                 "default limits")
+                                 "default limits", figures)
     assert set(statuses) <= {200, 429, 503}, statuses
     assert 200 in statuses and 429 in statuses  # served within its slots, refused beyond them
     assert other and set(other) == {200}, other
@@ -136,7 +136,7 @@ def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, 
                "RATE_LIMIT_USER_HEAVY": "100000/minute", "RATE_LIMIT_USER": "100000/minute",
                "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT_S": "0.5"}
     statuses, other = _run_flood(tmp_path, db_url, redis_url, crowded, attacker, bystander, backtest.id,
-                                 "no slots, pool of 2")
+                                 "no slots, pool of 2", figures)
     assert set(statuses) <= {200, 503}, statuses
     assert set(other) <= {200, 503}, other
 

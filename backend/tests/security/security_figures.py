@@ -1,3 +1,0 @@
-"""Figures of the automated attack tests, printed by ``conftest.pytest_terminal_summary``."""
-
-FIGURES: dict[str, str] = {}
