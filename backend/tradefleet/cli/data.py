@@ -88,7 +88,8 @@ def data_download(
 
     from tradefleet.db import session_scope
     from tradefleet.market.exchange import UnknownExchange
-    from tradefleet.market.store import CandleDataError, DownloadReport, download
+    from tradefleet.market.candle_download import DownloadReport, download
+    from tradefleet.market.store import CandleDataError
 
     since_ms = _data_time_ms(since, "--since")
     until_ms = _data_time_ms(until, "--until") if until else None

@@ -17,7 +17,7 @@ Finished backtests older than ``BACKTEST_RETENTION_DAYS`` are deleted by ``backt
 
 :func:`execute_backtest` is the task's body. It re-reads the row, claims it (``queued`` →
 ``running``), loads the stored candles of the range and the strategy's startup period, downloads the
-missing ones through ccxt first (:func:`tradefleet.market.store.download`, bounded by the range), runs
+missing ones through ccxt first (:func:`tradefleet.market.candle_download.download`, bounded by the range), runs
 :func:`tradefleet.backtest.run_backtest` with the look-ahead check, and stores the result with status
 ``done`` in one commit, or status ``failed`` with a message. Progress (percent and stage) is written
 in short transactions of its own while it works.
@@ -49,7 +49,8 @@ from tradefleet.errors import ConflictError, NotFoundError, validation_error
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
 from tradefleet.market.exchange import UnknownExchange
-from tradefleet.market.store import DownloadReport, download, load_candles
+from tradefleet.market.candle_download import DownloadReport, download
+from tradefleet.market.store import load_candles
 from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, Candle, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
 from tradefleet.models.backtest import EQUITY_POINTS
