@@ -54,7 +54,6 @@ a :class:`~tradefleet.backtest.results.Simulation`, turned here into a
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from collections.abc import Callable
 from typing import Any
@@ -66,54 +65,31 @@ from tradefleet.backtest.csvdata import check_candles
 from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.lookahead import check_lookahead
 from tradefleet.backtest.metrics import compute_metrics
-from tradefleet.backtest.results import BacktestResult, iso_ms, open_trade_dict, trade_dicts
+from tradefleet.backtest.results import BacktestResult, open_trade_dict, trade_dicts
 from tradefleet.backtest.stepped import simulate_stateful
 from tradefleet.backtest.vector import simulate
 from tradefleet.execution.paper import MarketRules
 from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
 from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals
+from tradefleet.times import TimeValueError, iso_ms, parse_time_ms, timeframe_name, timeframe_seconds
 
 DEFAULT_TIMEOUT_S = 120.0
 """Time allowed for one ``signals()`` call over the whole history (a live tick gets
 ``STRATEGY_TIMEOUT_S`` for a short window)."""
 
 
-_TIMEFRAME = re.compile(r"^([1-9][0-9]*)([smhdwM])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800, "M": 2_592_000}
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """A ccxt timeframe (``"5m"``, ``"1h"``, ``"1d"``) in seconds. Raises :class:`BacktestError`."""
-    match = _TIMEFRAME.match(str(timeframe).strip())
-    if not match:
-        raise BacktestError(f"unknown timeframe {timeframe!r} (use ccxt notation: 1m, 5m, 1h, 1d...)")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
-
-
-def timeframe_name(seconds: int) -> str:
-    """Seconds → the shortest ccxt timeframe name (``300`` → ``"5m"``)."""
-    for unit in ("w", "d", "h", "m"):
-        if seconds % _UNIT_S[unit] == 0:
-            return f"{seconds // _UNIT_S[unit]}{unit}"
-    return f"{seconds}s"
-
-
-def to_ms(value: str | datetime | pd.Timestamp | int | None, what: str) -> int | None:
-    """An ISO 8601 time (no zone = UTC), a datetime, or epoch ms → epoch ms. Raises :class:`BacktestError`."""
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value)
+def _timeframe_seconds(timeframe: str) -> int:
     try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise BacktestError(f"{what}: cannot read {value!r} as a time (use ISO 8601, e.g. 2024-03-01T00:00Z)") \
-            from None
-    if stamp is pd.NaT:
-        raise BacktestError(f"{what}: {value!r} is not a time")
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return int(stamp.tz_convert("UTC").value // 1_000_000)
+        return timeframe_seconds(timeframe)
+    except TimeValueError as exc:
+        raise BacktestError(str(exc)) from exc
+
+
+def _time_ms(value: str | datetime | pd.Timestamp | int | None, what: str) -> int | None:
+    try:
+        return parse_time_ms(value, what)
+    except TimeValueError as exc:
+        raise BacktestError(str(exc)) from exc
 
 
 def _bool_or_error(values: Any, start: int, index: pd.Index, name: str, column: str) -> tuple[np.ndarray, int, str]:
@@ -220,7 +196,7 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
     # The candles' spacing (median, robust to gaps) and the timeframe.
     spacing_s = int(np.median(np.diff(times)) // 1000) if len(times) > 1 else None
     if timeframe is not None:
-        tf_s = timeframe_seconds(timeframe)
+        tf_s = _timeframe_seconds(timeframe)
         if spacing_s is not None and spacing_s != tf_s:
             raise BacktestError(f"timeframe {timeframe} does not match the candles, which are "
                                 f"{timeframe_name(spacing_s)} apart")
@@ -231,7 +207,7 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
     tf_ms = tf_s * 1000
 
     # The date range.
-    start_ms, end_ms = to_ms(start, "start"), to_ms(end, "end")
+    start_ms, end_ms = _time_ms(start, "start"), _time_ms(end, "end")
     first_ms, last_ms = int(times[0]), int(times[-1])
     span = f"the candles run from {iso_ms(first_ms)} to {iso_ms(last_ms)}"
     if start_ms is not None and end_ms is not None and start_ms >= end_ms:

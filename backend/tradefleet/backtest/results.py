@@ -4,13 +4,13 @@ with its trade list (the round-trip arithmetic of :mod:`tradefleet.execution.led
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from tradefleet.backtest.lookahead import LookaheadReport
 from tradefleet.execution.ledger import round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
+from tradefleet.times import iso_ms, iso_ms_array
 
 
 @dataclass
@@ -82,19 +82,6 @@ class BacktestResult:
 
 
 
-def iso_ms(ms: int | None) -> str | None:
-    """Epoch milliseconds → ISO 8601 UTC (``2024-01-01T00:05:00Z``)."""
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def _iso_array(ms: np.ndarray) -> list[str]:
-    """Epoch ms → ISO 8601 UTC strings, vectorised (same text as :func:`iso_ms` for whole seconds)."""
-    text = np.datetime_as_string(np.asarray(ms, dtype="int64").astype("datetime64[ms]"), unit="s")
-    return [f"{t}Z" for t in text.tolist()]
-
-
 def trade_dicts(time_ms: np.ndarray, trades: list[tuple[int, float, float, float, int, float, float, str]]
                  ) -> list[dict[str, Any]]:
     """Closed trades as dicts (column-wise numpy: the same IEEE operations as per trade)."""
@@ -107,7 +94,7 @@ def trade_dicts(time_ms: np.ndarray, trades: list[tuple[int, float, float, float
     fees = entry_fee + exit_fee
     keys = ("entry_time", "entry_time_ms", "exit_time", "exit_time_ms", "entry_price", "exit_price", "amount",
             "entry_fee", "exit_fee", "fees", "pnl", "pnl_pct", "exit_reason", "is_open")
-    columns = (_iso_array(entry_ms), entry_ms.tolist(), _iso_array(exit_ms), exit_ms.tolist(), entry.tolist(),
+    columns = (iso_ms_array(entry_ms), entry_ms.tolist(), iso_ms_array(exit_ms), exit_ms.tolist(), entry.tolist(),
                exit_price.tolist(), amount.tolist(), entry_fee.tolist(), exit_fee.tolist(), fees.tolist(),
                pnl.tolist(), pnl_pct.tolist(), reason.tolist(), [False] * len(trades))
     return [dict(zip(keys, row)) for row in zip(*columns)]

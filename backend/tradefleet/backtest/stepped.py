@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 
 from tradefleet.backtest.errors import BacktestError
-from tradefleet.backtest.results import Simulation, iso_ms
+from tradefleet.backtest.results import Simulation
 from tradefleet.execution.account import PaperAccount
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, check_state
 from tradefleet.strategy.guard import StrategyError, call_guarded
+from tradefleet.times import iso_ms
 
 
 def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], frame: pd.DataFrame, offset: int,

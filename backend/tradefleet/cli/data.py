@@ -27,6 +27,8 @@ def _data_time_ms(value: str, option: str) -> int:
     """``--since``/``--until``: epoch ms, or an ISO date or datetime (UTC unless it has a zone)."""
     from datetime import UTC
 
+    from tradefleet.times import datetime_ms
+
     if value.isdigit():
         return int(value)
     try:
@@ -35,7 +37,7 @@ def _data_time_ms(value: str, option: str) -> int:
         _data_fail(f"{option} {value!r}: give a date (2024-01-01), an ISO datetime or epoch ms")
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1000)
+    return datetime_ms(stamp)
 
 
 def _data_time_str(ms: Optional[int]) -> str:

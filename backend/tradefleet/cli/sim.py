@@ -12,6 +12,8 @@ from tradefleet.cli.data import DEFAULT_DATA_DIR
 
 
 def _parse_start(value: Optional[str]) -> Optional[int]:
+    from tradefleet.times import datetime_ms
+
     if not value:
         return None
     if value.isdigit():
@@ -19,7 +21,7 @@ def _parse_start(value: Optional[str]) -> Optional[int]:
     stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if stamp.tzinfo is None:
         raise typer.BadParameter("give a timezone, e.g. 2024-01-02T00:00:00Z")
-    return int(stamp.timestamp() * 1000)
+    return datetime_ms(stamp)
 
 
 def exchange_sim(

@@ -22,10 +22,11 @@ from sqlmodel import Session, select
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
 from tradefleet.db import session_scope
-from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_candle_ms
+from tradefleet.market.candles import Market, fetch_exchange_time
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.strategy.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
+from tradefleet.times import last_closed_candle_ms
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,6 @@ from sqlmodel import Session, select
 
 from tradefleet import events
 from tradefleet.backtest import BacktestError, run_backtest
-from tradefleet.backtest.engine import iso_ms
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
 from tradefleet.errors import ConflictError, NotFoundError, validation_error
@@ -61,6 +60,7 @@ from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.services.strategy_catalog import pinned_version_id
 from tradefleet.strategy.params import ParamError
 from tradefleet.strategy.versions import UnknownVersion, strategy_for_version
+from tradefleet.times import datetime_ms, iso_ms, ms_datetime
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ FINISHED = (BacktestStatus.done, BacktestStatus.failed)
 
 
 # --- the request ---------------------------------------------------------------------------------
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
 
 
 def validate_backtest(*, session: Session, backtest_in: BacktestCreate
@@ -108,7 +104,7 @@ def validate_backtest(*, session: Session, backtest_in: BacktestCreate
         raise validation_error("start", "is in the future: a backtest needs closed candles")
     if end > now:
         raise validation_error("end", "is in the future: a backtest needs closed candles (use a time up to now)")
-    candles = (_ms(end) - _ms(start)) // length_ms
+    candles = (datetime_ms(end) - datetime_ms(start)) // length_ms
     if candles > MAX_CANDLES:
         raise validation_error("start", f"the range spans {candles:,} candles of {backtest_in.timeframe}; "
                                f"at most {MAX_CANDLES:,} (shorten the range or use a longer timeframe)")
@@ -130,7 +126,7 @@ def missing_candles(*, session: Session, backtest_in: BacktestCreate) -> int:
     """Candles of ``[start, end)`` of the request's market not in the candle store now: what running
     it would download (the strategy's few startup candles aside). Call after :func:`validate_backtest`."""
     length_ms, offset_ms = timeframe_alignment(backtest_in.timeframe)
-    start_ms, end_ms = _ms(backtest_in.start), _ms(backtest_in.end)
+    start_ms, end_ms = datetime_ms(backtest_in.start), datetime_ms(backtest_in.end)
     first = -((offset_ms - start_ms) // length_ms) * length_ms + offset_ms  # ceil to an open time
     expected = max(0, -(-(end_ms - first) // length_ms))
     stored = session.exec(select(func.count()).select_from(Candle).where(
@@ -438,7 +434,7 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
                                    timeout_s=settings.STRATEGY_TIMEOUT_S,
                                    what=f"{strategy_cls.name}.startup_candles"))
         exchange, symbol, timeframe = backtest.exchange, backtest.symbol, backtest.timeframe
-        start_ms, end_ms = _ms(backtest.start), _ms(backtest.end)
+        start_ms, end_ms = datetime_ms(backtest.start), datetime_ms(backtest.end)
         length_ms, offset_ms = timeframe_alignment(timeframe)
         first_ms = start_ms - max(0, startup) * length_ms
         series = dict(session=session, exchange=exchange, symbol=symbol, timeframe=timeframe)
@@ -503,8 +499,8 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
         equity=downsample_equity(result.equity_time_ms, result.equity),
         lookahead=result.lookahead.to_dict() if result.lookahead is not None else None,
         candle_count=int(len(result.equity_time_ms)),
-        tested_start=datetime.fromtimestamp(result.start_ms / 1000, UTC),
-        tested_end=datetime.fromtimestamp(result.end_ms / 1000, UTC),
+        tested_start=ms_datetime(result.start_ms),
+        tested_end=ms_datetime(result.end_ms),
     )
 
 
