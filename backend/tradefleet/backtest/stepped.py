@@ -14,6 +14,7 @@ from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.results import Simulation
 from tradefleet.execution.account import PaperAccount
 from tradefleet.execution.paper import MarketRules, Wallet
+from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.strategy.base import Strategy
 from tradefleet.strategy.context import Candle, CandleContext, CandleWindow, check_state
 from tradefleet.strategy.guard import StrategyError, call_guarded
@@ -31,7 +32,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
     are the tested candles' signals. Raises :class:`BacktestError` when the hook raises or leaves a
     state that is not JSON."""
     times = frame["time_ms"].to_numpy()
-    o, h, low, c, v = (frame[col].to_numpy() for col in ("open", "high", "low", "close", "volume"))
+    o, h, low, c, v = (frame[col].to_numpy() for col in OHLCV_COLUMNS)
     n = len(frame) - offset
     account = PaperAccount(rules, wallet=Wallet(cash=stake), stoploss=stoploss, take_profit=take_profit,
                            trailing_stop=trailing_stop)

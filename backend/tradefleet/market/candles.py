@@ -18,9 +18,9 @@ import pandas as pd
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
 from tradefleet.market.exchange import make_exchange
+from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.times import timeframe_ms
 
-OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ import pandas as pd
 
 from tradefleet import times
 from tradefleet.errors import DomainError
+from tradefleet.models.candle import OHLCV_COLUMNS
 
-CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+CSV_COLUMNS = ("timestamp", *OHLCV_COLUMNS)
 """The required header columns, in the order of the recorded files."""
 
 GZIP_MAGIC = b"\x1f\x8b"

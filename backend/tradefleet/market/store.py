@@ -44,7 +44,7 @@ from tradefleet.market.csvio import (
     split_market_id,
     timeframe_alignment,
 )
-from tradefleet.models.candle import Candle
+from tradefleet.models.candle import OHLCV_COLUMNS, Candle
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,6 @@ __all__ = [
 CHUNK_ROWS = 5_000
 """Rows per upsert statement batch (and per read-back of already stored rows)."""
 
-_VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -160,14 +159,14 @@ class Coverage:
 
 
 _KEY_COLUMNS = ("exchange", "symbol", "timeframe", "time_ms")
-_ALL_COLUMNS = _KEY_COLUMNS + _VALUE_COLUMNS
+_ALL_COLUMNS = _KEY_COLUMNS + OHLCV_COLUMNS
 
 
 def _on_conflict_update(stmt):
     """``ON CONFLICT (exchange, symbol, timeframe, time_ms) DO UPDATE SET <values> = EXCLUDED.<values>``
     on a PostgreSQL or SQLite dialect insert: the latest write wins."""
     return stmt.on_conflict_do_update(index_elements=list(_KEY_COLUMNS),
-                                      set_={c: stmt.excluded[c] for c in _VALUE_COLUMNS})
+                                      set_={c: stmt.excluded[c] for c in OHLCV_COLUMNS})
 
 
 def _sqlite_upsert(session: Session, rows: list[tuple]) -> None:

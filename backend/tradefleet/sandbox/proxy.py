@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tradefleet.config import get_settings
+from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.sandbox.errors import RunnerFailure, SandboxUnavailable, StrategyLoadError
 from tradefleet.sandbox.launch import safe_label, sandbox_status
 from tradefleet.sandbox.manifest import StrategyManifest
@@ -39,7 +40,6 @@ from tradefleet.strategy.params import ParamError
 
 log = logging.getLogger(__name__)
 
-OHLCV = ("open", "high", "low", "close", "volume")
 LOG_LEVELS = ("info", "warning", "error")
 MAX_LOG_LINES = 100
 MAX_ORDERS = 10
@@ -203,7 +203,7 @@ class StrategyProxy:
         :class:`StrategyError` of that item. When the whole request fails (the runner timed out or died)
         and it held several items, each is retried alone, so only the culprit's item fails."""
         arrays = {"time_ms": candles["time_ms"].to_numpy(dtype="int64")}
-        for name in OHLCV:
+        for name in OHLCV_COLUMNS:
             arrays[name] = candles[name].to_numpy(dtype="float64")
         n = len(candles)
         for _, start, stop in items:
@@ -303,7 +303,7 @@ class StrategyProxy:
                     raise StrategyError(f"{self.name}: {exc.message}") from None
             if runner.window_key != key or runner.window_frame is not frame:
                 arrays = {"time_ms": frame["time_ms"].to_numpy(dtype="int64")}
-                for name in OHLCV:
+                for name in OHLCV_COLUMNS:
                     arrays[name] = frame[name].to_numpy(dtype="float64")
                 runner.window_token = RunnerProcess.new_window_token()
             header["window"] = runner.window_token

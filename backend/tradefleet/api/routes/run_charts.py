@@ -19,13 +19,14 @@ from tradefleet.api.params import epoch_ms_query
 from tradefleet.market.candles import Market, cached_window
 from tradefleet.market.store import load_candles
 from tradefleet.models import Candle
+from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.services import backtests as backtest_service
 from tradefleet.services import runs as service
 from tradefleet.times import datetime_ms, timeframe_ms
 
 router = APIRouter(tags=["charts"])
 
-_COLUMNS = ("time_ms", "open", "high", "low", "close", "volume")
+_COLUMNS = ("time_ms", *OHLCV_COLUMNS)
 
 
 def _chart_reply(head: dict, frame: pd.DataFrame) -> Response:
