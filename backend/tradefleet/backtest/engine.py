@@ -70,7 +70,7 @@ from tradefleet.backtest.stepped import simulate_stateful
 from tradefleet.backtest.vector import simulate
 from tradefleet.execution.paper import MarketRules
 from tradefleet.strategy.base import SIGNAL_COLUMNS, Strategy
-from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals
+from tradefleet.strategy.guard import StrategyError, call_guarded, compute_signals, signal_bool, signal_problem
 from tradefleet.times import TimeValueError, iso_ms, parse_time_ms, timeframe_name, timeframe_seconds
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -94,8 +94,8 @@ def _time_ms(value: str | datetime | pd.Timestamp | int | None, what: str) -> in
 
 def _bool_or_error(values: Any, start: int, index: pd.Index, name: str, column: str) -> tuple[np.ndarray, int, str]:
     """A signal column as a bool array (rows before ``start`` False), and the first bad row with its
-    message (``len`` and ``""`` when none). The same acceptance rules as the live engine's reader:
-    booleans, and integers 0 and 1; NaN/None/NA and anything else is an error."""
+    message (``len`` and ``""`` when none): :func:`~tradefleet.strategy.guard.signal_bool` and
+    :func:`~tradefleet.strategy.guard.signal_problem`, the rules of the live engine's reader."""
     n = len(index)
     out = np.zeros(n, dtype=bool)
     if values.dtype == np.bool_:
@@ -103,17 +103,10 @@ def _bool_or_error(values: Any, start: int, index: pd.Index, name: str, column: 
         return out, n, ""
     array = values.array
     for row in range(start, n):
-        value = array[row]
-        if isinstance(value, (bool, np.bool_)):
-            out[row] = bool(value)
-            continue
-        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-            return out, row, f"{name}.signals() gave NaN in {column} at {index[row]}"
-        if isinstance(value, (int, np.integer)) and value in (0, 1):
-            out[row] = bool(value)
-            continue
-        shown = value.item() if isinstance(value, np.generic) else value
-        return out, row, f"{name}.signals() gave {shown!r} in {column} at {index[row]}, expected a boolean"
+        read = signal_bool(array[row])
+        if read is None:
+            return out, row, signal_problem(name, column, index[row], array[row])
+        out[row] = read
     return out, n, ""
 
 
