@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from tradefleet.market.candles import timeframe_ms
+from tradefleet.times import timeframe_ms
 from tradefleet.models import ExchangeMarket
 
 MARKETS = "/api/v1/markets"

@@ -20,7 +20,7 @@ from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT
 from tradefleet.market import store
 from tradefleet.models import Backtest, BacktestStatus, Candle, ExchangeMarket
-from tradefleet.services import backtests as service
+from tradefleet.services import backtest_execution as execution
 from tradefleet.sandbox.registry import get_registry
 from tradefleet.worker import tasks
 
@@ -58,7 +58,7 @@ def stages(monkeypatch, db) -> list[tuple[int, str, str, int]]:
     """Every progress write of the task, with the row as another session sees it right after:
     ``(percent written, stage, status read back, progress read back)``."""
     seen: list[tuple[int, str, str, int]] = []
-    original = service._Progress.__call__
+    original = execution._Progress.__call__
 
     def spy(self, percent, stage=None):
         before = self.written_at
@@ -68,7 +68,7 @@ def stages(monkeypatch, db) -> list[tuple[int, str, str, int]]:
                 row = s.get(Backtest, self.backtest_id)
                 seen.append((self.percent, self.stage, row.status.value, row.progress))
 
-    monkeypatch.setattr(service._Progress, "__call__", spy)
+    monkeypatch.setattr(execution._Progress, "__call__", spy)
     return seen
 
 
@@ -145,13 +145,13 @@ def test_second_delivery_and_deleted_rows_do_nothing(user_client, catalog, queue
 def test_a_backtest_deleted_while_running_stores_nothing(user_client, catalog, queue, btc_1h_stored, db,
                                                          monkeypatch):
     backtest_id = queue_backtest(user_client)
-    real = service.run_backtest
+    real = execution.run_backtest
 
     def delete_then_run(*args, **kwargs):
         assert user_client.delete(f"{BACKTESTS}/{backtest_id}").status_code == 204
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "run_backtest", delete_then_run)
+    monkeypatch.setattr(execution, "run_backtest", delete_then_run)
 
     assert tasks.run_backtest(backtest_id) is None
     with Session(db) as s:
@@ -228,7 +228,7 @@ def test_download_failure_is_reported_when_nothing_is_stored(user_client, catalo
     def unreachable(**_kwargs):
         raise ccxt.ExchangeNotAvailable("binance is down")
 
-    monkeypatch.setattr(service, "download", unreachable)
+    monkeypatch.setattr(execution, "download", unreachable)
     backtest_id = queue_backtest(user_client)
 
     assert tasks.run_backtest(backtest_id) == "failed"
@@ -276,10 +276,10 @@ def test_unexpected_errors_are_internal_error_with_the_traceback_logged(user_cli
     def boom(**_kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(service, "load_candles", boom)
+    monkeypatch.setattr(execution, "load_candles", boom)
     backtest_id = queue_backtest(user_client)
 
-    with caplog.at_level(logging.ERROR, logger="tradefleet.services.backtests"):
+    with caplog.at_level(logging.ERROR, logger="tradefleet.services.backtest_execution"):
         assert tasks.run_backtest(backtest_id) == "failed"
 
     row = read(db, backtest_id)
@@ -297,14 +297,14 @@ def test_equity_curve_is_downsampled_keeping_peaks_troughs_and_the_end():
     times = np.arange(n, dtype="int64") * 60_000
     equity = 10_000 + np.cumsum(rng.normal(0, 5, n))
 
-    points = service.downsample_equity(times, equity)
+    points = execution.downsample_equity(times, equity)
 
     assert len(points) <= 2_000
     got_t = [p[0] for p in points]
     assert got_t == sorted(set(got_t)) and got_t[0] == 0 and got_t[-1] == int(times[-1])
     values = [p[1] for p in points]
     assert max(values) == equity.max() and min(values) == equity.min()
-    short = service.downsample_equity(times[:10], equity[:10])
+    short = execution.downsample_equity(times[:10], equity[:10])
     assert short == [[int(t), float(v)] for t, v in zip(times[:10], equity[:10])]
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from tradefleet.backtest.engine import _trade_dicts
+from tradefleet.backtest.results import trade_dicts
 from tradefleet.execution.account import Intent, PaperAccount
 from tradefleet.execution.ledger import RoundTrip, round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
 from tradefleet.execution.live_rows import MarketInfo, apply_fill
@@ -105,7 +105,7 @@ def test_the_backtest_trade_list_is_the_paper_trade_bit_for_bit(taker, entry, ex
     closed = account.take_events().closed
     assert len(closed) == 1
     p = closed[0].round_trip
-    rows = _trade_dicts(np.array([0, 60_000], dtype="int64"),
+    rows = trade_dicts(np.array([0, 60_000], dtype="int64"),
                         [(0, p.entry_price, p.bought, p.entry_fee, 1, p.exit_price, p.exit_fee, "exit_long")])
     assert rows[0]["pnl"] == closed[0].pnl
     assert rows[0]["pnl_pct"] == closed[0].pnl_pct

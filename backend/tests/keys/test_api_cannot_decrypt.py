@@ -55,7 +55,7 @@ def make_run_env(settings_env, tmp_path, monkeypatch):
     """This process prepared exactly as ``tradefleet dev`` prepares itself, on a fresh ``var/`` and
     SQLite files under ``tmp_path``, with no vault, TOTP or JWT setting given (the test baseline's are
     removed): returns the worker's extra environment."""
-    from tradefleet.cli import _local_secrets_env
+    from tradefleet.cli.stack import local_secrets_env
     from tradefleet.migrations import upgrade
 
     settings_env(VAULT_PUBLIC_KEYS=None, VAULT_PRIVATE_KEYS=None, TOTP_ENCRYPTION_KEY=None, JWT_SECRET_KEY=None,
@@ -63,7 +63,7 @@ def make_run_env(settings_env, tmp_path, monkeypatch):
                  CELERY_BROKER_URL=f"sqla+sqlite:///{tmp_path / 'celery-broker.db'}")
     umask = os.umask(0o022)
     try:
-        worker_env = _local_secrets_env(tmp_path / "var")
+        worker_env = local_secrets_env(tmp_path / "var")
     finally:
         os.umask(umask)
     settings_env()  # reload with what dev put into the environment (restored after the test)

@@ -10,8 +10,9 @@ from candle_helpers import BTC_1H, HOUR, MAR_1, T0, recorded
 from sqlalchemy import func
 from sqlmodel import select
 
-from tradefleet.market import store
-from tradefleet.market.store import CandleDataError, download, find_gaps, load_candles
+from tradefleet.market import candle_download
+from tradefleet.market.candle_download import download
+from tradefleet.market.store import CandleDataError, find_gaps, load_candles
 from tradefleet.models import Candle
 
 SERIES = {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h"}
@@ -32,7 +33,7 @@ def count(session) -> int:
 def sim(exchange_sim, monkeypatch):
     """The simulator at 2024-03-01 00:00 UTC; retry pauses recorded instead of slept."""
     exchange_sim.clock.set(MAR_1)
-    monkeypatch.setattr(store, "_sleep", lambda s: exchange_sim.__dict__.setdefault("sleeps", []).append(s))
+    monkeypatch.setattr(candle_download, "_sleep", lambda s: exchange_sim.__dict__.setdefault("sleeps", []).append(s))
     exchange_sim.__dict__["sleeps"] = []
     return exchange_sim
 
@@ -106,7 +107,7 @@ def test_transient_errors_are_retried_with_backoff(session, sim, monkeypatch):
     monkeypatch.setattr(ccxt.binance, "fetch_ohlcv", flaky)
     report = fetch(session)
     assert report.retries == 3 and report.stored == JAN_FEB
-    assert sim.sleeps == [store.BACKOFF_S, 4 * store.BACKOFF_S, 4 * store.BACKOFF_S]  # a rate limit waits double
+    assert sim.sleeps == [candle_download.BACKOFF_S, 4 * candle_download.BACKOFF_S, 4 * candle_download.BACKOFF_S]  # a rate limit waits double
 
 
 def test_retries_are_bounded(session, sim, monkeypatch):
@@ -119,8 +120,8 @@ def test_retries_are_bounded(session, sim, monkeypatch):
     monkeypatch.setattr(ccxt.binance, "fetch_ohlcv", down)
     with pytest.raises(ccxt.ExchangeNotAvailable):
         fetch(session)
-    assert len(calls) == store.MAX_RETRIES + 1
-    assert max(sim.sleeps) <= store.BACKOFF_MAX_S
+    assert len(calls) == candle_download.MAX_RETRIES + 1
+    assert max(sim.sleeps) <= candle_download.BACKOFF_MAX_S
 
 
 def test_an_interrupted_download_keeps_its_pages(session, sim, monkeypatch):

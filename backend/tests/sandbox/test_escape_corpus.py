@@ -42,7 +42,7 @@ from tradefleet.engine.evaluate import evaluate_market
 from tradefleet.engine.schedule import plan
 from tradefleet.models import Run, RunCreate, RunEvent, RunStatus, User
 from tradefleet.sandbox import StrategyLoadError, load_strategy, runner_pool
-from tradefleet.sandbox import proxy as proxy_module
+from tradefleet.sandbox import runners as runners_module
 from tradefleet.services import runs as run_service
 from tradefleet.sandbox.registry import get_registry
 
@@ -325,7 +325,7 @@ def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, sett
     good_runner = runner_pool().runners[good_proxy.content_hash]
     host = Host(tmp=tmp_path, database_file=Path(make_url(str(session.get_bind().url)).database),
                 var_file=canaries.var_file, listener_port=listener.port,
-                good_runner_file=proxy_module._strategy_file(good_proxy.content_hash, good_proxy.source))
+                good_runner_file=runners_module.strategy_file(good_proxy.content_hash, good_proxy.source))
     alice = trader(session, f"{canaries.values['database row']}@example.com")
     bob = trader(session, f"bob-{secrets.token_hex(4)}@example.com")
     shown: list[str] = []  # everything the platform showed of the hostile strategy
@@ -339,11 +339,11 @@ def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, sett
         assert re.search(case.reason, refused.value.message), refused.value.message
         assert [b.path for b in registry.broken()] == [case.file]
         shown += [entry.error, refused.value.message]
-        gone = runner_processes(proxy_module.content_hash(source), settle_s=0)
+        gone = runner_processes(runners_module.content_hash(source), settle_s=0)
         deadline = time.monotonic() + 2
         while gone and time.monotonic() < deadline:  # a runner just killed takes a moment to go
             time.sleep(0.05)
-            gone = runner_processes(proxy_module.content_hash(source), settle_s=0)
+            gone = runner_processes(runners_module.content_hash(source), settle_s=0)
         assert gone == []  # nothing left running
         good = new_run(session, alice, "sma_cross", {"fast": 5, "slow": 20})
         tick(market_catalog, T0 + 40 * MINUTE + 1)

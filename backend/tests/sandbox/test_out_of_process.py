@@ -150,7 +150,7 @@ def _cpu_s(pid: int) -> float:
 def test_a_runner_gets_no_cpu_between_requests():
     from tradefleet.market.candles import frame_from_ohlcv
     from tradefleet.sandbox import load_strategy
-    from tradefleet.sandbox.proxy import runner_pool
+    from tradefleet.sandbox.runners import runner_pool
 
     proxy = load_strategy(SPINNER.encode(), label="spinner.py", trusted=False)
     candles = frame_from_ohlcv([[60_000 * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(5)])

@@ -317,3 +317,12 @@ def test_a_forged_buy_above_the_cash_is_refused_by_the_parent(sandbox_available,
     with pytest.raises(ValueError, match=r"buy of 1e\+15 exceeds the cash 1000"):
         proxy.on_candle({}, ctx, None)
     assert ctx._account.pending == []
+
+
+def test_the_runner_frames_candles_with_the_platform_columns():
+    """The runner, which sees only the SDK and its own modules, writes the candle columns out: they
+    must be the platform's, in its order."""
+    from tradefleet.models.candle import OHLCV_COLUMNS
+    from tradefleet.sandbox import runner
+
+    assert runner.OHLCV == OHLCV_COLUMNS

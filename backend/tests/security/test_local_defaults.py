@@ -24,7 +24,7 @@ from tradefleet.devstack import Stack
 def make_run_env(settings_env, tmp_path):
     """This process prepared as ``tradefleet dev`` prepares itself (fresh ``var/`` and SQLite files under
     ``tmp_path``; no JWT, TOTP or vault setting given); returns the worker's extra environment."""
-    from tradefleet.cli import _local_secrets_env
+    from tradefleet.cli.stack import local_secrets_env
     from tradefleet.migrations import upgrade
 
     settings_env(VAULT_PUBLIC_KEYS=None, VAULT_PRIVATE_KEYS=None, TOTP_ENCRYPTION_KEY=None, JWT_SECRET_KEY=None,
@@ -32,7 +32,7 @@ def make_run_env(settings_env, tmp_path):
                  CELERY_BROKER_URL=f"sqla+sqlite:///{tmp_path / 'celery-broker.db'}")
     umask = os.umask(0o022)
     try:
-        worker_env = _local_secrets_env(tmp_path / "var")
+        worker_env = local_secrets_env(tmp_path / "var")
     finally:
         os.umask(umask)
     settings_env()
@@ -53,7 +53,7 @@ def _register(api: httpx.Client, email: str, password: str) -> str:
 
 
 def test_make_run_signs_with_its_own_secret_and_keeps_its_files_private(make_run_env, tmp_path, settings_env):
-    from tradefleet.cli import _local_secrets_env
+    from tradefleet.cli.stack import local_secrets_env
 
     var = tmp_path / "var"
     secret = (var / "jwt-secret.key").read_text().strip()
@@ -76,7 +76,7 @@ def test_make_run_signs_with_its_own_secret_and_keeps_its_files_private(make_run
     settings_env(JWT_SECRET_KEY=None, VAULT_PUBLIC_KEYS=None, TOTP_ENCRYPTION_KEY=None)
     umask = os.umask(0o022)
     try:
-        again = _local_secrets_env(var)
+        again = local_secrets_env(var)
     finally:
         os.umask(umask)
     assert os.environ["JWT_SECRET_KEY"] == secret and again == make_run_env

@@ -9,6 +9,7 @@ from version_helpers import cross_source
 from tradefleet.config import REPO_ROOT
 from tradefleet.market.store import import_csv
 from tradefleet.models import Backtest, BacktestStatus
+from tradefleet.services import backtest_execution
 from tradefleet.services import backtests as backtest_service
 
 BACKTESTS = "/api/v1/backtests"
@@ -34,7 +35,7 @@ def test_backtests_run_the_version_they_pinned(trader, published, market_catalog
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "strategy_version_id"
     published(cross_source(revision=2, trades=False))  # published after the request: changes nothing
     for backtest_id in queued:
-        assert backtest_service.execute_backtest(backtest_id) == BacktestStatus.done
+        assert backtest_execution.execute_backtest(backtest_id) == BacktestStatus.done
     session.expire_all()
     results = {str(b.strategy_version_id): b for b in (session.get(Backtest, i) for i in queued)}
     assert results[v1["id"]].metrics["trades"] >= 5  # the crossover trades
@@ -54,7 +55,7 @@ def test_a_backtest_stored_before_versions_is_pinned_when_it_runs(trader, market
     session.commit()
     bundled = {s["name"]: s for s in trader.get("/api/v1/strategies").json()}["sma_cross"]
 
-    assert backtest_service.execute_backtest(row.id) == BacktestStatus.done
+    assert backtest_execution.execute_backtest(row.id) == BacktestStatus.done
 
     session.expire_all()
     assert str(session.get(Backtest, row.id).strategy_version_id) == bundled["version_id"]

@@ -10,7 +10,9 @@ Every problem (bad candles or dates, a failing strategy) is a :class:`BacktestEr
 """
 
 from tradefleet.backtest.csvdata import check_candles, load_csv
-from tradefleet.backtest.engine import BacktestResult, Simulation, run_backtest, simulate
+from tradefleet.backtest.engine import run_backtest
+from tradefleet.backtest.results import BacktestResult, Simulation
+from tradefleet.backtest.vector import simulate
 from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.lookahead import LookaheadReport, check_lookahead
 

@@ -16,8 +16,7 @@ import pandas as pd
 from tradefleet.backtest.errors import BacktestError
 from tradefleet.market.candles import frame_from_ohlcv
 from tradefleet.market.csvio import CandleDataError, read_ohlcv_csv
-
-OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
+from tradefleet.models.candle import OHLCV_COLUMNS
 
 
 def load_csv(path: str | Path) -> pd.DataFrame:

@@ -9,7 +9,6 @@ data requests grow with distinct markets, not with runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -21,11 +20,13 @@ from sqlmodel import Session, select
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
 from tradefleet.db import session_scope
-from tradefleet.market.candles import Market, fetch_exchange_time, last_closed_candle_ms
+from tradefleet.engine import strategy_params
+from tradefleet.market.candles import Market, fetch_exchange_time
 from tradefleet.market.exchange import ExchangeError
 from tradefleet.models import Run, RunStatus
 from tradefleet.strategy.guard import StrategyError, call_guarded
 from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
+from tradefleet.times import last_closed_candle_ms
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,6 @@ class Dispatch:
     limit: int
 
 
-_CACHE_LIMIT = 50_000
-_required: dict[tuple[type, str], int] = {}
-"""Per process: (strategy version's proxy, parameters as JSON) -> candles one evaluation needs; failures
-are not remembered."""
-
-
 def _required_candles(session: Session, version_id: uuid.UUID | None, strategy: str, params: dict,
                       cache: dict) -> int:
     """Candles one evaluation of the run's pinned version needs with ``params`` (1 when that cannot be
@@ -56,20 +51,20 @@ def _required_candles(session: Session, version_id: uuid.UUID | None, strategy: 
     about the current bundled version of ``strategy``."""
     if version_id is None:
         version_id = current_bundled_version_id(session, strategy)
-    key = (version_id, json.dumps(params, sort_keys=True))
+    key = (version_id, strategy_params.params_key(params))
     if key not in cache:
         try:
             if version_id is None:
                 raise UnknownVersion(strategy)
             klass = strategy_for_version(version_id, session=session)
-            known = _required.get((klass, key[1]))
+            known = strategy_params.known(klass, key[1])
             if known is None:
-                instance = klass(klass.validate_params(params))
-                known = int(call_guarded(instance.required_candles, timeout_s=get_settings().STRATEGY_TIMEOUT_S))
-                if len(_required) >= _CACHE_LIMIT:
-                    _required.clear()
-                _required[(klass, key[1])] = known
-            cache[key] = known
+                validated = klass.validate_params(params)
+                required = int(call_guarded(klass(validated).required_candles,
+                                            timeout_s=get_settings().STRATEGY_TIMEOUT_S))
+                strategy_params.remember(klass, key[1], validated, required)
+                known = (validated, required)
+            cache[key] = known[1]
         except (UnknownVersion, StrategyError, ValueError, LookupError):
             cache[key] = 1  # the evaluation pauses the run with the reason
         except Exception as exc:  # the sandbox's StrategyLoadError / SandboxUnavailable

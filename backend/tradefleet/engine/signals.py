@@ -8,13 +8,13 @@ parameter set the batch needs, instead of once per run.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from sqlmodel import Session
 
 from tradefleet.config import Settings
+from tradefleet.engine import strategy_params
 from tradefleet.engine.run_rows import RunRow
 from tradefleet.engine.window import TickWindow
 from tradefleet.models import RunMode
@@ -25,11 +25,6 @@ from tradefleet.strategy.params import ParamError
 from tradefleet.sandbox.versions import UnknownVersion, current_bundled_version_id, strategy_for_version
 
 log = logging.getLogger(__name__)
-
-_CACHE_LIMIT = 50_000
-_validated: dict[tuple[Any, str], tuple[dict[str, Any], int]] = {}
-"""Per process: (strategy class, parameters as JSON) -> (validated parameters, required candles). Keyed
-by the class, so an edited strategy file (a new version, a new class) is validated again."""
 
 SignalsKey = tuple[str, str, int]
 """(strategy version's content hash or name, parameters as JSON, window start row)."""
@@ -65,9 +60,9 @@ class TickSignals:
                 raise StrategyError(f"strategy {run.strategy!r} cannot be run: "
                                     f"{getattr(exc, 'message', None) or exc}") from exc
             raise
-        raw = json.dumps(run.params, sort_keys=True)
+        raw = strategy_params.params_key(run.params)
         logger = logging.getLogger(f"tradefleet.strategy.{run.strategy}")
-        known = _validated.get((klass, raw))
+        known = strategy_params.known(klass, raw)
         if known is not None:
             return klass(known[0], logger=logger), raw, known[1]
         try:
@@ -80,9 +75,7 @@ class TickSignals:
         strategy = klass(params, logger=logger)
         need = int(call_guarded(strategy.required_candles, timeout_s=self.settings.STRATEGY_TIMEOUT_S,
                                 what=f"{run.strategy}.startup_candles"))
-        if len(_validated) >= _CACHE_LIMIT:
-            _validated.clear()
-        _validated[(klass, raw)] = (params, need)
+        strategy_params.remember(klass, raw, params, need)
         return strategy, raw, need
 
     @staticmethod

@@ -60,7 +60,6 @@ from tradefleet.execution.live_rows import (
 from tradefleet.execution.order_leases import order_lease
 from tradefleet.execution.paper import floor_to_step
 from tradefleet.execution.risk import check_order
-from tradefleet.market.candles import timeframe_ms
 from tradefleet.models import (
     ORDER_FINAL,
     EventLevel,
@@ -71,6 +70,7 @@ from tradefleet.models import (
     RunStatus,
 )
 from tradefleet.models._types import utcnow
+from tradefleet.times import timeframe_ms
 
 log = logging.getLogger(__name__)
 

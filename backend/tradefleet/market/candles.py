@@ -18,8 +18,9 @@ import pandas as pd
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
 from tradefleet.market.exchange import make_exchange
+from tradefleet.models.candle import OHLCV_COLUMNS
+from tradefleet.times import timeframe_ms
 
-OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
 @dataclass(frozen=True)
@@ -37,24 +38,6 @@ class Market:
     @property
     def timeframe_ms(self) -> int:
         return timeframe_ms(self.timeframe)
-
-
-def timeframe_ms(timeframe: str) -> int:
-    """The length of a ccxt timeframe in milliseconds (``"1m"`` → 60000). Raises ``ValueError``."""
-    try:
-        return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
-    except Exception as exc:  # ccxt raises NotSupported or ValueError for nonsense
-        raise ValueError(f"unknown timeframe {timeframe!r}") from exc
-
-
-def last_closed_candle_ms(now_ms: int, timeframe: str) -> int:
-    """The open time (epoch ms) of the latest candle that has closed at ``now_ms``.
-
-    A candle opening at ``t`` closes at ``t + timeframe_ms``; the candle containing ``now_ms`` opens
-    at ``floor(now_ms / tf) * tf`` and is still forming, so the last closed one opens one tf earlier.
-    """
-    tf = timeframe_ms(timeframe)
-    return (now_ms // tf) * tf - tf
 
 
 class MarketDataNotReady(Exception):

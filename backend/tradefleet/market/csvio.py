@@ -17,13 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import ccxt
 import numpy as np
 import pandas as pd
 
+from tradefleet import times
 from tradefleet.errors import DomainError
+from tradefleet.models.candle import OHLCV_COLUMNS
 
-CSV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+CSV_COLUMNS = ("timestamp", *OHLCV_COLUMNS)
 """The required header columns, in the order of the recorded files."""
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -93,19 +94,12 @@ def infer_series(path: Path) -> tuple[str, str] | None:
 
 
 def timeframe_alignment(timeframe: str) -> tuple[int, int]:
-    """``(length_ms, offset_ms)`` of a timeframe: candles open at ``offset + k * length``.
-
-    Fixed-length timeframes are aligned to the epoch, except weeks, which open on Monday 00:00 UTC
-    (the epoch was a Thursday), as Binance's ``1w`` klines do. Calendar months and years have no fixed
-    length and are refused. Raises :class:`CandleDataError` for an unknown or calendar timeframe.
-    """
-    if not re.fullmatch(r"[1-9][0-9]*[smhdw]", timeframe or ""):
-        raise CandleDataError(
-            f"unsupported timeframe {timeframe!r}: use a fixed-length ccxt timeframe such as 1m, 5m, 1h, 1d, 1w"
-        )
-    length_ms = int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
-    offset_ms = 4 * 86_400_000 if timeframe.endswith("w") else 0
-    return length_ms, offset_ms
+    """:func:`tradefleet.times.timeframe_alignment` (``(length_ms, offset_ms)`` of a fixed-length
+    timeframe), raising :class:`CandleDataError` (422) for an unknown or calendar timeframe."""
+    try:
+        return times.timeframe_alignment(timeframe)
+    except times.TimeValueError as exc:
+        raise CandleDataError(str(exc)) from exc
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -1,4 +1,5 @@
-"""Historical candles in the database (table ``candle``): import from CSV, download through ccxt, read.
+"""Historical candles in the database (table ``candle``): import from CSV, upsert, read (downloads through
+ccxt: :mod:`tradefleet.market.candle_download`).
 
 A series is ``(exchange, symbol, timeframe)``; its candles are keyed by open time ``time_ms`` (epoch ms,
 UTC). Writes are upserts on that key, so importing a file twice or downloading overlapping ranges
@@ -12,9 +13,11 @@ leaves one row per candle:
 * Rows go in chunks of :data:`CHUNK_ROWS`: on SQLite by ``executemany``, on PostgreSQL by ``COPY``
   into a temporary table and one ``INSERT ... SELECT ... ON CONFLICT`` (see :func:`_postgresql_upsert`),
   inside the caller's session; :func:`import_csv` commits once at the end (a file is stored whole or not at all),
-  :func:`download` commits after every page (an interrupted download keeps what it got).
+  :func:`~tradefleet.market.candle_download.download` commits after every page (an interrupted download
+  keeps what it got).
 
-Only closed candles are stored: downloads drop the candle still forming (see :func:`download`).
+Only closed candles are stored: downloads drop the candle still forming
+(see :func:`~tradefleet.market.candle_download.download`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import ccxt
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -42,8 +44,7 @@ from tradefleet.market.csvio import (
     split_market_id,
     timeframe_alignment,
 )
-from tradefleet.market.exchange import make_exchange
-from tradefleet.models.candle import Candle
+from tradefleet.models.candle import OHLCV_COLUMNS, Candle
 
 log = logging.getLogger(__name__)
 
@@ -51,24 +52,22 @@ __all__ = [
     "CHUNK_ROWS",
     "CandleDataError",
     "Coverage",
-    "DownloadReport",
     "Gap",
     "ImportReport",
     "SeriesInfo",
     "UpsertCounts",
     "coverage",
-    "download",
     "find_gaps",
     "import_csv",
     "list_series",
     "load_candles",
+    "series_names",
     "upsert_candles",
 ]
 
 CHUNK_ROWS = 5_000
 """Rows per upsert statement batch (and per read-back of already stored rows)."""
 
-_VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -120,46 +119,6 @@ class ImportReport:
     seconds: float
 
 
-@dataclass
-class DownloadReport:
-    """The result (and, passed to ``progress`` after each page, the running state) of :func:`download`.
-
-    ``start_ms``/``end_ms``: the open times of the first and last candle asked for (``end_ms`` is the
-    last closed candle at the exchange's time, or just before ``until_ms``); ``pages`` fetch_ohlcv
-    calls that succeeded; ``received`` candles kept from them; ``stored``/``updated``/``duplicates`` as
-    in :class:`UpsertCounts`; ``last_ms`` the newest candle received; ``retries`` transient errors
-    retried; ``gaps`` the holes of the stored series inside ``[start_ms, end_ms]`` (filled in at the end).
-    """
-
-    exchange: str
-    symbol: str
-    timeframe: str
-    start_ms: int
-    end_ms: int
-    pages: int = 0
-    received: int = 0
-    stored: int = 0
-    updated: int = 0
-    duplicates: int = 0
-    last_ms: int | None = None
-    retries: int = 0
-    gaps: list[Gap] = field(default_factory=list)
-
-    @property
-    def expected(self) -> int:
-        """Candles in ``[start_ms, end_ms]`` if the exchange has them all (0 when the range is empty)."""
-        length_ms, _ = timeframe_alignment(self.timeframe)
-        return max(0, (self.end_ms - self.start_ms) // length_ms + 1)
-
-    @property
-    def done(self) -> int:
-        """Candles of ``[start_ms, end_ms]`` covered so far (by time), for a progress bar."""
-        if self.last_ms is None:
-            return 0
-        length_ms, _ = timeframe_alignment(self.timeframe)
-        return min(self.expected, (self.last_ms - self.start_ms) // length_ms + 1)
-
-
 @dataclass(frozen=True)
 class SeriesInfo:
     """One stored series: ``count`` candles from ``first_ms`` to ``last_ms`` (open times, epoch ms)."""
@@ -200,14 +159,14 @@ class Coverage:
 
 
 _KEY_COLUMNS = ("exchange", "symbol", "timeframe", "time_ms")
-_ALL_COLUMNS = _KEY_COLUMNS + _VALUE_COLUMNS
+_ALL_COLUMNS = _KEY_COLUMNS + OHLCV_COLUMNS
 
 
 def _on_conflict_update(stmt):
     """``ON CONFLICT (exchange, symbol, timeframe, time_ms) DO UPDATE SET <values> = EXCLUDED.<values>``
     on a PostgreSQL or SQLite dialect insert: the latest write wins."""
     return stmt.on_conflict_do_update(index_elements=list(_KEY_COLUMNS),
-                                      set_={c: stmt.excluded[c] for c in _VALUE_COLUMNS})
+                                      set_={c: stmt.excluded[c] for c in OHLCV_COLUMNS})
 
 
 def _sqlite_upsert(session: Session, rows: list[tuple]) -> None:
@@ -298,7 +257,9 @@ def upsert_candles(
     return counts
 
 
-def _series_names(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
+def series_names(exchange: str, symbol: str, timeframe: str) -> tuple[str, str, str]:
+    """A series' names checked and normalised: the exchange id lower-cased, the symbol in ccxt's
+    ``BASE/QUOTE`` form, the timeframe validated. Raises :class:`CandleDataError`."""
     exchange = (exchange or "").strip().lower()
     if not exchange:
         raise CandleDataError("no exchange given")
@@ -340,7 +301,7 @@ def import_csv(
             )
         symbol = symbol or inferred[0]
         timeframe = timeframe or inferred[1]
-    exchange, symbol, timeframe = _series_names(exchange, symbol, timeframe)
+    exchange, symbol, timeframe = series_names(exchange, symbol, timeframe)
     data: OhlcvArrays = read_ohlcv_csv(path, timeframe=timeframe)
     try:
         counts = upsert_candles(session=session, exchange=exchange, symbol=symbol, timeframe=timeframe,
@@ -466,121 +427,3 @@ def list_series(session: Session) -> list[SeriesInfo]:
         return info.exchange, info.symbol, length, info.timeframe
 
     return sorted(series, key=order)
-
-
-# --- downloading --------------------------------------------------------------------------------
-
-MAX_RETRIES = 5
-"""Attempts after the first for one request failing with a transient ccxt error."""
-
-BACKOFF_S = 1.0
-"""First retry delay; doubled after each failure, at most :data:`BACKOFF_MAX_S`."""
-
-BACKOFF_MAX_S = 30.0
-
-_sleep = time.sleep  # tests replace it
-
-
-def _with_retries(call: Callable[[], object], *, what: str, report: DownloadReport | None = None):
-    """``call()``, retried with exponential backoff on ccxt's transient errors (``NetworkError``,
-    which includes ``RateLimitExceeded``, ``RequestTimeout`` and ``ExchangeNotAvailable``); after
-    :data:`MAX_RETRIES` retries the last error is raised. Other errors are raised at once."""
-    delay = BACKOFF_S
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            return call()
-        except ccxt.NetworkError as exc:
-            if attempt == MAX_RETRIES:
-                raise
-            if report is not None:
-                report.retries += 1
-            # A rate limit wants a longer pause than a dropped connection.
-            pause = delay * (2 if isinstance(exc, ccxt.RateLimitExceeded) else 1)
-            log.warning("%s failed (%s: %s); retry %d/%d in %.1f s", what, type(exc).__name__, exc,
-                        attempt + 1, MAX_RETRIES, pause)
-            _sleep(pause)
-            delay = min(delay * 2, BACKOFF_MAX_S)
-    raise AssertionError("unreachable")
-
-
-def _page_limit(exchange: ccxt.Exchange) -> int:
-    """Candles per ``fetch_ohlcv`` page: the exchange's maximum as ccxt describes it (binance: 1000),
-    else 500."""
-    try:
-        limit = exchange.features["spot"]["fetchOHLCV"]["limit"]
-    except (AttributeError, KeyError, TypeError):
-        limit = None
-    return int(limit) if limit else 500
-
-
-def download(
-    *,
-    session: Session,
-    exchange_id: str,
-    symbol: str,
-    timeframe: str,
-    since_ms: int,
-    until_ms: int | None = None,
-    progress: Callable[[DownloadReport], None] | None = None,
-) -> DownloadReport:
-    """Download the closed candles of a series through ccxt's ``fetch_ohlcv`` and store them.
-
-    Range: open times from ``since_ms`` (inclusive, rounded up to a candle open time) to before
-    ``until_ms`` (exclusive; ``None``: up to now). "Now" is the exchange's clock (``fetch_time``), never
-    the local one: only candles whose close (open + timeframe) is at or before it are kept, so the
-    candle still forming is never stored.
-
-    Pages of the exchange's maximum size (``since`` = the candle after the last one received, ``limit``)
-    go through the exchange object of :func:`~tradefleet.market.exchange.make_exchange` (ccxt's
-    ``enableRateLimit`` on). Transient errors are retried with backoff (:func:`_with_retries`). Stops
-    when the range is done or a page brings no newer candle. Each page is upserted and committed as
-    it arrives, so an interrupted download keeps what it got and running it again fills the rest.
-    ``progress(report)`` is called after each page with the running report.
-
-    Raises :class:`CandleDataError` for an unsupported timeframe or a bad symbol, ccxt's errors
-    (``BadSymbol``, ``ExchangeError``, ``NetworkError`` once retries are spent) and
-    :class:`~tradefleet.market.exchange.UnknownExchange`.
-    """
-    exchange_id, symbol, timeframe = _series_names(exchange_id, symbol, timeframe)
-    length_ms, offset_ms = timeframe_alignment(timeframe)
-    exchange = make_exchange(exchange_id)
-    _with_retries(exchange.load_markets, what=f"{exchange_id} load_markets")
-    exchange.market(symbol)  # ccxt.BadSymbol now, even when there is nothing to fetch
-    now_ms = int(_with_retries(exchange.fetch_time, what=f"{exchange_id} fetch_time"))
-    start = -((offset_ms - since_ms) // length_ms) * length_ms + offset_ms  # ceil to an open time
-    last_closed = (now_ms - length_ms - offset_ms) // length_ms * length_ms + offset_ms
-    end = last_closed if until_ms is None else min(last_closed, until_ms - 1)
-    end = (end - offset_ms) // length_ms * length_ms + offset_ms
-    report = DownloadReport(exchange=exchange_id, symbol=symbol, timeframe=timeframe, start_ms=start, end_ms=end)
-    limit = _page_limit(exchange)
-    cursor = start
-    while cursor <= end:
-        rows = _with_retries(
-            lambda: exchange.fetch_ohlcv(symbol, timeframe, since=cursor, limit=limit),
-            what=f"{exchange_id} fetch_ohlcv {symbol} {timeframe} since {cursor}", report=report,
-        )
-        report.pages += 1
-        page = np.asarray(rows, dtype="float64").reshape(-1, 6)
-        times = page[:, 0].astype("int64")
-        keep = (times >= cursor) & (times <= end) & ((times - offset_ms) % length_ms == 0)
-        if not keep.any():
-            break  # nothing newer: the exchange has no more (or nothing yet) in the range
-        times, page = times[keep], page[keep]
-        try:
-            counts = upsert_candles(session=session, exchange=exchange_id, symbol=symbol,
-                                    timeframe=timeframe, times=times, values=page[:, 1:])
-            session.commit()
-        except BaseException:
-            session.rollback()  # this page only: the pages before it are committed
-            raise
-        report.received += len(times)
-        report.stored += counts.stored
-        report.updated += counts.updated
-        report.duplicates += counts.duplicates
-        report.last_ms = int(times.max())
-        cursor = report.last_ms + length_ms
-        if progress is not None:
-            progress(report)
-    report.gaps = find_gaps(session=session, exchange=exchange_id, symbol=symbol, timeframe=timeframe,
-                            start_ms=start, end_ms=end)
-    return report

@@ -10,6 +10,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Float, String
 from sqlmodel import Field, SQLModel
 
+OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
+"""A candle's values in their order (ccxt's ``fetch_ohlcv`` rows after the time): the columns of a candle
+frame, of the ``candle`` table after its key, and of a candle CSV file after ``timestamp``."""
+
 
 class Candle(SQLModel, table=True):
     """One closed candle. ``time_ms`` is its open time (epoch ms, UTC), as ccxt gives it; prices are in

@@ -25,9 +25,9 @@ _EXPORTS = {
     "SandboxStatus": "tradefleet.sandbox.launch",
     "sandbox_status": "tradefleet.sandbox.launch",
     "StrategyProxy": "tradefleet.sandbox.proxy",
-    "content_hash": "tradefleet.sandbox.proxy",
+    "content_hash": "tradefleet.sandbox.runners",
     "load_strategy": "tradefleet.sandbox.proxy",
-    "runner_pool": "tradefleet.sandbox.proxy",
+    "runner_pool": "tradefleet.sandbox.runners",
 }
 
 __all__ = sorted(_EXPORTS)

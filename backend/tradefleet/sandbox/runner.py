@@ -36,6 +36,8 @@ from tradefleet.strategy.context import Candle, RunLogger
 from tradefleet.strategy.params import ParamError
 
 OHLCV = ("open", "high", "low", "close", "volume")
+"""``tradefleet.models.candle.OHLCV_COLUMNS``, written out: the sandbox binds only the SDK and the runner's
+own modules (``tests/sandbox/test_protocol.py`` checks that the two agree)."""
 MAX_ORDERS = 10
 
 

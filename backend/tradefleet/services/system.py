@@ -12,10 +12,10 @@ from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
-from tradefleet.market.candles import timeframe_ms
 from tradefleet.models import Run, RunStatus, User, WorkerHeartbeat
 from tradefleet.models._types import utcnow
 from tradefleet.jobs.queues import ALL_QUEUES
+from tradefleet.times import timeframe_ms
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ Public market data (``tradefleet.sim.public``): only candles closed on the sim c
 (:class:`SimClock`) are ever served. Private side (``tradefleet.sim.private``): signed account and
 order endpoints per API key (``tradefleet.sim.accounts``), orders matched against the replayed candles
 (``tradefleet.sim.matching``), Binance-format errors, and fault injection for tests
-(``tradefleet.sim.faults``).
+(``tradefleet.sim.faults``); request signing in ``tradefleet.sim.signing``, the admin paths in
+``tradefleet.sim.admin``.
 """
 
 from tradefleet.sim.app import create_app

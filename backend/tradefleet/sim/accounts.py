@@ -1,6 +1,6 @@
 """Simulated exchange accounts: API key, secret, balances, permissions, orders and trades per key.
 
-Provisioned through ``POST /sim/accounts`` (:mod:`tradefleet.sim.private`), a JSON file
+Provisioned through ``POST /sim/accounts`` (:mod:`tradefleet.sim.admin`), a JSON file
 (``tradefleet exchange-sim --accounts accounts.json``: a list of account specs) or
 ``create_app(accounts=[...])``. An account spec is::
 

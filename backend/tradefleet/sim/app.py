@@ -1,8 +1,8 @@
 """The simulator's ASGI app: Binance spot REST paths served from recorded candles.
 
 Routes come from route modules (``tradefleet.sim.public``: market data; ``tradefleet.sim.private``: the
-signed account/order endpoints and the ``/sim/accounts`` / ``/sim/faults`` admin paths). Handlers get the
-shared :class:`~tradefleet.sim.state.SimState` as ``request.app.state.sim``, raise
+signed account/order endpoints; ``tradefleet.sim.admin``: the ``/sim/accounts`` / ``/sim/faults`` admin
+paths). Handlers get the shared :class:`~tradefleet.sim.state.SimState` as ``request.app.state.sim``, raise
 :class:`~tradefleet.sim.errors.BinanceAPIError` for Binance-format errors and call
 :func:`~tradefleet.sim.public.set_weight` to report their request weight.
 """
@@ -28,7 +28,7 @@ from tradefleet.sim.errors import BinanceAPIError, binance_error_handler
 from tradefleet.sim.faults import FaultMiddleware
 from tradefleet.sim.state import WEIGHT_SCOPE_KEY, RequestStats, SimState, WeightCounter
 
-ROUTE_MODULES: tuple[str, ...] = ("tradefleet.sim.public", "tradefleet.sim.private")
+ROUTE_MODULES: tuple[str, ...] = ("tradefleet.sim.public", "tradefleet.sim.private", "tradefleet.sim.admin")
 """Modules whose ``ROUTES`` (a list of Starlette routes) make up the app, in order."""
 
 

@@ -1,20 +1,7 @@
-"""Binance spot signed (private) endpoints of the simulator, and its account/fault admin paths.
+"""Binance spot signed (private) endpoints of the simulator.
 
-Signed requests (``SIGNED`` endpoints of https://developers.binance.com/docs/binance-spot-api-docs/rest-api/)
-are checked in Binance's order:
-
-1. ``X-MBX-APIKEY`` header: missing or malformed -> HTTP 401 -2014 "API-key format invalid.";
-   unknown key -> HTTP 401 -2015 "Invalid API-key, IP, or permissions for action." (ccxt
-   ``AuthenticationError``; note ccxt maps -2015 to ``DDoSProtection`` once an exchange object has
-   authenticated successfully).
-2. ``timestamp`` (-1102 when missing), ``recvWindow`` (default 5000, at most 60000: -1131). The window
-   is checked against the **wall clock** (``time.time()``), as Binance checks its server time, not the
-   sim clock: ``timestamp < now + 1000`` and ``now - timestamp <= recvWindow``, else -1021
-   (ccxt ``InvalidNonce``).
-3. ``signature`` = hex HMAC-SHA256 of ``totalParams`` with the account's secret, where ``totalParams``
-   is the raw query string followed by the raw request body, without the ``signature`` parameter
-   (-1102 when missing; -1022 "Signature for this request is not valid." -> ccxt ``AuthenticationError``).
-4. The key's permission (read for queries, trade for order changes): else HTTP 401 -2015 as above.
+Signed requests are checked as Binance does (:mod:`tradefleet.sim.signing`: key, timestamp window,
+signature, permission).
 
 Parameters may come in the query string or the form body (``application/x-www-form-urlencoded``).
 Every private request first matches the account's resting orders against the candles closed since
@@ -34,152 +21,34 @@ not exist." and -2011 "Unknown order sent." -> ``OrderNotFound``, -1121 -> ``Bad
 -1102/-1100/-1106/-1116/-1117/-1115 -> ``BadRequest``, 429 -1003 -> ``DDoSProtection``
 (a ``RateLimitExceeded``-like ``NetworkError``; injected with :mod:`tradefleet.sim.faults`).
 
-Admin paths (not Binance; no signature): ``POST /sim/accounts`` (create or replace an account,
-spec in :mod:`tradefleet.sim.accounts`; 201 with the account view), ``GET /sim/accounts/{api_key}``
-(balances, orders, trades; 404 ``{"msg"}``), ``POST|GET|DELETE /sim/faults``
-(:mod:`tradefleet.sim.faults`). Bad admin input: 400 ``{"msg": "<field>: <problem>"}``.
+The admin paths (``/sim/accounts``, ``/sim/faults``) are :mod:`tradefleet.sim.admin`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import re
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tradefleet.sim.accounts import Account, AccountSpecError
+from tradefleet.sim.accounts import Account
 from tradefleet.sim.errors import BinanceAPIError, illegal_chars, invalid_symbol, mandatory_param
-from tradefleet.sim.faults import FaultSpecError, parse_rule
-from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, match_open_orders, place, release
+from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, place, release
 from tradefleet.sim.orders import Order
 from tradefleet.sim.public import set_weight, sim_state
+from tradefleet.sim.signing import KEY_RE, Signed, authenticate
 
 if TYPE_CHECKING:
     from tradefleet.sim.state import SimState
 
-DEFAULT_RECV_WINDOW = 5000
-MAX_RECV_WINDOW = 60000
 CLIENT_ID_RE = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
-_KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,256}$")
-_DECIMAL_RE = re.compile(r"^[0-9]{1,20}(\.[0-9]{1,20})?$")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 RESP_TYPES = ("ACK", "RESULT", "FULL")
-
-
-def _unauthorized(code: int, msg: str) -> BinanceAPIError:
-    return BinanceAPIError(code, msg, status=401)
-
-
-def _no_permission() -> BinanceAPIError:
-    return _unauthorized(-2015, "Invalid API-key, IP, or permissions for action.")
-
-
-def _strip_signature(raw: str) -> tuple[str, list[str]]:
-    """``raw`` without its ``signature=`` items, and the signatures found."""
-    if not raw:
-        return "", []
-    keep, sigs = [], []
-    for item in raw.split("&"):
-        if item.startswith("signature="):
-            sigs.append(item[len("signature="):])
-        else:
-            keep.append(item)
-    return "&".join(keep), sigs
-
-
-class Signed:
-    """A verified signed request: its account and merged parameters (query, then body)."""
-
-    def __init__(self, account: Account, params: dict[str, str]) -> None:
-        self.account = account
-        self.params = params
-
-    def get(self, name: str) -> str | None:
-        value = self.params.get(name)
-        return None if value is None or value == "" else value
-
-    def required(self, name: str) -> str:
-        value = self.get(name)
-        if value is None:
-            raise mandatory_param(name)
-        return value
-
-    def integer(self, name: str) -> int | None:
-        raw = self.get(name)
-        if raw is None:
-            return None
-        if not raw.isdigit() or len(raw) > 20:
-            raise illegal_chars(name, "^[0-9]{1,20}$")
-        return int(raw)
-
-    def decimal(self, name: str) -> Decimal | None:
-        raw = self.get(name)
-        if raw is None:
-            return None
-        if not _DECIMAL_RE.match(raw):
-            raise illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$")
-        try:
-            return Decimal(raw)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-            raise illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$") from None
-
-
-async def authenticate(request: Request, *, permission: str) -> Signed:
-    """Check key, permission, timestamp window and signature (module docstring); match the account."""
-    state = sim_state(request)
-    api_key = request.headers.get("x-mbx-apikey", "")
-    if not _KEY_RE.match(api_key):
-        raise _unauthorized(-2014, "API-key format invalid.")
-    account = state.accounts.get(api_key)
-    if account is None:
-        raise _no_permission()
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    body = (await request.body()).decode("latin-1")
-    query_wo, sigs_q = _strip_signature(query)
-    body_wo, sigs_b = _strip_signature(body)
-    params = dict(parse_qsl(query_wo, keep_blank_values=True))
-    params.update(parse_qsl(body_wo, keep_blank_values=True))
-    signed = Signed(account, params)
-    timestamp = signed.integer("timestamp")
-    if timestamp is None:
-        raise mandatory_param("timestamp")
-    recv_window = signed.integer("recvWindow")
-    recv_window = DEFAULT_RECV_WINDOW if recv_window is None else recv_window
-    if recv_window > MAX_RECV_WINDOW:
-        raise BinanceAPIError(-1131, "recvWindow must be less than 60000")
-    now = int(time.time() * 1000)
-    if timestamp >= now + 1000:
-        raise BinanceAPIError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
-    if now - timestamp > recv_window:
-        raise BinanceAPIError(-1021, "Timestamp for this request is outside of the recvWindow.")
-    sigs = sigs_q + sigs_b
-    if not sigs or not sigs[0]:
-        raise mandatory_param("signature")
-    expected = hmac.new(account.secret.encode(), (query_wo + body_wo).encode("latin-1"), hashlib.sha256).hexdigest()
-    if len(sigs) != 1 or not hmac.compare_digest(expected, sigs[0].lower()):
-        raise BinanceAPIError(-1022, "Signature for this request is not valid.")
-    if not account.permissions.get(permission, False):
-        raise _no_permission()
-    with account.lock:
-        booked = _match(state, account)
-    if booked:
-        state.accounts.save()
-    return signed
-
-
-def _match(state: SimState, account: Account) -> int:
-    """Book the fills of ``account``'s resting orders due at the sim time (caller holds the lock;
-    saves are the caller's, after releasing it)."""
-    return match_open_orders(account, state.rules, state.data, now_ms=state.clock.now_ms(),
-                             next_trade_id=state.accounts.next_trade_id)
 
 
 def _symbol(request: Request, signed: Signed, *, required: bool = True) -> str | None:
@@ -247,7 +116,7 @@ async def api_restrictions(request: Request) -> Response:
     set_weight(request, 1)
     state = sim_state(request)
     key = request.headers.get("x-mbx-apikey", "")
-    account = state.accounts.get(key) if _KEY_RE.match(key) else None
+    account = state.accounts.get(key) if KEY_RE.match(key) else None
     # Binance answers this for any valid key, even one without the reading permission.
     perm = next((p for p, on in account.permissions.items() if on), "read") if account else "read"
     signed = await authenticate(request, permission=perm)
@@ -519,63 +388,6 @@ async def my_trades(request: Request) -> Response:
     return JSONResponse([t.trade_view() for t in rows])
 
 
-# --- admin (not Binance) ---------------------------------------------------------------------------
-
-
-def _admin_error(msg: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"msg": msg}, status_code=status)
-
-
-async def _json_body(request: Request) -> Any:
-    try:
-        return json.loads(await request.body() or b"null")
-    except ValueError:
-        return None
-
-
-async def admin_create_account(request: Request) -> Response:
-    """``POST /sim/accounts {api_key, secret, balances, permissions}`` -> 201 account view."""
-    set_weight(request, 0)
-    state = sim_state(request)
-    try:
-        account = state.accounts.provision(await _json_body(request), now_ms=state.clock.now_ms())
-    except AccountSpecError as exc:
-        return _admin_error(str(exc))
-    with account.lock:
-        return JSONResponse(account.view(), status_code=201)
-
-
-async def admin_get_account(request: Request) -> Response:
-    """``GET /sim/accounts/{api_key}`` -> the account view (after matching its resting orders)."""
-    set_weight(request, 0)
-    state = sim_state(request)
-    account = state.accounts.get(request.path_params["api_key"])
-    if account is None:
-        return _admin_error("api_key: no such account", 404)
-    with account.lock:
-        booked = _match(state, account)
-        view = account.view()
-    if booked:
-        state.accounts.save()
-    return JSONResponse(view)
-
-
-async def admin_faults(request: Request) -> Response:
-    """``POST /sim/faults`` (201, the rule), ``GET /sim/faults`` (pending rules), ``DELETE /sim/faults``."""
-    set_weight(request, 0)
-    faults = sim_state(request).faults
-    if request.method == "POST":
-        try:
-            rule = parse_rule(await _json_body(request))
-        except FaultSpecError as exc:
-            return _admin_error(str(exc))
-        faults.add(rule)
-        return JSONResponse(rule.view(), status_code=201)
-    if request.method == "DELETE":
-        return JSONResponse({"cleared": faults.clear()})
-    return JSONResponse({"faults": faults.snapshot()})
-
-
 ROUTES: list[Route] = [
     Route("/api/v3/account", account_info, methods=["GET"]),
     Route("/api/v3/order", new_order, methods=["POST"]),
@@ -587,8 +399,5 @@ ROUTES: list[Route] = [
     Route("/api/v3/myTrades", my_trades, methods=["GET"]),
     Route("/sapi/v1/account/apiRestrictions", api_restrictions, methods=["GET"]),
     Route("/sapi/v1/asset/tradeFee", trade_fee, methods=["GET"]),
-    Route("/sim/accounts", admin_create_account, methods=["POST"]),
-    Route("/sim/accounts/{api_key}", admin_get_account, methods=["GET"]),
-    Route("/sim/faults", admin_faults, methods=["GET", "POST", "DELETE"]),
 ]
-"""The private and admin routes; :func:`tradefleet.sim.app.create_app` mounts them."""
+"""The private routes; :func:`tradefleet.sim.app.create_app` mounts them."""

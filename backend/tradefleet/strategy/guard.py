@@ -7,6 +7,7 @@ turns into a run event and a paused run; the worker itself never dies of a strat
 from __future__ import annotations
 
 import contextvars
+import math
 import signal
 import threading
 import time
@@ -131,11 +132,31 @@ def compute_signals(strategy: Strategy, candles: pd.DataFrame, *, timeout_s: flo
     return result
 
 
+def signal_bool(value: Any) -> bool | None:
+    """One ``enter_long`` / ``exit_long`` value as a bool: booleans, and the integers 0 and 1;
+    ``None`` for anything else (NaN, ``None``, ``pd.NA``, other numbers, strings...)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    return None
+
+
+def signal_problem(name: str, column: str, when: Any, value: Any) -> str:
+    """The message for a signal value :func:`signal_bool` refuses, naming the strategy, the column and
+    the candle ``when``: ``"<name>.signals() gave NaN in <column> at <when>"`` for NaN, ``None`` and
+    ``pd.NA``, else ``"... gave <value!r> in <column> at <when>, expected a boolean"``."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return f"{name}.signals() gave NaN in {column} at {when}"
+    shown = value.item() if isinstance(value, np.generic) else value
+    return f"{name}.signals() gave {shown!r} in {column} at {when}, expected a boolean"
+
+
 class SignalReader:
     """The ``enter_long`` / ``exit_long`` values of a :func:`compute_signals` result, read by row.
 
-    :meth:`at` returns a bool; NaN, ``None``, ``pd.NA`` or a non-boolean value raises
-    :class:`StrategyError` naming the column and the candle."""
+    :meth:`at` returns a bool; a value :func:`signal_bool` refuses raises :class:`StrategyError`
+    with :func:`signal_problem`'s message."""
 
     __slots__ = ("columns", "index", "name")
 
@@ -153,10 +174,7 @@ class SignalReader:
 
     def at(self, row: int, column: str) -> bool:
         value = self.columns[column][row]
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-            raise StrategyError(f"{self.name}.signals() gave NaN in {column} at {self.index[row]}")
-        if isinstance(value, (int, np.integer)) and value in (0, 1):
-            return bool(value)
-        raise StrategyError(f"{self.name}.signals() gave {value!r} in {column}, expected a boolean")
+        read = signal_bool(value)
+        if read is None:
+            raise StrategyError(signal_problem(self.name, column, self.index[row], value))
+        return read

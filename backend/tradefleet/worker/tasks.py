@@ -159,10 +159,10 @@ def _on_worker_ready(sender=None, **kwargs) -> None:  # noqa: ARG001
 
 @celery_app.task(name="backtest.run", ignore_result=True)
 def run_backtest(backtest_id: str) -> str | None:
-    """Run the queued backtest ``backtest_id`` (:func:`tradefleet.services.backtests.execute_backtest`):
+    """Run the queued backtest ``backtest_id`` (:func:`tradefleet.services.backtest_execution.execute_backtest`):
     it re-reads the row, claims it (``queued`` → ``running``), and stores the result or the failure.
     Acknowledged on receipt, not late: a second delivery finds the row no longer queued and does nothing."""
-    from tradefleet.services.backtests import execute_backtest
+    from tradefleet.services.backtest_execution import execute_backtest
 
     status = execute_backtest(uuid.UUID(backtest_id))
     return status.value if status is not None else None

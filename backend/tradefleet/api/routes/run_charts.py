@@ -16,15 +16,17 @@ from sqlmodel import select
 
 from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.api.params import epoch_ms_query
-from tradefleet.market.candles import Market, cached_window, timeframe_ms
+from tradefleet.market.candles import Market, cached_window
 from tradefleet.market.store import load_candles
 from tradefleet.models import Candle
+from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.services import backtests as backtest_service
 from tradefleet.services import runs as service
+from tradefleet.times import datetime_ms, timeframe_ms
 
 router = APIRouter(tags=["charts"])
 
-_COLUMNS = ("time_ms", "open", "high", "low", "close", "volume")
+_COLUMNS = ("time_ms", *OHLCV_COLUMNS)
 
 
 def _chart_reply(head: dict, frame: pd.DataFrame) -> Response:
@@ -116,8 +118,8 @@ def backtest_candles(backtest_id: uuid.UUID, session: SessionDep, user: CurrentU
     end = backtest.tested_end or backtest.end
     # One row more than asked for says whether the range holds more; nothing beyond it is read.
     frame = load_candles(session=session, exchange=backtest.exchange, symbol=backtest.symbol,
-                         timeframe=backtest.timeframe, start_ms=int(start.timestamp() * 1000),
-                         end_ms=int(end.timestamp() * 1000) - 1, last=limit + 1)
+                         timeframe=backtest.timeframe, start_ms=datetime_ms(start),
+                         end_ms=datetime_ms(end) - 1, last=limit + 1)
     truncated = len(frame) > limit
     return _chart_reply({"backtest_id": str(backtest.id), "exchange": backtest.exchange, "symbol": backtest.symbol,
                          "timeframe": backtest.timeframe, "truncated": truncated}, frame.tail(limit))
