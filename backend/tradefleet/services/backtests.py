@@ -33,12 +33,13 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import session_scope
-from tradefleet.errors import ConflictError, NotFoundError, validation_error
+from tradefleet.errors import ConflictError, validation_error
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
 from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, Candle, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
 from tradefleet.security.ratelimit import RateLimited
+from tradefleet.services.ownership import get_owned_or_404
 from tradefleet.services.quotas import lock_owner
 from tradefleet.services.runs import ServiceUnavailable, validate_run
 from tradefleet.times import datetime_ms
@@ -234,10 +235,7 @@ def expire_backtests(*, now: datetime | None = None) -> dict[str, int]:
 
 def get_backtest_or_404(*, session: Session, owner: User, backtest_id: uuid.UUID) -> Backtest:
     """The owner's backtest; 404 if it does not exist or belongs to someone else."""
-    backtest = session.exec(select(Backtest).where(Backtest.id == backtest_id, Backtest.owner_id == owner.id)).first()
-    if backtest is None:
-        raise NotFoundError("backtest not found")
-    return backtest
+    return get_owned_or_404(session=session, model=Backtest, row_id=backtest_id, owner_id=owner.id, what="backtest")
 
 
 def list_backtests(*, session: Session, owner: User, skip: int = 0, limit: int = 100) -> tuple[list[Backtest], int]:

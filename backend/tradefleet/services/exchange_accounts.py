@@ -31,8 +31,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
-from tradefleet.db import lock_for_write
-from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
+from tradefleet.errors import ConflictError, DomainError, validation_error
 from tradefleet.market.exchange import ExchangeTraits, UnknownExchange, exchange_traits
 from tradefleet.models import (
     ExchangeAccount,
@@ -48,6 +47,7 @@ from tradefleet.models._types import utcnow
 from tradefleet.models.exchange_account import CREDENTIAL_FIELDS
 from tradefleet.security.vault import VaultError, common_key_id, encrypt_field, fingerprint
 from tradefleet.services import audit
+from tradefleet.services.ownership import get_owned_or_404
 from tradefleet.services.quotas import lock_owner
 
 log = logging.getLogger(__name__)
@@ -198,14 +198,8 @@ def create_account(*, session: Session, owner: User, account_in: ExchangeAccount
 
 def get_account_or_404(*, session: Session, owner: User, account_id: uuid.UUID, lock: bool = False) -> ExchangeAccount:
     """The owner's account; 404 if it does not exist or belongs to someone else."""
-    statement = select(ExchangeAccount).where(ExchangeAccount.id == account_id, ExchangeAccount.owner_id == owner.id)
-    if lock:
-        lock_for_write(session)
-        statement = statement.with_for_update()
-    account = session.exec(statement).first()
-    if account is None:
-        raise NotFoundError("exchange account not found")
-    return account
+    return get_owned_or_404(session=session, model=ExchangeAccount, row_id=account_id, owner_id=owner.id,
+                            what="exchange account", lock=lock)
 
 
 def list_accounts(*, session: Session, owner: User, skip: int = 0, limit: int = 100

@@ -27,6 +27,7 @@ from tradefleet.errors import ConflictError, DomainError, NotFoundError, Permiss
 from tradefleet.models import Role, StrategyVersion, User, VersionOrigin, VersionStatus
 from tradefleet.models._types import utcnow
 from tradefleet.services import audit
+from tradefleet.services.ownership import get_owned_or_404
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,9 @@ def list_own_versions(*, session: Session, author: User, limit: int = 100,
 
 def get_own_version_or_404(*, session: Session, author: User, version_id: uuid.UUID) -> StrategyVersion:
     """The author's own uploaded version; 404 for anyone else's (indistinguishable from none)."""
-    version = session.exec(select(StrategyVersion).where(
-        StrategyVersion.id == version_id, StrategyVersion.author_id == author.id,
-        StrategyVersion.origin == VersionOrigin.upload)).first()
-    if version is None:
-        raise NotFoundError("strategy version not found")
-    return version
+    return get_owned_or_404(session=session, model=StrategyVersion, row_id=version_id, owner_id=author.id,
+                            what="strategy version", owner_column="author_id",
+                            where=(StrategyVersion.origin == VersionOrigin.upload,))
 
 
 def get_source_or_404(*, session: Session, user: User, version_id: uuid.UUID) -> StrategyVersion:
