@@ -24,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,10 +35,17 @@ from tradefleet.sandbox.errors import RunnerFailure, StrategyLoadError
 from tradefleet.sandbox.launch import LAUNCH_ENV, bwrap_command, unsandboxed_command
 from tradefleet.strategy.guard import StrategyTimeout
 
-if TYPE_CHECKING:
-    from tradefleet.sandbox.proxy import StrategyProxy
-
 log = logging.getLogger(__name__)
+
+
+class RunnerSource(Protocol):
+    """What a runner is started from (a :class:`~tradefleet.sandbox.proxy.StrategyProxy` is one): the
+    file's bytes, their :func:`content_hash`, a label for messages, and whether it runs in bubblewrap."""
+
+    content_hash: str
+    source: bytes
+    label: str
+    sandboxed: bool
 
 
 def content_hash(source: bytes) -> str:
@@ -319,7 +326,7 @@ class RunnerPool:
             self.runners.clear()
             self.pid = os.getpid()
 
-    def get(self, proxy: StrategyProxy) -> RunnerProcess:
+    def get(self, proxy: RunnerSource) -> RunnerProcess:
         with self.lock:
             self._check_fork()
             runner = self.runners.get(proxy.content_hash)
