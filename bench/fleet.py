@@ -418,7 +418,7 @@ def measure(args: argparse.Namespace, engine: Any, clock: SimWallClock, t0: floa
             stats0: dict, stats1: dict, stats_end: dict, fetches_end: dict[str, int],
             poller: CommitPoller) -> dict[str, Any]:
     """Figures from the database and the counters; see the module docstring."""
-    from tradefleet.market.candles import last_closed_candle_ms
+    from tradefleet.times import last_closed_candle_ms
 
     tf = MINUTE_MS
     # Candles that closed inside the window, per market (the same times for every 1m market).
@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu1 = sampler.cpu_seconds()
         rss_end, pss_end = sampler.worker_memory()
         engine = get_engine()
-        from tradefleet.market.candles import last_closed_candle_ms
+        from tradefleet.times import last_closed_candle_ms
 
         latest = last_closed_candle_ms(int(clock.sim_of(t1)), "1m")
         latest_target = last_closed_candle_ms(int(clock.sim_of(t1 - args.target_p99)), "1m")

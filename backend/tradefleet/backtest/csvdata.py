@@ -36,7 +36,7 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     try:
         arrays = read_ohlcv_csv(path)
     except CandleDataError as exc:
-        raise BacktestError(exc.detail) from None
+        raise BacktestError(exc.detail) from exc
     if not len(arrays):
         raise BacktestError(f"{path.name}: no candles in the file")
     return frame_from_ohlcv(np.column_stack([arrays.times.astype("float64"), arrays.values]))

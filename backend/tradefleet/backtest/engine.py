@@ -220,7 +220,7 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
         startup = int(call_guarded(lambda: strategy.startup_candles, timeout_s=timeout_s,
                                    what=f"{strategy.name}.startup_candles"))
     except StrategyError as exc:
-        raise BacktestError(str(exc)) from None
+        raise BacktestError(str(exc)) from exc
     stoploss, take_profit, trailing_stop = _protective_settings(strategy)
     position_size = float(getattr(strategy, "position_size", 1.0))
     if not 0 < position_size <= 1:
@@ -240,7 +240,7 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
         try:
             result = compute_signals(strategy, frame, timeout_s=timeout_s)
         except StrategyError as exc:
-            raise BacktestError(str(exc)) from None
+            raise BacktestError(str(exc)) from exc
         enter, exit_ = signal_arrays(result, startup, strategy.name)
     else:
         enter = exit_ = np.zeros(len(frame), dtype=bool)

@@ -95,7 +95,7 @@ def check_lookahead(strategy_cls: type[Strategy], candles: pd.DataFrame, params:
                                    what=f"{strategy.name}.startup_candles"))
         full = compute_signals(strategy, candles, timeout_s=timeout_s)
     except StrategyError as exc:
-        raise BacktestError(str(exc)) from None
+        raise BacktestError(str(exc)) from exc
     n = len(candles)
     # The last candle's window is the full history: nothing to compare there.
     eligible = np.arange(max(startup, 0), n - 1)
@@ -119,7 +119,7 @@ def check_lookahead(strategy_cls: type[Strategy], candles: pd.DataFrame, params:
         try:
             truncated = compute_signals(strategy, candles.iloc[: k + 1], timeout_s=timeout_s)
         except StrategyError as exc:
-            raise BacktestError(f"look-ahead check, window ending {candles.index[k].isoformat()}: {exc}") from None
+            raise BacktestError(f"look-ahead check, window ending {candles.index[k].isoformat()}: {exc}") from exc
         for column in SIGNAL_COLUMNS:
             a, b = full[column].iat[k], truncated[column].iat[-1]
             if not _same(a, b):

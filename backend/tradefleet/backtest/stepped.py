@@ -55,7 +55,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
             call_guarded(strategy.on_candle, ctx, timeout_s=timeout_s, what=f"{strategy.name}.on_candle()")
             check_state(state)
         except (StrategyError, ValueError) as exc:
-            raise BacktestError(f"{exc} (candle {iso_ms(t)})") from None
+            raise BacktestError(f"{exc} (candle {iso_ms(t)})") from exc
         for closed in account.take_events().closed:
             p = closed.round_trip
             trades.append((row_of[p.entry_time_ms], p.entry_price, p.bought, p.entry_fee,

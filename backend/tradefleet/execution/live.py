@@ -28,14 +28,11 @@ import ccxt
 
 from tradefleet.config import get_settings
 from tradefleet.market.exchange import make_exchange
+from tradefleet.market.retries import with_retries
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-TRANSIENT = (ccxt.NetworkError,)
-"""Errors after which the same request may succeed: ccxt's ``NetworkError`` family, which holds
-``RequestTimeout``, ``ExchangeNotAvailable``, ``DDoSProtection`` and ``RateLimitExceeded``."""
 
 PAUSING = (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.AuthenticationError, ccxt.PermissionDenied,
            ccxt.AccountSuspended, ccxt.BadRequest)
@@ -149,23 +146,14 @@ class CcxtBroker:
 
 def retrying(call: Callable[[], T], *, what: str, attempts: int | None = None, backoff_s: float | None = None,
              sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call()``, retried on :data:`TRANSIENT` errors with exponential backoff (``LIVE_BACKOFF_S``,
-    doubled, capped at 8 s) at most ``LIVE_SEND_ATTEMPTS`` times; the last error is raised.
+    """``call()`` through :func:`tradefleet.market.retries.with_retries`: retried on transient errors
+    with exponential backoff (``LIVE_BACKOFF_S``, doubled, capped at 8 s), made at most
+    ``LIVE_SEND_ATTEMPTS`` times; the last error is raised.
     Only for requests that are safe to repeat (look-ups, cancels, balances), never for a send."""
     settings = get_settings()
-    attempts = attempts or settings.LIVE_SEND_ATTEMPTS
-    delay = settings.LIVE_BACKOFF_S if backoff_s is None else backoff_s
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except TRANSIENT as exc:
-            if attempt == attempts:
-                raise
-            log.warning("%s: %s: %s; try %d of %d in %.2fs", what, type(exc).__name__, exc, attempt + 1,
-                        attempts, delay)
-            sleep(delay)
-            delay = min(8.0, delay * 2 or 0.0)
-    raise AssertionError("unreachable")
+    return with_retries(call, what=what, attempts=attempts or settings.LIVE_SEND_ATTEMPTS,
+                        delay_s=settings.LIVE_BACKOFF_S if backoff_s is None else backoff_s, max_delay_s=8.0,
+                        sleep=sleep)
 
 
 _BROKERS: OrderedDict[tuple, CcxtBroker] = OrderedDict()

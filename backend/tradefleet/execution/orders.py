@@ -49,7 +49,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write, session_scope
-from tradefleet.execution.live import PAUSING, TRANSIENT, BrokerUnavailable, CcxtBroker, retrying
+from tradefleet.execution.live import PAUSING, BrokerUnavailable, CcxtBroker, retrying
 from tradefleet.execution.live_rows import (
     market_info,
     order_updates,
@@ -60,6 +60,7 @@ from tradefleet.execution.live_rows import (
 from tradefleet.execution.order_leases import order_lease
 from tradefleet.execution.paper import floor_to_step
 from tradefleet.execution.risk import check_order
+from tradefleet.market.retries import TRANSIENT
 from tradefleet.models import (
     ORDER_FINAL,
     EventLevel,

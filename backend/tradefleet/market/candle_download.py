@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from tradefleet.market.csvio import timeframe_alignment
 from tradefleet.market.exchange import make_exchange
+from tradefleet.market.retries import with_retries
 from tradefleet.market.store import Gap, find_gaps, series_names, upsert_candles
 
 log = logging.getLogger(__name__)
@@ -78,26 +79,21 @@ BACKOFF_MAX_S = 30.0
 _sleep = time.sleep  # tests replace it
 
 
+def _rate_limit_pause(exc: BaseException, delay: float) -> float:
+    # A rate limit wants a longer pause than a dropped connection.
+    return delay * (2 if isinstance(exc, ccxt.RateLimitExceeded) else 1)
+
+
 def _with_retries(call: Callable[[], object], *, what: str, report: DownloadReport | None = None):
-    """``call()``, retried with exponential backoff on ccxt's transient errors (``NetworkError``,
-    which includes ``RateLimitExceeded``, ``RequestTimeout`` and ``ExchangeNotAvailable``); after
-    :data:`MAX_RETRIES` retries the last error is raised. Other errors are raised at once."""
-    delay = BACKOFF_S
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            return call()
-        except ccxt.NetworkError as exc:
-            if attempt == MAX_RETRIES:
-                raise
-            if report is not None:
-                report.retries += 1
-            # A rate limit wants a longer pause than a dropped connection.
-            pause = delay * (2 if isinstance(exc, ccxt.RateLimitExceeded) else 1)
-            log.warning("%s failed (%s: %s); retry %d/%d in %.1f s", what, type(exc).__name__, exc,
-                        attempt + 1, MAX_RETRIES, pause)
-            _sleep(pause)
-            delay = min(delay * 2, BACKOFF_MAX_S)
-    raise AssertionError("unreachable")
+    """``call()`` through :func:`tradefleet.market.retries.with_retries`: at most :data:`MAX_RETRIES`
+    retries on ccxt's transient errors, from :data:`BACKOFF_S` doubled up to :data:`BACKOFF_MAX_S`
+    (twice that after a rate limit), each counted in ``report.retries``."""
+    def count(_: BaseException) -> None:
+        if report is not None:
+            report.retries += 1
+
+    return with_retries(call, what=what, attempts=MAX_RETRIES + 1, delay_s=BACKOFF_S, max_delay_s=BACKOFF_MAX_S,
+                        sleep=lambda s: _sleep(s), pause=_rate_limit_pause, on_retry=count)
 
 
 def _page_limit(exchange: ccxt.Exchange) -> int:

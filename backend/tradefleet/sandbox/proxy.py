@@ -148,12 +148,12 @@ class StrategyProxy:
                     with deadline_paused():  # starting is not the strategy's time
                         runner.start()
                 except StrategyLoadError as exc:
-                    raise StrategyError(f"{self.name}: {exc.message}") from None
+                    raise StrategyError(f"{self.name}: {exc.message}") from exc
             try:
                 return runner.request(header, arrays, _budget() if budget_s is None else budget_s)
             except RunnerFailure as exc:
                 raise StrategyError(f"{self.name}: the strategy's runner failed: {exc}; it will be restarted") \
-                    from None
+                    from exc
 
     def _validate(self, raw: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
         key = json.dumps(raw or {}, sort_keys=True, default=str)
@@ -300,7 +300,7 @@ class StrategyProxy:
                     with deadline_paused():  # starting is not the strategy's time
                         runner.start()
                 except StrategyLoadError as exc:
-                    raise StrategyError(f"{self.name}: {exc.message}") from None
+                    raise StrategyError(f"{self.name}: {exc.message}") from exc
             if runner.window_key != key or runner.window_frame is not frame:
                 arrays = {"time_ms": frame["time_ms"].to_numpy(dtype="int64")}
                 for name in OHLCV_COLUMNS:
@@ -311,7 +311,7 @@ class StrategyProxy:
                 reply, _ = runner.request(header, arrays, _budget())
             except RunnerFailure as exc:
                 raise StrategyError(f"{self.name}: the strategy's runner failed: {exc}; it will be restarted") \
-                    from None
+                    from exc
             if arrays is not None:
                 runner.window_key, runner.window_frame = key, frame
         if not reply.get("ok"):
@@ -328,7 +328,7 @@ class StrategyProxy:
                 checked.append((order[0], _finite(order[1], "order amount", allow_none=order[0] == "sell")))
         except RunnerFailure as exc:
             self._discard_runner()
-            raise StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}") from None
+            raise StrategyError(f"{self.name}: the strategy's runner sent an invalid reply: {exc}") from exc
         _emit(logger if logger is not None else ctx.log, lines)
         ctx.state.clear()
         ctx.state.update(state)
@@ -417,7 +417,7 @@ def load_strategy(source: bytes, *, label: str, trusted: bool) -> StrategyProxy:
             manifest = StrategyManifest.from_json(raw)
         except ValueError as exc:
             runner.stop()
-            raise StrategyLoadError(f"{label}: {exc}") from None
+            raise StrategyLoadError(f"{label}: {exc}") from exc
     proxy = StrategyProxy(manifest=manifest, source=source, digest=digest, label=label, trusted=trusted,
                           sandboxed=sandboxed)
     old = runner_pool().peek(digest)

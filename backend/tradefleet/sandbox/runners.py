@@ -148,13 +148,13 @@ class RunnerProcess:
         timeout = get_settings().STRATEGY_RUNNER_START_TIMEOUT_S
         try:
             header, _ = self._read(time.monotonic() + timeout, what="start")
-        except TimeoutError:
+        except TimeoutError as exc:
             self.stop()
             raise StrategyLoadError(f"{self.label}: the strategy runner did not start: it did not say ready "
-                                    f"within {timeout:g} s") from None
+                                    f"within {timeout:g} s") from exc
         except RunnerFailure as exc:
             self.stop()  # a runner that said something else may still be running: never leave it behind
-            raise StrategyLoadError(f"{self.label}: the strategy runner did not start: {exc}") from None
+            raise StrategyLoadError(f"{self.label}: the strategy runner did not start: {exc}") from exc
         except BaseException:
             # Interrupted (the guard's alarm): a runner that has not said ready would answer the next
             # request with its stale first frame.
@@ -270,8 +270,8 @@ class RunnerProcess:
             raise
         except protocol.ProtocolError as exc:
             if str(exc) == "channel closed":
-                raise RunnerFailure(self._exit_reason()) from None
-            raise RunnerFailure(f"it sent an invalid reply ({exc})") from None
+                raise RunnerFailure(self._exit_reason()) from exc
+            raise RunnerFailure(f"it sent an invalid reply ({exc})") from exc
 
     def _write(self, frame: bytes, deadline: float) -> None:
         view = memoryview(frame)
@@ -286,8 +286,8 @@ class RunnerProcess:
                 view = view[os.write(self.req_w, view):]
             except BlockingIOError:
                 continue
-            except BrokenPipeError:
-                raise RunnerFailure(self._exit_reason()) from None
+            except BrokenPipeError as exc:
+                raise RunnerFailure(self._exit_reason()) from exc
 
     def request(self, header: dict[str, Any], arrays: dict[str, np.ndarray] | None,
                 budget_s: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -303,9 +303,9 @@ class RunnerProcess:
             ok = True
             self._pause()
             return reply
-        except TimeoutError:
+        except TimeoutError as exc:
             raise StrategyTimeout(f"strategy took longer than {round(budget_s, 1):g} s; its runner was stopped") \
-                from None
+                from exc
         finally:
             if not ok:  # a half-done exchange leaves the channel unusable: never reuse it
                 self.stop()

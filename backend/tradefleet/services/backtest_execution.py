@@ -187,11 +187,11 @@ def _compute(backtest_id: uuid.UUID, progress: _Progress) -> dict[str, Any]:
 
         try:
             strategy_cls = strategy_for_version(version_id, session=session)
-        except UnknownVersion:
-            raise BacktestFailed(f"strategy {backtest.strategy!r} is no longer available") from None
+        except UnknownVersion as exc:
+            raise BacktestFailed(f"strategy {backtest.strategy!r} is no longer available") from exc
         except (StrategyLoadError, SandboxUnavailable) as exc:
             raise BacktestFailed(f"strategy {backtest.strategy!r} cannot be run here: "
-                                 f"{getattr(exc, 'message', None) or exc}") from None
+                                 f"{getattr(exc, 'message', None) or exc}") from exc
         params = strategy_cls.validate_params(backtest.params)
         startup = int(call_guarded(lambda: strategy_cls(params).startup_candles,
                                    timeout_s=settings.STRATEGY_TIMEOUT_S,

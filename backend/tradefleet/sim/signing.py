@@ -102,8 +102,8 @@ class Signed:
             raise illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$")
         try:
             return Decimal(raw)
-        except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-            raise illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$") from None
+        except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
+            raise illegal_chars(name, "^([0-9]{1,20})(\\.[0-9]{1,20})?$") from exc
 
 
 async def authenticate(request: Request, *, permission: str) -> Signed:
