@@ -23,7 +23,8 @@ from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
 from tradefleet.services import strategies as strategy_switches
-from tradefleet.errors import ConflictError, DomainError, NotFoundError, validation_error
+from tradefleet.services.ownership import get_owned_or_404
+from tradefleet.errors import ConflictError, DomainError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
 from tradefleet.execution.account import Intent, PaperAccount
@@ -157,15 +158,9 @@ def create_run(*, session: Session, owner: User, run_in: RunCreate) -> Run:
 
 
 def get_run_or_404(*, session: Session, owner: User, run_id: uuid.UUID, lock: bool = False) -> Run:
-    """The owner's run; 404 if it does not exist or belongs to someone else."""
-    statement = select(Run).where(Run.id == run_id, Run.owner_id == owner.id)
-    if lock:  # a tick may be writing this run: take the row (PostgreSQL) or the write lock (SQLite)
-        lock_for_write(session)
-        statement = statement.with_for_update()
-    run = session.exec(statement).first()
-    if run is None:
-        raise NotFoundError("run not found")
-    return run
+    """The owner's run; 404 if it does not exist or belongs to someone else. ``lock``: a tick may be
+    writing this run, so take its row (PostgreSQL) or the write lock (SQLite)."""
+    return get_owned_or_404(session=session, model=Run, row_id=run_id, owner_id=owner.id, what="run", lock=lock)
 
 
 def list_runs(*, session: Session, owner: User, skip: int = 0, limit: int = 100) -> tuple[list[Run], int]:
