@@ -60,7 +60,7 @@ from tradefleet.execution.live_rows import (
 from tradefleet.execution.order_leases import order_lease
 from tradefleet.execution.paper import floor_to_step
 from tradefleet.execution.risk import check_order
-from tradefleet.market.retries import TRANSIENT
+from tradefleet.market.exchange import TRANSIENT_ERRORS
 from tradefleet.models import (
     ORDER_FINAL,
     EventLevel,
@@ -216,7 +216,7 @@ def process_order(order_id: uuid.UUID, *, broker: CcxtBroker | None = None, fres
             return _drive(broker, order, run, fresh=fresh)
         except _SendRefused as refused:
             return _refuse(order, refused.cause, placed=False)
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             if _refused_key(exc):
                 return _refuse(order, ccxt.AuthenticationError(str(exc)), placed=None)
             # The exchange is slow or down: nothing is lost, the order keeps a state that reconciliation
@@ -325,7 +325,7 @@ def _drive(broker: CcxtBroker, order: Order, run: Run, *, fresh: bool) -> Outcom
                 # process_order keeps the order for reconciliation and pauses the run.
                 raise
             raise _SendRefused(exc) from exc
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             if _refused_key(exc):
                 if attempt > 1:
                     raise

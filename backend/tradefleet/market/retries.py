@@ -13,22 +13,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import ccxt
+from tradefleet.market.exchange import TRANSIENT_ERRORS
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-TRANSIENT: tuple[type[BaseException], ...] = (ccxt.NetworkError,)
-"""Errors after which the same request may succeed: ccxt's ``NetworkError`` family."""
-
 
 def with_retries(call: Callable[[], T], *, what: str, attempts: int, delay_s: float, max_delay_s: float,
                  sleep: Callable[[float], None] = time.sleep,
                  pause: Callable[[BaseException, float], float] | None = None,
                  on_retry: Callable[[BaseException], None] | None = None) -> T:
     """``call()``, made at most ``attempts`` times (at least once) while it raises one of
-    :data:`TRANSIENT`; the last error is raised, other errors at once.
+    :data:`~tradefleet.market.exchange.TRANSIENT_ERRORS`; the last error is raised, other errors at once.
 
     Before retry *k* (1-based) it waits ``pause(exc, delay)`` seconds (default ``delay``), where
     ``delay`` starts at ``delay_s`` and doubles after each wait up to ``max_delay_s``; ``on_retry(exc)``
@@ -38,7 +34,7 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int, delay_s: fl
     for attempt in range(1, attempts + 1):
         try:
             return call()
-        except TRANSIENT as exc:
+        except TRANSIENT_ERRORS as exc:
             if attempt == attempts:
                 raise
             if on_retry is not None:
@@ -51,4 +47,4 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int, delay_s: fl
     raise AssertionError("unreachable")
 
 
-__all__ = ["TRANSIENT", "with_retries"]
+__all__ = ["with_retries"]
