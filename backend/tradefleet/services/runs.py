@@ -442,12 +442,14 @@ def _publish_status(run: Run, event: RunEvent, *, orders: Sequence[Order] = (), 
 
 def list_children(*, session: Session, owner: User, run_id: uuid.UUID, model: type[T], order_by: Any,
                   skip: int = 0, limit: int = 500, where: Any = None) -> list[T]:
-    """Rows of ``model`` (orders, fills, trades, events, equity) of the owner's run, paginated."""
+    """Rows of ``model`` (orders, fills, trades, events, equity) of the owner's run, paginated;
+    ``order_by`` is one ordering clause or a tuple of them (a sort key and its tie-breakers)."""
     run = get_run_or_404(session=session, owner=owner, run_id=run_id)
     statement = select(model).where(model.run_id == run.id)
     if where is not None:
         statement = statement.where(where)
-    return list(session.exec(statement.order_by(order_by).offset(skip).limit(limit)).all())
+    clauses = order_by if isinstance(order_by, tuple) else (order_by,)
+    return list(session.exec(statement.order_by(*clauses).offset(skip).limit(limit)).all())
 
 
 def equity_points(*, session: Session, owner: User, run_id: uuid.UUID, points: int) -> list[EquitySnapshot]:

@@ -34,9 +34,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 Limit = Query(500, ge=1, le=5000)
 
 
-def _direction(column: Any, order: SortOrder) -> Any:
-    """``column`` ascending or descending, as ``order`` asks."""
-    return column.desc() if order == SortOrder.desc else column.asc()
+def _direction(order: SortOrder, *columns: Any) -> tuple[Any, ...]:
+    """``columns`` (the sort key, then its tie-breakers) ascending or descending, as ``order`` asks."""
+    return tuple(column.desc() if order == SortOrder.desc else column.asc() for column in columns)
 
 
 @router.post("", response_model=RunPublic, status_code=status.HTTP_201_CREATED)
@@ -100,7 +100,8 @@ def list_orders(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
                 limit: int = Limit, order: SortOrder = sort_order_query("creation time")) -> list[Order]:
     """The run's orders by creation time (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=Order,
-                                 order_by=_direction(Order.created_at, order), skip=skip, limit=limit)
+                                 order_by=_direction(order, Order.created_at, Order.client_order_id),
+                                 skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/fills", response_model=list[FillPublic])
@@ -108,7 +109,7 @@ def list_fills(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip: 
                limit: int = Limit, order: SortOrder = sort_order_query("the order they were recorded in")) -> list[Fill]:
     """The run's fills in the order they were recorded (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=Fill,
-                                 order_by=_direction(Fill.id, order), skip=skip, limit=limit)
+                                 order_by=_direction(order, Fill.id), skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/trades", response_model=list[TradePublic])
@@ -119,7 +120,7 @@ def list_trades(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
     adds the open one."""
     where = None if include_open else Trade.status == TradeStatus.closed
     return service.list_children(session=session, owner=user, run_id=run_id, model=Trade,
-                                 order_by=_direction(Trade.id, order), skip=skip, limit=limit, where=where)
+                                 order_by=_direction(order, Trade.id), skip=skip, limit=limit, where=where)
 
 
 @router.get("/{run_id}/events", response_model=list[RunEventPublic])
@@ -128,7 +129,7 @@ def list_events(run_id: uuid.UUID, session: SessionDep, user: CurrentUser, skip:
                 ) -> list[RunEvent]:
     """The run's events (log lines, fills, status changes) as recorded (``order=desc``: newest first)."""
     return service.list_children(session=session, owner=user, run_id=run_id, model=RunEvent,
-                                 order_by=_direction(RunEvent.id, order), skip=skip, limit=limit)
+                                 order_by=_direction(order, RunEvent.id), skip=skip, limit=limit)
 
 
 @router.get("/{run_id}/equity", response_model=list[EquitySnapshotPublic])
