@@ -7,8 +7,10 @@ Every team records through :func:`record`::
                  detail={"exchange": "binance", "fingerprint": fp})
 
 Action names are ``<noun>.<past participle>``: ``auth.login``, ``auth.login_failed``, ``auth.locked``,
-``run.started``, ``run.stopped``, ``run.killed``, ``exchange_key.added``, ``exchange_key.removed``,
-``user.role_changed``, ``admin.request`` (every non-GET admin request, from the admin routers'
+``auth.registered``, ``auth.email_verified``, ``auth.password_changed``, ``auth.password_change_failed``,
+``auth.password_reset``, ``auth.2fa_setup_started``, ``auth.2fa_enabled``, ``auth.2fa_disabled``,
+``auth.recovery_code_used``, ``auth.sessions_revoked``, ``run.started``, ``run.stopped``, ``run.killed``,
+``exchange_account.add``, ``exchange_account.update``, ``exchange_account.delete``, ``user.role_changed``, ``admin.request`` (every non-GET admin request, from the admin routers'
 dependency :func:`tradefleet.api.routes.admin_audit.audit_admin_request`).
 
 IP and user agent come from ``request`` when given, else from the HTTP request being served (the
@@ -17,7 +19,8 @@ request (workers, CLI) they are null.
 
 ``detail`` is JSON; values under keys that look like secrets (``password``, ``secret``, ``token``,
 ``api_key``, ``code``, ...) are replaced by ``"[redacted]"`` at any depth, so a careless caller cannot
-write a secret into the log.
+write a secret into the log. Flags about secrets are not secrets: ``mfa`` (whether a sign-in used a second
+factor) and ``recovery_remaining`` (unused recovery codes) are kept.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class RequestMeta:
 request_meta: ContextVar[RequestMeta | None] = ContextVar("tradefleet_audit_request_meta", default=None)
 """Set per HTTP request by the security middleware; read by :func:`record`."""
 
-_SECRET_KEY = re.compile(r"pass|secret|token|api_?key|private|otp|totp|code|authorization|cookie|mfa",
+_SECRET_KEY = re.compile(r"pass|secret|token|api_?key|private|otp|totp|code|authorization|cookie",
                          re.IGNORECASE)
 REDACTED = "[redacted]"
 MAX_USER_AGENT = 512

@@ -14,7 +14,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlmodel import Session, select
 
 import tradefleet.emails as mail
@@ -33,6 +33,7 @@ from tradefleet.security.tokens import (
     hash_opaque_token,
     new_opaque_token,
 )
+from tradefleet.services import audit
 from tradefleet.services import users as users_service
 from tradefleet.services.auth_tokens import RefreshTokenError, get_refresh_store
 
@@ -91,7 +92,6 @@ def login(*, session: Session, email: str, password: str, client_ip: str) -> Tok
     # Lockout and audit: a locked account is refused (429, Retry-After) before
     # the password is looked at; failures count towards the lock; every outcome is in the audit log.
     from tradefleet.security import lockout
-    from tradefleet.services import audit
 
     lockout.check(email, client_ip)
     user = users_service.authenticate(session=session, email=email, password=password)
@@ -134,7 +134,6 @@ def login_2fa(*, session: Session, mfa_token: str, code: str, client_ip: str) ->
     wrong, reused or out-of-window code.
     """
     from tradefleet.security import lockout
-    from tradefleet.services import audit
 
     user = _mfa_user(session, mfa_token)
     lockout.check(user.email, client_ip)
@@ -172,9 +171,11 @@ def logout(*, session: Session, refresh_token: str) -> None:
 
 
 def revoke_all_sessions(*, session: Session, user: User) -> None:
-    """Invalidate every access and refresh token of ``user`` (raises ``token_version``; commits)."""
+    """Invalidate every access and refresh token of ``user`` (raises ``token_version``; commits, with the
+    audit event ``auth.sessions_revoked``)."""
     user.token_version += 1
     session.add(user)
+    audit.record(session=session, actor=user, action="auth.sessions_revoked", target=user, commit=False)
     session.commit()
     get_refresh_store(session).revoke_user(user.id)
 
@@ -227,6 +228,7 @@ def send_verification(*, session: Session, user: User) -> None:
 def register(*, session: Session, user_in: UserCreate) -> User:
     """Create a trader (:func:`users.create_user`, 409 for a taken e-mail) and mail the verification link."""
     user = users_service.create_user(session=session, user_in=user_in)
+    audit.record(session=session, actor=user, action="auth.registered", target=user, commit=False)
     send_verification(session=session, user=user)
     session.refresh(user)
     return user
@@ -244,6 +246,7 @@ def verify_email(*, session: Session, token: str) -> User:
     user = _consume_email_token(session, token, TokenPurpose.verify_email)
     user.is_verified = True
     session.add(user)
+    audit.record(session=session, actor=user, action="auth.email_verified", target=user, commit=False)
     session.commit()
     session.refresh(user)
     return user
@@ -304,6 +307,8 @@ def confirm_password_reset(*, session: Session, token: str, new_password: str) -
     user = _consume_email_token(session, token, TokenPurpose.password_reset)
     _set_password(session, user, new_password)
     user.is_verified = True
+    audit.record(session=session, actor=user, action="auth.password_reset", target=user,
+                 detail={"sessions_revoked": True}, commit=False)
     session.commit()
     session.refresh(user)
     get_refresh_store(session).revoke_user(user.id)
@@ -316,8 +321,12 @@ def change_password(*, session: Session, user: User, current_password: str, new_
     """Replace the password after checking ``current_password`` (400 on that field); signs out every
     session, the current one included."""
     if not verify_password(current_password, user.hashed_password):
+        audit.record(session=session, actor=user, action="auth.password_change_failed", target=user,
+                     detail={"reason": "incorrect current password"})
         raise DomainError("current_password: incorrect password", field="current_password", status_code=400)
     _set_password(session, user, new_password)
+    audit.record(session=session, actor=user, action="auth.password_changed", target=user,
+                 detail={"sessions_revoked": True}, commit=False)
     session.commit()
     get_refresh_store(session).revoke_user(user.id)
     mail.enqueue_email(user.email, "password_changed", {"email": user.email})
@@ -370,6 +379,10 @@ def check_second_factor(*, session: Session, user: User, code: str) -> bool:
         return False
     row.used_at = utcnow()
     session.add(row)
+    left = session.exec(select(func.count()).select_from(RecoveryCode).where(
+        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None), RecoveryCode.id != row.id)).one()
+    audit.record(session=session, actor=user, action="auth.recovery_code_used", target=user,
+                 detail={"recovery_remaining": left}, commit=False)
     session.commit()
     return True
 
@@ -404,6 +417,7 @@ def setup_totp(*, session: Session, user: User, password: str) -> dict[str, str]
     user.totp_secret = crypto.encrypt(secret)
     user.totp_last_step = None
     session.add(user)
+    audit.record(session=session, actor=user, action="auth.2fa_setup_started", target=user, commit=False)
     session.commit()
     mail.send_two_factor_changed(user=user, event="setup")
     uri = totp.otpauth_uri(secret, email=user.email, issuer=get_settings().PROJECT_NAME)
@@ -430,6 +444,7 @@ def enable_totp(*, session: Session, user: User, password: str, code: str) -> li
         session.add(RecoveryCode(user_id=user.id, code_hash=totp.hash_secret(totp.normalise_recovery_code(code_))))
     user.totp_enabled = True
     session.add(user)
+    audit.record(session=session, actor=user, action="auth.2fa_enabled", target=user, commit=False)
     session.commit()
     mail.send_two_factor_changed(user=user, event="enabled")
     return codes
@@ -449,5 +464,6 @@ def disable_totp(*, session: Session, user: User, password: str, code: str) -> N
     user.totp_secret = None
     user.totp_last_step = None
     session.add(user)
+    audit.record(session=session, actor=user, action="auth.2fa_disabled", target=user, commit=False)
     session.commit()
     mail.send_two_factor_changed(user=user, event="disabled")
