@@ -72,7 +72,7 @@ def seed(n_candles: int) -> tuple[dict, dict, str]:
     from sqlmodel import Session
 
     from tradefleet.db import get_engine
-    from tradefleet.models import Backtest, BacktestStatus, Candle, UserCreate
+    from tradefleet.models import Backtest, BacktestStatus, StoredCandle, UserCreate
     from tradefleet.security.tokens import create_access_token
     from tradefleet.services.users import create_user
 
@@ -81,7 +81,7 @@ def seed(n_candles: int) -> tuple[dict, dict, str]:
         users = [create_user(session=session, user_in=UserCreate(email=f"flood-{i}@example.com",
                                                                   password=secrets.token_urlsafe(16)))
                  for i in range(2)]
-        session.execute(insert(Candle), [
+        session.execute(insert(StoredCandle), [
             {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1m", "time_ms": start_ms + i * MINUTE_MS,
              "open": 100.0 + i % 7, "high": 110.0, "low": 90.0, "close": 101.0, "volume": 5.0}
             for i in range(n_candles)])

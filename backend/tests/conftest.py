@@ -418,7 +418,7 @@ def e2e_database() -> Iterator[str]:
 
 
 @dataclass
-class Outbox:
+class MailOutbox:
     """Mails the code under test enqueued (``to``, ``template``, ``context``), in order. In-process tests
     have no worker: the broker hop is replaced, and the real Celery tasks run eagerly (``Task.apply``),
     so with ``smtp_server`` each mail really goes over SMTP, through the ``emails`` package."""
@@ -430,14 +430,14 @@ class Outbox:
 
 
 @pytest.fixture(autouse=True)
-def outbox(monkeypatch: pytest.MonkeyPatch) -> Outbox:
+def outbox(monkeypatch: pytest.MonkeyPatch) -> MailOutbox:
     """Autouse: the broker seam of e-mails and password-reset requests (nothing reaches a broker in
     in-process tests). Each mail is recorded, then the ``email.send`` task runs eagerly: it writes the
     mail to the log without ``SMTP_HOST`` and sends it with ``smtp_server``."""
     import tradefleet.emails as mail
     from tradefleet.services import auth
 
-    box = Outbox(sent=[])
+    box = MailOutbox(sent=[])
 
     def enqueue_email(to: str, template: str, context: dict) -> None:
         from tradefleet.worker.email_tasks import send_email

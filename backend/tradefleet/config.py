@@ -36,11 +36,9 @@ class Settings(BaseSettings):
     """Who may read the OpenAPI document behind ``/api/v1/docs``: ``public``, ``admins`` (an admin's bearer
     token) or ``off`` (404). Unset: ``admins`` in production, ``public`` elsewhere (``tradefleet.api.docs``)."""
 
-    # --- storage -------------------------------------------------------------------------
+    # --- storage ----------------------------------------------------------------------------------
     DATABASE_URL: str = f"sqlite:///{REPO_ROOT / 'var' / 'tradefleet.db'}"
     REDIS_URL: str | None = None
-    CELERY_BROKER_URL: str | None = None
-    """Defaults to REDIS_URL, else kombu's SQLAlchemy transport on a SQLite file beside the database."""
     DB_POOL_SIZE: int = Field(default=10, ge=1, le=1000)
     """Connections each process keeps open to the database (SQLAlchemy ``QueuePool``); see the connection
     budget in DEPLOYMENT.md."""
@@ -50,100 +48,19 @@ class Settings(BaseSettings):
     """Seconds a request waits for a free connection; past it the API answers 503 with ``Retry-After``."""
     DB_SQLITE_BUSY_TIMEOUT_S: float = Field(default=30.0, ge=0, le=3600)
     """SQLite only: seconds a statement waits for another process's write lock before failing (503 in the API)."""
+    CELERY_BROKER_URL: str | None = None
+    """Defaults to REDIS_URL, else kombu's SQLAlchemy transport on a SQLite file beside the database."""
 
-    # --- security ------------------------------------------------------------------------
+    # --- security: tokens, HTTP hardening, rate limits, lockout -----------------------------------
     JWT_SECRET_KEY: SecretStr = SecretStr(EXAMPLE_SECRET)
     """Signs access tokens. ``make run`` generates one into ``var/`` (``tradefleet dev``)."""
     JWT_SECRET_KEY_FILE: Path | None = None
     """A file holding ``JWT_SECRET_KEY`` (systemd credentials, Docker secrets); not both."""
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1)
     """Access token lifetime; clients renew with a refresh token."""
-
-    # --- strategies and market data ------------------------------------------------------
-    STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
-    STRATEGY_UPLOAD_MAX_BYTES: int = Field(default=262_144, ge=1, le=16_777_216)
-    """The largest strategy file an author may upload (``POST /strategies/uploads``), bytes."""
-    STRATEGY_UPLOAD_MAX_VERSIONS: int = Field(default=50, ge=1)
-    """Uploaded versions one author may have (every status counts)."""
-    STRATEGY_VALIDATION_TIMEOUT_S: float = Field(default=120.0, gt=0)
-    """Wall time the validation of one upload (load, check suite, short backtest) may take."""
-    EXCHANGE_API_URLS: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
-    """Per exchange id, a base URL that replaces the scheme and host of every API URL ccxt knows
-    for it (``{"binance": "http://127.0.0.1:8100"}`` points ccxt's binance at the simulator).
-    In the environment: JSON, or ``binance=http://127.0.0.1:8100,kraken=...``."""
-    EXCHANGES_ENABLED: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["binance"])
-    """ccxt exchange ids that runs may use."""
-    MARKET_CACHE_TTL_S: int = Field(default=600, ge=1)
-    CCXT_TIMEOUT_MS: int = Field(default=10_000, ge=100)
-
-    # --- fleet engine --------------------------------------------------------------------
-    SCHEDULE_INTERVAL_S: float = Field(default=1.0, gt=0)
-    """How often beat fires ``engine.schedule``."""
-    ENGINE_BATCH_SIZE: int = Field(default=500, ge=1)
-    """Runs of one market evaluated by one ``evaluate_market`` task."""
-    ENGINE_MAX_CATCHUP_CANDLES: int = Field(default=60, ge=1)
-    """A run further behind than this skips ahead (with an event) instead of replaying every candle."""
-    STRATEGY_TIMEOUT_S: float = Field(default=5.0, gt=0)
-    """Wall time one call into strategy code may take before its runner is killed and the run paused."""
-    STRATEGY_BACKTEST_TIMEOUT_S: float = Field(default=120.0, gt=0)
-    """Wall time one call into strategy code may take in a backtest (``signals()`` runs once over the
-    whole history there)."""
-
-    # --- backtests: their own worker, per-user caps ---------------------------------------
-    BACKTEST_WORKER_CONCURRENCY: int = Field(default=1, ge=1, le=64)
-    """Pool processes of the backtest worker (queue ``backtests``) that ``tradefleet dev`` starts."""
-    BACKTEST_WORKER_NICE: int = Field(default=10, ge=0, le=19)
-    """CPU niceness of the backtest worker that ``tradefleet dev`` starts (0 = normal priority)."""
-    BACKTEST_MAX_ACTIVE_PER_USER: int = Field(default=3, ge=1)
-    """Backtests one user may have queued or running at once; more answer 429 (``Retry-After``)."""
-    BACKTEST_ACTIVE_RETRY_AFTER_S: int = Field(default=30, ge=1)
-    """``Retry-After`` (seconds) of the 429 over ``BACKTEST_MAX_ACTIVE_PER_USER``."""
-    BACKTEST_DOWNLOAD_CANDLES_PER_DAY: int = Field(default=1_000_000, ge=0)
-    """Candles of ranges not stored that one user's backtests may download per UTC day (counted when
-    the backtest is requested); over it a 429 until the next UTC midnight. 0: stored candles only."""
-    BACKTEST_MAX_STORED_PER_USER: int = Field(default=200, ge=1)
-    """Backtest rows one user may keep (any status); more answer 409 until some are deleted or expire."""
-    BACKTEST_RETENTION_DAYS: int = Field(default=90, ge=1)
-    """Finished (``done``/``failed``) backtests older than this are deleted by the hourly ``backtest.expire``."""
-
-    # --- strategy sandbox ------------------------------------------------------------------
-    STRATEGY_SANDBOX: Literal["bwrap", "off"] = "bwrap"
-    """``bwrap``: strategy code runs in runner processes confined by bubblewrap, seccomp and resource
-    limits. ``off``: no sandbox is attempted (uploads are refused; bundled strategies run only with
-    ``STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED``)."""
-    STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED: bool = False
-    """When the sandbox is unavailable, run the files of ``STRATEGIES_DIR`` (code the server owner put
-    there) in plain runner processes: still out of process, with resource limits and, where the binding
-    exists, the seccomp filter, but without namespaces. Uploaded code never runs unsandboxed."""
-    STRATEGY_SANDBOX_PACKAGES: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["numpy", "pandas", "dateutil", "six", "pytz", "tzdata"])
-    """Top-level Python packages bound read-only into the sandbox (those installed; the rest skipped)."""
-    STRATEGY_RUNNER_MEMORY_MB: int = Field(default=1536, ge=256)
-    """Address-space limit of one runner process (numpy and pandas take about 400 MB of it)."""
-    STRATEGY_RUNNER_CPU_S: int = Field(default=3600, ge=10)
-    """CPU seconds one runner process may use in its life; it is then killed and started again."""
-    STRATEGY_RUNNER_SCRATCH_MB: int = Field(default=16, ge=1)
-    """Size of the runner's private ``/tmp`` and the largest file it may write."""
-    STRATEGY_RUNNER_OPEN_FILES: int = Field(default=64, ge=16)
-    STRATEGY_RUNNER_REPLY_MB: int = Field(default=64, ge=1)
-    """The largest reply the parent reads from a runner; a larger one kills the runner."""
-    STRATEGY_RUNNERS_PER_PROCESS: int = Field(default=16, ge=1)
-    """Runner processes one platform process keeps alive (least recently used ones are stopped)."""
-    STRATEGY_RUNNER_START_TIMEOUT_S: float = Field(default=30.0, gt=0)
-    """Time a new runner has to import its libraries and load the file."""
-    MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
-    """Runs of one user that are not stopped (created, running, paused); creating or starting one more is
-    a 409 naming the limit. Counted under the owner's lock (``services/quotas``), so racing cannot pass it."""
-    MAX_EXCHANGE_ACCOUNTS_PER_USER: int = Field(default=50, ge=1)
-    """Exchange accounts (stored keys) of one user; one more is a 409 naming the limit (counted under lock)."""
-    RUN_MAX_STOPPED_PER_USER: int = Field(default=500, ge=1)
-    """Stopped runs kept per user: beyond it, the oldest stopped ones are deleted by beat
-    (``runs.prune_stopped``, hourly) with their events, snapshots, orders and trades. A run with an open
-    position or an order not final is never deleted."""
-    RUN_RETENTION_DAYS: int = Field(default=180, ge=1)
-    """Stopped runs whose ``stopped_at`` is older than this are deleted by the same task."""
-
-    # --- security: HTTP hardening, rate limits, lockout, key encryption ----------
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1)
+    MFA_TOKEN_EXPIRE_MINUTES: int = Field(default=5, ge=1)
+    """How long the ``mfa_token`` of a password login waits for its 2FA code."""
     ALLOWED_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins (``https://app.example.com``) allowed to call the API from a browser (CORS). Empty: none
     (the bundled frontend is served from the API's own origin and needs no CORS)."""
@@ -187,53 +104,7 @@ class Settings(BaseSettings):
     """At most one e-mail per account per this many seconds about per-IP locks (the account-wide lock
     always mails)."""
 
-    # --- accounts: sign-up, e-mail, tokens, two-factor ---------------------------
-    FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"
-    """Base of the links in e-mails: ``{FRONTEND_BASE_URL}/verify.html?token=...``, ``/reset.html?token=...``."""
-    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1)
-    EMAIL_VERIFY_TOKEN_EXPIRE_HOURS: int = Field(default=48, ge=1)
-    PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
-    MFA_TOKEN_EXPIRE_MINUTES: int = Field(default=5, ge=1)
-    """How long the ``mfa_token`` of a password login waits for its 2FA code."""
-    REQUIRE_VERIFIED_EMAIL_FOR_LIVE: bool = True
-    """A run may go live only once its owner's e-mail is verified (enforced by the live-trading code)."""
-    REQUIRE_2FA_FOR_ADMINS: bool = False
-    """When true, an admin without 2FA gets 403 on every admin route until enrolled (set it in production)."""
-    TOTP_ENCRYPTION_KEY: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Fernet key that encrypts stored TOTP secrets (the API needs it for every 2FA login); several,
-    comma-separated and newest first, while rotating (``tradefleet keys rotate``). Required in
-    production; unset elsewhere: a key generated once into ``var/dev-totp-encryption.key``."""
-    TOTP_ENCRYPTION_KEY_FILE: Path | None = None
-    """A file holding ``TOTP_ENCRYPTION_KEY`` (one key a line, newest first); not both."""
-    SMTP_HOST: str | None = None
-    """Unset: e-mails are written to the log instead of sent."""
-    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
-    SMTP_USER: str | None = None
-    SMTP_PASSWORD: SecretStr | None = None
-    SMTP_TLS: bool = True
-    """STARTTLS after connecting (port 587); mutually exclusive with ``SMTP_SSL``."""
-    SMTP_SSL: bool = False
-    """TLS from the first byte (port 465)."""
-    SMTP_TIMEOUT_S: float = Field(default=10.0, gt=0)
-    EMAILS_FROM_EMAIL: str | None = None
-    """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
-    EMAILS_FROM_NAME: str = "Tradefleet"
-
-    # --- live trading: order manager and risk guard ------------------------------
-    MAX_OPEN_EXPOSURE_QUOTE: float | None = Field(default=None, gt=0)
-    """Per user: quote value of open live positions plus pending live buys, beyond which a new buy is
-    refused. Empty: no cap."""
-    MAX_DAILY_LOSS_QUOTE: float | None = Field(default=None, gt=0)
-    """Per user: realised loss of live trades closed today (UTC), quote currency, at which new buys are
-    refused until the next UTC day. Empty: no cap."""
-    LIVE_SEND_ATTEMPTS: int = Field(default=4, ge=1, le=10)
-    """Tries per order request on network errors and rate limits (exponential backoff in between)."""
-    LIVE_BACKOFF_S: float = Field(default=0.5, ge=0)
-    """First backoff between tries, seconds; doubled each time (capped at 8 s)."""
-    RECONCILE_INTERVAL_S: float = Field(default=30.0, gt=0)
-    """How often beat reconciles every live order that is not final with its exchange."""
-
-    # --- exchange keys vault ---------------------------------------------------------------
+    # --- key custody: exchange keys vault, encryption keys ----------------------------------------
     VAULT_PUBLIC_KEYS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Public keys of the vault (``tradefleet keys generate``), newest first: exchange keys are sealed
     to the first (``tradefleet.security.vault``). Every process may hold them. Comma-separated."""
@@ -250,7 +121,137 @@ class Settings(BaseSettings):
     ``tradefleet keys migrate-sealed`` (and ``keys rotate``), which re-seal such rows to the
     public key, and to open two-factor secrets encrypted under them until then. Leave it out of
     every service's environment (the API refuses it in production). Comma-separated."""
-    # --- live updates -----------------------------------------------------------
+    TOTP_ENCRYPTION_KEY: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet key that encrypts stored TOTP secrets (the API needs it for every 2FA login); several,
+    comma-separated and newest first, while rotating (``tradefleet keys rotate``). Required in
+    production; unset elsewhere: a key generated once into ``var/dev-totp-encryption.key``."""
+    TOTP_ENCRYPTION_KEY_FILE: Path | None = None
+    """A file holding ``TOTP_ENCRYPTION_KEY`` (one key a line, newest first); not both."""
+
+    # --- accounts and e-mail ----------------------------------------------------------------------
+    FRONTEND_BASE_URL: str = "http://127.0.0.1:8000"
+    """Base of the links in e-mails: ``{FRONTEND_BASE_URL}/verify.html?token=...``, ``/reset.html?token=...``."""
+    EMAIL_VERIFY_TOKEN_EXPIRE_HOURS: int = Field(default=48, ge=1)
+    PASSWORD_RESET_TOKEN_EXPIRE_MINUTES: int = Field(default=60, ge=1)
+    REQUIRE_VERIFIED_EMAIL_FOR_LIVE: bool = True
+    """A run may go live only once its owner's e-mail is verified (enforced by the live-trading code)."""
+    REQUIRE_2FA_FOR_ADMINS: bool = False
+    """When true, an admin without 2FA gets 403 on every admin route until enrolled (set it in production)."""
+    SMTP_HOST: str | None = None
+    """Unset: e-mails are written to the log instead of sent."""
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_TLS: bool = True
+    """STARTTLS after connecting (port 587); mutually exclusive with ``SMTP_SSL``."""
+    SMTP_SSL: bool = False
+    """TLS from the first byte (port 465)."""
+    SMTP_TIMEOUT_S: float = Field(default=10.0, gt=0)
+    EMAILS_FROM_EMAIL: str | None = None
+    """Sender address; unset: ``tradefleet@localhost`` (fine for the log, refused in production)."""
+    EMAILS_FROM_NAME: str = "Tradefleet"
+
+    # --- strategies and market data ---------------------------------------------------------------
+    STRATEGIES_DIR: Path = REPO_ROOT / "strategies"
+    STRATEGY_UPLOAD_MAX_BYTES: int = Field(default=262_144, ge=1, le=16_777_216)
+    """The largest strategy file an author may upload (``POST /strategies/uploads``), bytes."""
+    STRATEGY_UPLOAD_MAX_VERSIONS: int = Field(default=50, ge=1)
+    """Uploaded versions one author may have (every status counts)."""
+    STRATEGY_VALIDATION_TIMEOUT_S: float = Field(default=120.0, gt=0)
+    """Wall time the validation of one upload (load, check suite, short backtest) may take."""
+    EXCHANGE_API_URLS: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Per exchange id, a base URL that replaces the scheme and host of every API URL ccxt knows
+    for it (``{"binance": "http://127.0.0.1:8100"}`` points ccxt's binance at the simulator).
+    In the environment: JSON, or ``binance=http://127.0.0.1:8100,kraken=...``."""
+    EXCHANGES_ENABLED: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["binance"])
+    """ccxt exchange ids that runs may use."""
+    MARKET_CACHE_TTL_S: int = Field(default=600, ge=1)
+    CCXT_TIMEOUT_MS: int = Field(default=10_000, ge=100)
+
+    # --- strategy sandbox -------------------------------------------------------------------------
+    STRATEGY_SANDBOX: Literal["bwrap", "off"] = "bwrap"
+    """``bwrap``: strategy code runs in runner processes confined by bubblewrap, seccomp and resource
+    limits. ``off``: no sandbox is attempted (uploads are refused; bundled strategies run only with
+    ``STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED``)."""
+    STRATEGY_SANDBOX_ALLOW_UNSANDBOXED_BUNDLED: bool = False
+    """When the sandbox is unavailable, run the files of ``STRATEGIES_DIR`` (code the server owner put
+    there) in plain runner processes: still out of process, with resource limits and, where the binding
+    exists, the seccomp filter, but without namespaces. Uploaded code never runs unsandboxed."""
+    STRATEGY_SANDBOX_PACKAGES: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["numpy", "pandas", "dateutil", "six", "pytz", "tzdata"])
+    """Top-level Python packages bound read-only into the sandbox (those installed; the rest skipped)."""
+    STRATEGY_RUNNER_MEMORY_MB: int = Field(default=1536, ge=256)
+    """Address-space limit of one runner process (numpy and pandas take about 400 MB of it)."""
+    STRATEGY_RUNNER_CPU_S: int = Field(default=3600, ge=10)
+    """CPU seconds one runner process may use in its life; it is then killed and started again."""
+    STRATEGY_RUNNER_SCRATCH_MB: int = Field(default=16, ge=1)
+    """Size of the runner's private ``/tmp`` and the largest file it may write."""
+    STRATEGY_RUNNER_OPEN_FILES: int = Field(default=64, ge=16)
+    STRATEGY_RUNNER_REPLY_MB: int = Field(default=64, ge=1)
+    """The largest reply the parent reads from a runner; a larger one kills the runner."""
+    STRATEGY_RUNNERS_PER_PROCESS: int = Field(default=16, ge=1)
+    """Runner processes one platform process keeps alive (least recently used ones are stopped)."""
+    STRATEGY_RUNNER_START_TIMEOUT_S: float = Field(default=30.0, gt=0)
+    """Time a new runner has to import its libraries and load the file."""
+
+    # --- fleet engine -----------------------------------------------------------------------------
+    SCHEDULE_INTERVAL_S: float = Field(default=1.0, gt=0)
+    """How often beat fires ``engine.schedule``."""
+    ENGINE_BATCH_SIZE: int = Field(default=500, ge=1)
+    """Runs of one market evaluated by one ``evaluate_market`` task."""
+    ENGINE_MAX_CATCHUP_CANDLES: int = Field(default=60, ge=1)
+    """A run further behind than this skips ahead (with an event) instead of replaying every candle."""
+    STRATEGY_TIMEOUT_S: float = Field(default=5.0, gt=0)
+    """Wall time one call into strategy code may take before its runner is killed and the run paused."""
+    STRATEGY_BACKTEST_TIMEOUT_S: float = Field(default=120.0, gt=0)
+    """Wall time one call into strategy code may take in a backtest (``signals()`` runs once over the
+    whole history there)."""
+
+    # --- live trading: order manager and risk guard -----------------------------------------------
+    MAX_OPEN_EXPOSURE_QUOTE: float | None = Field(default=None, gt=0)
+    """Per user: quote value of open live positions plus pending live buys, beyond which a new buy is
+    refused. Empty: no cap."""
+    MAX_DAILY_LOSS_QUOTE: float | None = Field(default=None, gt=0)
+    """Per user: realised loss of live trades closed today (UTC), quote currency, at which new buys are
+    refused until the next UTC day. Empty: no cap."""
+    LIVE_SEND_ATTEMPTS: int = Field(default=4, ge=1, le=10)
+    """Tries per order request on network errors and rate limits (exponential backoff in between)."""
+    LIVE_BACKOFF_S: float = Field(default=0.5, ge=0)
+    """First backoff between tries, seconds; doubled each time (capped at 8 s)."""
+    RECONCILE_INTERVAL_S: float = Field(default=30.0, gt=0)
+    """How often beat reconciles every live order that is not final with its exchange."""
+
+    # --- backtests: worker and retention ----------------------------------------------------------
+    BACKTEST_WORKER_CONCURRENCY: int = Field(default=1, ge=1, le=64)
+    """Pool processes of the backtest worker (queue ``backtests``) that ``tradefleet dev`` starts."""
+    BACKTEST_WORKER_NICE: int = Field(default=10, ge=0, le=19)
+    """CPU niceness of the backtest worker that ``tradefleet dev`` starts (0 = normal priority)."""
+    BACKTEST_RETENTION_DAYS: int = Field(default=90, ge=1)
+    """Finished (``done``/``failed``) backtests older than this are deleted by the hourly ``backtest.expire``."""
+
+    # --- per-user limits --------------------------------------------------------------------------
+    MAX_RUNS_PER_USER: int = Field(default=50, ge=1)
+    """Runs of one user that are not stopped (created, running, paused); creating or starting one more is
+    a 409 naming the limit. Counted under the owner's lock (``services/quotas``), so racing cannot pass it."""
+    MAX_EXCHANGE_ACCOUNTS_PER_USER: int = Field(default=50, ge=1)
+    """Exchange accounts (stored keys) of one user; one more is a 409 naming the limit (counted under lock)."""
+    RUN_MAX_STOPPED_PER_USER: int = Field(default=500, ge=1)
+    """Stopped runs kept per user: beyond it, the oldest stopped ones are deleted by beat
+    (``runs.prune_stopped``, hourly) with their events, snapshots, orders and trades. A run with an open
+    position or an order not final is never deleted."""
+    RUN_RETENTION_DAYS: int = Field(default=180, ge=1)
+    """Stopped runs whose ``stopped_at`` is older than this are deleted by the same task."""
+    BACKTEST_MAX_ACTIVE_PER_USER: int = Field(default=3, ge=1)
+    """Backtests one user may have queued or running at once; more answer 429 (``Retry-After``)."""
+    BACKTEST_ACTIVE_RETRY_AFTER_S: int = Field(default=30, ge=1)
+    """``Retry-After`` (seconds) of the 429 over ``BACKTEST_MAX_ACTIVE_PER_USER``."""
+    BACKTEST_DOWNLOAD_CANDLES_PER_DAY: int = Field(default=1_000_000, ge=0)
+    """Candles of ranges not stored that one user's backtests may download per UTC day (counted when
+    the backtest is requested); over it a 429 until the next UTC midnight. 0: stored candles only."""
+    BACKTEST_MAX_STORED_PER_USER: int = Field(default=200, ge=1)
+    """Backtest rows one user may keep (any status); more answer 409 until some are deleted or expire."""
+
+    # --- live updates: the browser's event stream -------------------------------------------------
     EVENTS_TICKET_TTL_S: int = Field(default=60, ge=5, le=3600)
     """How long a ticket of ``POST /api/v1/events/ticket`` may wait before opening its stream (single use)."""
     EVENTS_HEARTBEAT_S: float = Field(default=15.0, gt=0)
@@ -268,7 +269,7 @@ class Settings(BaseSettings):
     """How often an open stream checks that its user is active with the ticket's ``token_version`` (a
     change made through the API also ends it at once) and renews its slot's lease."""
 
-    # --- demo ----------------------------------------------------------------------------
+    # --- demo (make run) --------------------------------------------------------------------------
     DEMO_EMAIL: str = "demo@example.com"
     DEMO_PASSWORD: SecretStr = SecretStr("demo-password-123")
 

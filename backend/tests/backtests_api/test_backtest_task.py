@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT
 from tradefleet.market import store
-from tradefleet.models import Backtest, BacktestStatus, Candle, ExchangeMarket
+from tradefleet.models import Backtest, BacktestStatus, StoredCandle, ExchangeMarket
 from tradefleet.services import backtest_execution as execution
 from tradefleet.sandbox.registry import get_registry
 from tradefleet.worker import tasks
@@ -190,7 +190,7 @@ def test_missing_candles_are_downloaded_first(user_client, catalog, queue, stage
 
     assert catalog.klines_requests()  # fetched through ccxt from the simulator
     with Session(db) as s:
-        times = s.exec(select(Candle.time_ms).order_by(Candle.time_ms)).all()
+        times = s.exec(select(StoredCandle.time_ms).order_by(StoredCandle.time_ms)).all()
     # The range and the 30 startup candles before it, and nothing else.
     feb_1 = 1706745600000
     assert times[0] == feb_1 - 30 * HOUR and times[-1] == feb_1 + 14 * 24 * HOUR - HOUR

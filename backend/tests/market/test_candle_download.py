@@ -13,7 +13,7 @@ from sqlmodel import select
 from tradefleet.market import candle_download
 from tradefleet.market.candle_download import download
 from tradefleet.market.store import CandleDataError, find_gaps, load_candles
-from tradefleet.models import Candle
+from tradefleet.models import StoredCandle
 
 SERIES = {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h"}
 JAN_FEB = (MAR_1 - T0) // HOUR  # 1440 hourly candles in January and February 2024
@@ -26,7 +26,7 @@ def fetch(session, **overrides):
 
 
 def count(session) -> int:
-    return session.exec(select(func.count()).select_from(Candle)).one()
+    return session.exec(select(func.count()).select_from(StoredCandle)).one()
 
 
 @pytest.fixture

@@ -24,14 +24,14 @@ from tradefleet.market.store import (
     list_series,
     load_candles,
 )
-from tradefleet.models import Candle
+from tradefleet.models import StoredCandle
 
 SERIES = {"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h"}
 OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 def stored_count(session: Session) -> int:
-    return session.exec(select(func.count()).select_from(Candle)).one()
+    return session.exec(select(func.count()).select_from(StoredCandle)).one()
 
 
 def assert_equals_csv(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -159,7 +159,7 @@ def test_gaps_after_deleting_rows(session):
     t = lambda i: T0 + i * HOUR  # noqa: E731 - the open time of the i-th candle
     holes = [10, 11, 12, 100, 4000]
     edges = [0, 5979]  # missing before the first / after the last stored candle: not gaps
-    session.exec(delete(Candle).where(Candle.time_ms.in_([t(i) for i in holes + edges])))
+    session.exec(delete(StoredCandle).where(StoredCandle.time_ms.in_([t(i) for i in holes + edges])))
     session.commit()
 
     gaps = find_gaps(session=session, **SERIES)

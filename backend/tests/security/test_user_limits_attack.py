@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from tradefleet.config import Settings
 from tradefleet.devstack import Stack
-from tradefleet.models import Backtest, BacktestStatus, Candle
+from tradefleet.models import Backtest, BacktestStatus, StoredCandle
 from testsupport import TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS, free_port
 
 MINUTE_MS = 60_000
@@ -47,7 +47,7 @@ def _seed(session: Session, owner_id) -> Backtest:
     rows = [{"exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1m", "time_ms": start_ms + i * MINUTE_MS,
              "open": 100.0 + i % 7, "high": 110.0, "low": 90.0, "close": 101.0, "volume": 5.0}
             for i in range(CANDLES)]
-    session.execute(insert(Candle), rows)
+    session.execute(insert(StoredCandle), rows)
     end = START + timedelta(minutes=CANDLES)
     backtest = Backtest(owner_id=owner_id, strategy="sma_cross", params={}, exchange="binance", symbol="BTC/USDT",
                         timeframe="1m", start=START, end=end, stake=1000.0, fee=0.001, status=BacktestStatus.done,
@@ -122,7 +122,7 @@ def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, 
     other_user, _ = make_user()
     with Session(db, expire_on_commit=False) as session:
         backtest = _seed(session, attacker_user.id)
-        before = session.exec(select(func.count()).select_from(Candle)).one()
+        before = session.exec(select(func.count()).select_from(StoredCandle)).one()
     attacker, bystander = auth_headers(attacker_user), auth_headers(other_user)
 
     statuses, other = _run_flood(tmp_path, db_url, redis_url, _defaults(), attacker, bystander, backtest.id,
@@ -141,5 +141,5 @@ def test_one_users_flood_leaves_the_other_user_served(db, redis_url, make_user, 
     assert set(other) <= {200, 503}, other
 
     with Session(db) as session:  # reads only: nothing changed
-        assert session.exec(select(func.count()).select_from(Candle)).one() == before
+        assert session.exec(select(func.count()).select_from(StoredCandle)).one() == before
         assert session.get(Backtest, backtest.id).status == BacktestStatus.done

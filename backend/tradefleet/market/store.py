@@ -44,7 +44,7 @@ from tradefleet.market.csvio import (
     split_market_id,
     timeframe_alignment,
 )
-from tradefleet.models.candle import OHLCV_COLUMNS, Candle
+from tradefleet.models.candle import OHLCV_COLUMNS, StoredCandle
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _on_conflict_update(stmt):
 
 def _sqlite_upsert(session: Session, rows: list[tuple]) -> None:
     """SQLite: ``executemany`` of the dialect insert with ``ON CONFLICT DO UPDATE``."""
-    stmt = _on_conflict_update(sqlite.insert(Candle.__table__))
+    stmt = _on_conflict_update(sqlite.insert(StoredCandle.__table__))
     session.exec(stmt, params=[dict(zip(_ALL_COLUMNS, row)) for row in rows])
 
 
@@ -192,7 +192,7 @@ def _postgresql_upsert(session: Session, rows: list[tuple]) -> None:
         with cursor.copy(f"COPY candle_incoming ({', '.join(_ALL_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-    stmt = postgresql.insert(Candle.__table__).from_select(list(_ALL_COLUMNS), sa.select(*_STAGING.c))
+    stmt = postgresql.insert(StoredCandle.__table__).from_select(list(_ALL_COLUMNS), sa.select(*_STAGING.c))
     session.exec(_on_conflict_update(stmt))
 
 
@@ -206,7 +206,7 @@ def _upsert_writer(session: Session) -> Callable[[Session, list[tuple]], None]:
 
 
 def _series_filter(exchange: str, symbol: str, timeframe: str):
-    return and_(Candle.exchange == exchange, Candle.symbol == symbol, Candle.timeframe == timeframe)
+    return and_(StoredCandle.exchange == exchange, StoredCandle.symbol == symbol, StoredCandle.timeframe == timeframe)
 
 
 def upsert_candles(
@@ -232,9 +232,9 @@ def upsert_candles(
         chunk_t = times[lo:lo + CHUNK_ROWS]
         chunk_v = values[lo:lo + CHUNK_ROWS]
         stored = session.exec(
-            select(Candle.time_ms, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume)
-            .where(where, Candle.time_ms >= int(chunk_t[0]), Candle.time_ms <= int(chunk_t[-1]))
-            .order_by(Candle.time_ms)
+            select(StoredCandle.time_ms, StoredCandle.open, StoredCandle.high, StoredCandle.low, StoredCandle.close, StoredCandle.volume)
+            .where(where, StoredCandle.time_ms >= int(chunk_t[0]), StoredCandle.time_ms <= int(chunk_t[-1]))
+            .order_by(StoredCandle.time_ms)
         ).all()
         write = np.ones(len(chunk_t), dtype=bool)
         if stored:
@@ -344,16 +344,16 @@ def load_candles(
 
     ``last``: only the newest ``last`` candles of that range (still ascending); the database reads
     those rows only (``ORDER BY time_ms DESC LIMIT last``), not the whole range."""
-    query = select(Candle.time_ms, Candle.open, Candle.high, Candle.low, Candle.close, Candle.volume).where(
+    query = select(StoredCandle.time_ms, StoredCandle.open, StoredCandle.high, StoredCandle.low, StoredCandle.close, StoredCandle.volume).where(
         _series_filter(exchange, symbol, timeframe))
     if start_ms is not None:
-        query = query.where(Candle.time_ms >= start_ms)
+        query = query.where(StoredCandle.time_ms >= start_ms)
     if end_ms is not None:
-        query = query.where(Candle.time_ms <= end_ms)
+        query = query.where(StoredCandle.time_ms <= end_ms)
     if last is not None:
-        rows = list(reversed(session.exec(query.order_by(Candle.time_ms.desc()).limit(max(0, last))).all()))
+        rows = list(reversed(session.exec(query.order_by(StoredCandle.time_ms.desc()).limit(max(0, last))).all()))
     else:
-        rows = session.exec(query.order_by(Candle.time_ms)).all()
+        rows = session.exec(query.order_by(StoredCandle.time_ms)).all()
     if not rows:
         return frame_from_ohlcv(np.empty((0, 6)))
     times = np.fromiter((r[0] for r in rows), dtype="int64", count=len(rows))
@@ -380,11 +380,11 @@ def find_gaps(
     length_ms, _ = timeframe_alignment(timeframe)
     conditions = [_series_filter(exchange, symbol, timeframe)]
     if start_ms is not None:
-        conditions.append(Candle.time_ms >= start_ms)
+        conditions.append(StoredCandle.time_ms >= start_ms)
     if end_ms is not None:
-        conditions.append(Candle.time_ms <= end_ms)
+        conditions.append(StoredCandle.time_ms <= end_ms)
     ordered = (
-        select(Candle.time_ms.label("t"), func.lag(Candle.time_ms).over(order_by=Candle.time_ms).label("prev"))
+        select(StoredCandle.time_ms.label("t"), func.lag(StoredCandle.time_ms).over(order_by=StoredCandle.time_ms).label("prev"))
         .where(*conditions)
         .subquery()
     )
@@ -398,7 +398,7 @@ def find_gaps(
 def coverage(*, session: Session, exchange: str, symbol: str, timeframe: str) -> Coverage:
     """What is stored of a series: count, first and last open time, and its gaps."""
     count, first, last = session.exec(
-        select(func.count(), func.min(Candle.time_ms), func.max(Candle.time_ms))
+        select(func.count(), func.min(StoredCandle.time_ms), func.max(StoredCandle.time_ms))
         .where(_series_filter(exchange, symbol, timeframe))
     ).one()
     gaps = find_gaps(session=session, exchange=exchange, symbol=symbol, timeframe=timeframe) if count else []
@@ -412,9 +412,9 @@ def list_series(session: Session) -> list[SeriesInfo]:
     symbol and timeframe length. :attr:`SeriesInfo.missing` tells, without another query, whether it
     has gaps."""
     rows = session.exec(
-        select(Candle.exchange, Candle.symbol, Candle.timeframe, func.count(),
-               func.min(Candle.time_ms), func.max(Candle.time_ms))
-        .group_by(Candle.exchange, Candle.symbol, Candle.timeframe)
+        select(StoredCandle.exchange, StoredCandle.symbol, StoredCandle.timeframe, func.count(),
+               func.min(StoredCandle.time_ms), func.max(StoredCandle.time_ms))
+        .group_by(StoredCandle.exchange, StoredCandle.symbol, StoredCandle.timeframe)
     ).all()
     series = [SeriesInfo(exchange=e, symbol=s, timeframe=tf, count=int(n), first_ms=int(lo), last_ms=int(hi))
               for e, s, tf, n, lo, hi in rows]

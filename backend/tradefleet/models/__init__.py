@@ -29,7 +29,7 @@ from tradefleet.models.run import (  # noqa: F401
     RunStatus,
 )
 from tradefleet.models.backtest import Backtest, BacktestCreate, BacktestDownload, BacktestDetail, BacktestPublic, BacktestsPublic, BacktestStatus  # noqa: F401
-from tradefleet.models.candle import Candle  # noqa: F401
+from tradefleet.models.candle import StoredCandle  # noqa: F401
 from tradefleet.models.market import ExchangeMarket, ExchangeMarketPublic  # noqa: F401
 from tradefleet.models.system import WorkerHeartbeat  # noqa: F401
 from tradefleet.models.user import (  # noqa: F401

@@ -15,7 +15,7 @@ OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 frame, of the ``candle`` table after its key, and of a candle CSV file after ``timestamp``."""
 
 
-class Candle(SQLModel, table=True):
+class StoredCandle(SQLModel, table=True):
     """One closed candle. ``time_ms`` is its open time (epoch ms, UTC), as ccxt gives it; prices are in
     the quote currency, ``volume`` in the base currency. ``symbol`` is ccxt's unified symbol
     (``BTC/USDT``), ``timeframe`` a ccxt timeframe (``1h``)."""

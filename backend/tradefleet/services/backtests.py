@@ -36,7 +36,7 @@ from tradefleet.db import session_scope
 from tradefleet.errors import ConflictError, validation_error
 from tradefleet.market.catalog import get_market_info
 from tradefleet.market.csvio import CandleDataError, timeframe_alignment
-from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, Candle, RunCreate, RunMode, StrategyVersion, User
+from tradefleet.models import Backtest, BacktestCreate, BacktestDownload, BacktestStatus, StoredCandle, RunCreate, RunMode, StrategyVersion, User
 from tradefleet.models._types import utcnow
 from tradefleet.security.ratelimit import RateLimited
 from tradefleet.services.ownership import get_owned_or_404
@@ -110,9 +110,9 @@ def missing_candles(*, session: Session, backtest_in: BacktestCreate) -> int:
     start_ms, end_ms = datetime_ms(backtest_in.start), datetime_ms(backtest_in.end)
     first = -((offset_ms - start_ms) // length_ms) * length_ms + offset_ms  # ceil to an open time
     expected = max(0, -(-(end_ms - first) // length_ms))
-    stored = session.exec(select(func.count()).select_from(Candle).where(
-        Candle.exchange == backtest_in.exchange, Candle.symbol == backtest_in.symbol,
-        Candle.timeframe == backtest_in.timeframe, Candle.time_ms >= first, Candle.time_ms < end_ms)).one()
+    stored = session.exec(select(func.count()).select_from(StoredCandle).where(
+        StoredCandle.exchange == backtest_in.exchange, StoredCandle.symbol == backtest_in.symbol,
+        StoredCandle.timeframe == backtest_in.timeframe, StoredCandle.time_ms >= first, StoredCandle.time_ms < end_ms)).one()
     return max(0, expected - int(stored))
 
 

@@ -9,7 +9,7 @@ Provisioned through ``POST /sim/accounts`` (:mod:`tradefleet.sim.admin`), a JSON
 
 (``permissions`` default: read and trade allowed, withdrawals and IP restriction off).
 
-Concurrency: each account has a lock (``Account.lock``, a ``threading.RLock``) that a request holds
+Concurrency: each account has a lock (``SimAccount.lock``, a ``threading.RLock``) that a request holds
 while it matches, checks and changes the account -- no ``await`` happens under it, so one request's
 check-and-book is atomic against every other request (in the event loop or another thread).
 Order and trade ids come from store-wide counters under the store lock.
@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from tradefleet.sim.orders import Fill, Order
+from tradefleet.sim.orders import SimFill, SimOrder
 
 DEFAULT_PERMISSIONS = {"read": True, "trade": True, "withdraw": False, "ip_restrict": False}
 
@@ -41,7 +41,7 @@ class AccountSpecError(ValueError):
 
 
 @dataclass
-class Balance:
+class SimBalance:
     """One asset of an account: ``free`` and ``locked`` (in open orders), Decimals."""
 
     free: Decimal = Decimal(0)
@@ -49,37 +49,37 @@ class Balance:
 
 
 @dataclass
-class Account:
+class SimAccount:
     """A simulated Binance spot account (everything guarded by :attr:`lock`)."""
 
     api_key: str
     secret: str
-    balances: dict[str, Balance]
+    balances: dict[str, SimBalance]
     permissions: dict[str, bool]
     created_ms: int = 0
-    orders: dict[int, Order] = field(default_factory=dict)
+    orders: dict[int, SimOrder] = field(default_factory=dict)
     by_client_id: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    trades: list[Fill] = field(default_factory=list)
+    trades: list[SimFill] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     recent_orders: deque[float] = field(default_factory=deque, repr=False, compare=False)
     """Monotonic wall times of the last new orders (the ORDERS rate limit)."""
 
-    def balance(self, asset: str) -> Balance:
+    def balance(self, asset: str) -> SimBalance:
         """The balance of ``asset`` (created empty on first use)."""
         bal = self.balances.get(asset)
         if bal is None:
-            bal = self.balances[asset] = Balance()
+            bal = self.balances[asset] = SimBalance()
         return bal
 
-    def add_order(self, order: Order) -> None:
+    def add_order(self, order: SimOrder) -> None:
         self.orders[order.order_id] = order
         self.by_client_id.setdefault((order.symbol, order.client_order_id), []).append(order.order_id)
 
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
+    def open_orders(self, symbol: str | None = None) -> list[SimOrder]:
         """Open (NEW / PARTIALLY_FILLED) orders, oldest first."""
         return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
 
-    def find(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> Order | None:
+    def find(self, symbol: str, order_id: int | None = None, client_order_id: str | None = None) -> SimOrder | None:
         """The order by id, else the latest order with that client order id (Binance's lookup)."""
         if order_id is not None:
             order = self.orders.get(order_id)
@@ -117,16 +117,16 @@ class Account:
         }
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Account:
+    def from_json(cls, raw: dict[str, Any]) -> SimAccount:
         account = cls(
             api_key=raw["api_key"],
             secret=raw["secret"],
             permissions=dict(raw["permissions"]),
             created_ms=int(raw.get("created_ms", 0)),
-            balances={a: Balance(Decimal(f), Decimal(lk)) for a, (f, lk) in raw["balances"].items()},
+            balances={a: SimBalance(Decimal(f), Decimal(lk)) for a, (f, lk) in raw["balances"].items()},
         )
         for o in raw.get("orders", []):
-            order = Order.from_json(o)
+            order = SimOrder.from_json(o)
             account.add_order(order)
             account.trades.extend(order.fills)
         account.trades.sort(key=lambda t: t.trade_id)
@@ -167,34 +167,34 @@ def parse_spec(spec: Any) -> tuple[str, str, dict[str, Decimal], dict[str, bool]
     return api_key, secret, balances, permissions
 
 
-class AccountStore:
+class SimAccountStore:
     """All simulated accounts by API key, with id counters and optional JSON persistence."""
 
     def __init__(self, state_file: Path | None = None) -> None:
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
-        self._accounts: dict[str, Account] = {}
+        self._accounts: dict[str, SimAccount] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
         self.state_file = Path(state_file) if state_file else None
         if self.state_file is not None and self.state_file.exists():
             self._load(self.state_file)
 
-    def __iter__(self) -> Iterator[Account]:
+    def __iter__(self) -> Iterator[SimAccount]:
         with self._lock:
             return iter(list(self._accounts.values()))
 
-    def get(self, api_key: str) -> Account | None:
+    def get(self, api_key: str) -> SimAccount | None:
         with self._lock:
             return self._accounts.get(api_key)
 
-    def provision(self, spec: Any, *, now_ms: int = 0) -> Account:
+    def provision(self, spec: Any, *, now_ms: int = 0) -> SimAccount:
         """Create (or replace, orders and trades dropped) the account of ``spec``; persisted."""
         api_key, secret, balances, permissions = parse_spec(spec)
-        account = Account(
+        account = SimAccount(
             api_key=api_key,
             secret=secret,
-            balances={a: Balance(free=v) for a, v in balances.items()},
+            balances={a: SimBalance(free=v) for a, v in balances.items()},
             permissions=permissions,
             created_ms=now_ms,
         )
@@ -239,7 +239,7 @@ class AccountStore:
         self._next_order_id = int(payload.get("next_order_id", 1))
         self._next_trade_id = int(payload.get("next_trade_id", 1))
         for raw in payload.get("accounts", []):
-            account = Account.from_json(raw)
+            account = SimAccount.from_json(raw)
             self._accounts[account.api_key] = account
 
 

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tradefleet.sim.accounts import AccountStore
+from tradefleet.sim.accounts import SimAccountStore
 from tradefleet.sim.clock import SimClock
 from tradefleet.sim.data import DEFAULT_DATA_DIR, MarketData, load_market_data
 from tradefleet.sim.errors import BinanceAPIError, binance_error_handler
@@ -126,7 +126,7 @@ def create_app(
     market_data = data if data is not None else load_market_data(data_dir)
     if clock is None:
         clock = SimClock(market_data.first_open_ms if start_ms is None else start_ms, speed)
-    store = AccountStore(state_file)
+    store = SimAccountStore(state_file)
     for spec in accounts or []:
         store.provision(spec, now_ms=clock.now_ms())
     state = SimState.build(market_data, clock, store)

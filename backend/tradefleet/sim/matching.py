@@ -25,7 +25,7 @@ Rules (all times are sim-clock ms, :class:`~tradefleet.sim.clock.SimClock`):
   and NOTIONAL (price * quantity >= minNotional, market orders at the current price) -- failures
   answer -1013 "Filter failure: <FILTER>" like Binance.
 
-The functions here mutate an :class:`~tradefleet.sim.accounts.Account`; callers hold its lock.
+The functions here mutate an :class:`~tradefleet.sim.accounts.SimAccount`; callers hold its lock.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 
 from tradefleet.sim.errors import BinanceAPIError
 from tradefleet.sim.markets import MAX_PRICE, SymbolRules
-from tradefleet.sim.orders import Q8, Fill, Order
+from tradefleet.sim.orders import Q8, SimFill, SimOrder
 
 if TYPE_CHECKING:
-    from tradefleet.sim.accounts import Account
+    from tradefleet.sim.accounts import SimAccount
     from tradefleet.sim.data import MarketData
 
 MAKER_FEE = Decimal("0.001")
@@ -94,8 +94,8 @@ def check_notional(rules: SymbolRules, price: Decimal, qty: Decimal) -> None:
         raise filter_failure("NOTIONAL")
 
 
-def _fill(account: Account, rules: SymbolRules, order: Order, qty: Decimal, price: Decimal, *,
-          maker: bool, time_ms: int, trade_id: int) -> Fill:
+def _fill(account: SimAccount, rules: SymbolRules, order: SimOrder, qty: Decimal, price: Decimal, *,
+          maker: bool, time_ms: int, trade_id: int) -> SimFill:
     """Book one fill of ``order``: move balances, charge the fee, update the order."""
     quote_qty = (qty * price).quantize(Q8, rounding=ROUND_DOWN)
     rate = MAKER_FEE if maker else TAKER_FEE
@@ -122,7 +122,7 @@ def _fill(account: Account, rules: SymbolRules, order: Order, qty: Decimal, pric
             base.free -= qty
         quote.free += quote_qty - fee
         asset = rules.quote
-    fill = Fill(trade_id=trade_id, order_id=order.order_id, symbol=order.symbol, price=price, qty=qty,
+    fill = SimFill(trade_id=trade_id, order_id=order.order_id, symbol=order.symbol, price=price, qty=qty,
                 quote_qty=quote_qty, commission=fee, commission_asset=asset, time=time_ms,
                 is_buyer=order.side == "BUY", is_maker=maker)
     order.fills.append(fill)
@@ -136,7 +136,7 @@ def _fill(account: Account, rules: SymbolRules, order: Order, qty: Decimal, pric
     return fill
 
 
-def release(account: Account, rules: SymbolRules, order: Order) -> None:
+def release(account: SimAccount, rules: SymbolRules, order: SimOrder) -> None:
     """Give back what ``order`` still has locked (on fill, cancel or expiry)."""
     if order.locked > 0:
         bal = account.balance(rules.quote if order.side == "BUY" else rules.base)
@@ -145,7 +145,7 @@ def release(account: Account, rules: SymbolRules, order: Order) -> None:
         order.locked = Decimal(0)
 
 
-def place(account: Account, rules: SymbolRules, data: MarketData, order: Order, *, now_ms: int,
+def place(account: SimAccount, rules: SymbolRules, data: MarketData, order: SimOrder, *, now_ms: int,
           next_trade_id: Any) -> None:
     """Validate ``order`` against the filters and the balances and execute it (see module docstring).
 
@@ -195,7 +195,7 @@ def place(account: Account, rules: SymbolRules, data: MarketData, order: Order, 
     bal.locked += order.locked
 
 
-def match_open_orders(account: Account, rules_by_symbol: dict[str, SymbolRules], data: MarketData, *,
+def match_open_orders(account: SimAccount, rules_by_symbol: dict[str, SymbolRules], data: MarketData, *,
                       now_ms: int, next_trade_id: Any) -> int:
     """Fill ``account``'s resting orders against the candles closed since they were last matched.
 

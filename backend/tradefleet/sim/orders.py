@@ -18,7 +18,7 @@ def d8(value: Decimal) -> str:
 
 
 @dataclass
-class Fill:
+class SimFill:
     """One trade of an order (a row of ``myTrades``). Amounts are Decimals, ``time`` sim ms."""
 
     trade_id: int
@@ -65,13 +65,13 @@ class Fill:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Fill:
+    def from_json(cls, raw: dict[str, Any]) -> SimFill:
         dec = {"price", "qty", "quote_qty", "commission"}
         return cls(**{k: (Decimal(v) if k in dec else v) for k, v in raw.items()})
 
 
 @dataclass
-class Order:
+class SimOrder:
     """One order of an account. ``price`` is 0 for market orders; ``next_ms`` is the earliest
     candle open time not yet matched against (resting orders)."""
 
@@ -91,7 +91,7 @@ class Order:
     cum_quote: Decimal = Decimal(0)
     locked: Decimal = Decimal(0)  # still locked for this order (quote on buys, base on sells)
     next_ms: int = 0
-    fills: list[Fill] = field(default_factory=list)
+    fills: list[SimFill] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -155,8 +155,8 @@ class Order:
         return raw
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Order:
+    def from_json(cls, raw: dict[str, Any]) -> SimOrder:
         dec = {"price", "orig_qty", "orig_quote_qty", "executed_qty", "cum_quote", "locked"}
-        fills = [Fill.from_json(f) for f in raw.get("fills", [])]
+        fills = [SimFill.from_json(f) for f in raw.get("fills", [])]
         values = {k: (Decimal(v) if k in dec else v) for k, v in raw.items() if k != "fills"}
         return cls(**values, fills=fills)

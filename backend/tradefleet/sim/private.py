@@ -36,10 +36,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tradefleet.sim.accounts import Account
+from tradefleet.sim.accounts import SimAccount
 from tradefleet.sim.errors import BinanceAPIError, illegal_chars, invalid_symbol, mandatory_param
 from tradefleet.sim.matching import MAKER_FEE, TAKER_FEE, place, release
-from tradefleet.sim.orders import Order
+from tradefleet.sim.orders import SimOrder
 from tradefleet.sim.public import set_weight, sim_state
 from tradefleet.sim.signing import KEY_RE, Signed, authenticate
 
@@ -160,7 +160,7 @@ async def new_order(request: Request) -> Response:
     Params: ``symbol``, ``side`` (BUY/SELL), ``type`` (MARKET, LIMIT, LIMIT_MAKER), ``quantity``
     (or, MARKET only, ``quoteOrderQty``), ``price`` and ``timeInForce`` (LIMIT), ``newClientOrderId``,
     ``newOrderRespType`` (ACK, RESULT, FULL; default FULL for MARKET/LIMIT like Binance).
-    Reply per :meth:`~tradefleet.sim.orders.Order.new_view`. Errors: -1102 missing parameter, -1100
+    Reply per :meth:`~tradefleet.sim.orders.SimOrder.new_view`. Errors: -1102 missing parameter, -1100
     malformed number/id, -1116 unsupported type, -1117 bad side, -1115 bad timeInForce, -1106 a
     parameter the type does not take, -1013 filters, -2010 insufficient balance / duplicate /
     LIMIT_MAKER that would take, -1121 unknown market, HTTP 429 -1015 over the app's ``order_limit_10s``.
@@ -231,7 +231,7 @@ async def new_order(request: Request) -> Response:
         order_id = state.accounts.next_order_id()
         if client_id is None:
             client_id = f"sim{order_id:020d}"
-        order = Order(
+        order = SimOrder(
             order_id=order_id, client_order_id=client_id, symbol=symbol, side=side, type=order_type,
             time_in_force=tif if order_type == "LIMIT" else "GTC",
             price=price or Decimal(0), orig_qty=qty or Decimal(0), orig_quote_qty=quote_qty or Decimal(0),
@@ -243,7 +243,7 @@ async def new_order(request: Request) -> Response:
     return JSONResponse(view)
 
 
-def _find(request: Request, signed: Signed, *, missing_code: int, missing_msg: str) -> tuple[str, Order]:
+def _find(request: Request, signed: Signed, *, missing_code: int, missing_msg: str) -> tuple[str, SimOrder]:
     symbol = _symbol(request, signed)
     assert symbol is not None
     order_id = signed.integer("orderId")
@@ -259,7 +259,7 @@ def _find(request: Request, signed: Signed, *, missing_code: int, missing_msg: s
 async def query_order(request: Request) -> Response:
     """``GET /api/v3/order?symbol=&orderId=|origClientOrderId=`` (account-endpoints#query-order-user_data).
 
-    Weight 4. Reply: :meth:`~tradefleet.sim.orders.Order.query_view`. -2013 "Order does not exist."
+    Weight 4. Reply: :meth:`~tradefleet.sim.orders.SimOrder.query_view`. -2013 "Order does not exist."
     """
     set_weight(request, 4)
     signed = await authenticate(request, permission="read")
@@ -268,7 +268,7 @@ async def query_order(request: Request) -> Response:
         return JSONResponse(order.query_view())
 
 
-def _cancel(state: SimState, account: Account, order: Order, cancel_id: str | None) -> dict[str, Any]:
+def _cancel(state: SimState, account: SimAccount, order: SimOrder, cancel_id: str | None) -> dict[str, Any]:
     release(account, state.rules[order.symbol], order)
     order.status = "CANCELED"
     order.update_time = state.clock.now_ms()

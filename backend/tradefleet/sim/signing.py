@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from tradefleet.sim.accounts import Account
+from tradefleet.sim.accounts import SimAccount
 from tradefleet.sim.errors import BinanceAPIError, illegal_chars, mandatory_param
 from tradefleet.sim.matching import match_open_orders
 from tradefleet.sim.public import sim_state
@@ -72,7 +72,7 @@ def _strip_signature(raw: str) -> tuple[str, list[str]]:
 class Signed:
     """A verified signed request: its account and merged parameters (query, then body)."""
 
-    def __init__(self, account: Account, params: dict[str, str]) -> None:
+    def __init__(self, account: SimAccount, params: dict[str, str]) -> None:
         self.account = account
         self.params = params
 
@@ -150,7 +150,7 @@ async def authenticate(request: Request, *, permission: str) -> Signed:
     return signed
 
 
-def book_due_fills(state: SimState, account: Account) -> int:
+def book_due_fills(state: SimState, account: SimAccount) -> int:
     """Book the fills of ``account``'s resting orders due at the sim time (caller holds the lock;
     saves are the caller's, after releasing it)."""
     return match_open_orders(account, state.rules, state.data, now_ms=state.clock.now_ms(),

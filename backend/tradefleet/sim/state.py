@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradefleet.sim.accounts import AccountStore
+from tradefleet.sim.accounts import SimAccountStore
 from tradefleet.sim.clock import SimClock
 from tradefleet.sim.data import MarketData
 from tradefleet.sim.faults import FaultInjector
@@ -79,7 +79,7 @@ class RequestStats:
 @dataclass
 class SimState:
     """Everything the endpoints share: recorded data, clock, market rules, weight and request counters,
-    the simulated accounts (:class:`~tradefleet.sim.accounts.AccountStore`) and pending faults.
+    the simulated accounts (:class:`~tradefleet.sim.accounts.SimAccountStore`) and pending faults.
 
     ``exchange_info_entries[symbol]`` is the prebuilt ``exchangeInfo.symbols`` element.
     """
@@ -90,18 +90,18 @@ class SimState:
     exchange_info_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     weights: WeightCounter = field(default_factory=WeightCounter)
     stats: RequestStats = field(default_factory=RequestStats)
-    accounts: AccountStore = field(default_factory=AccountStore)
+    accounts: SimAccountStore = field(default_factory=SimAccountStore)
     faults: FaultInjector = field(default_factory=FaultInjector)
     order_limit_10s: int | None = None
     """New orders per account per 10 wall seconds before -1015 (None: not enforced)."""
 
     @classmethod
-    def build(cls, data: MarketData, clock: SimClock, accounts: AccountStore | None = None) -> SimState:
+    def build(cls, data: MarketData, clock: SimClock, accounts: SimAccountStore | None = None) -> SimState:
         """State over ``data`` with the rules of :func:`~tradefleet.sim.markets.build_rules`."""
         rules = build_rules(data)
         entries = {symbol: r.exchange_info_entry() for symbol, r in rules.items()}
         return cls(data=data, clock=clock, rules=rules, exchange_info_entries=entries,
-                   accounts=accounts if accounts is not None else AccountStore())
+                   accounts=accounts if accounts is not None else SimAccountStore())
 
 
 __all__ = ["WEIGHT_SCOPE_KEY", "RequestStats", "SimState", "WeightCounter"]

@@ -18,7 +18,7 @@ from tradefleet.api.deps import CurrentUser, SessionDep
 from tradefleet.api.params import epoch_ms_query
 from tradefleet.market.candles import Market, cached_window
 from tradefleet.market.store import load_candles
-from tradefleet.models import Candle
+from tradefleet.models import StoredCandle
 from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.services import backtests as backtest_service
 from tradefleet.services import runs as service
@@ -73,8 +73,8 @@ def run_candles(run_id: uuid.UUID, session: SessionDep, user: CurrentUser,
     run = service.get_run_or_404(session=session, owner=user, run_id=run_id)
     until = until_ms if until_ms is not None else run.last_candle_ms
     if until is None:  # not ticked yet: the newest stored candle
-        until = session.exec(select(func.max(Candle.time_ms)).where(
-            Candle.exchange == run.exchange, Candle.symbol == run.symbol, Candle.timeframe == run.timeframe)).one()
+        until = session.exec(select(func.max(StoredCandle.time_ms)).where(
+            StoredCandle.exchange == run.exchange, StoredCandle.symbol == run.symbol, StoredCandle.timeframe == run.timeframe)).one()
     tf = timeframe_ms(run.timeframe)
     if until is None:  # nothing stored and no tick yet
         return RunCandles(run_id=run.id, exchange=run.exchange, symbol=run.symbol, timeframe=run.timeframe,
