@@ -38,7 +38,7 @@ from sqlmodel import Session
 from tradefleet.config import Settings, get_settings
 from tradefleet.db import get_engine, reset_engine
 from tradefleet.models import Role, User, UserCreate
-from testsupport import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, HIGH_USER_LIMITS, TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS,
+from support.common import (DEFAULT_POSTGRES_SERVER, DEFAULT_REDIS_URL, HIGH_USER_LIMITS, TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS,
                          recording, scratch_postgres_database, unavailable, vault_settings)
 
 if TYPE_CHECKING:
@@ -475,7 +475,7 @@ def _smtp_server() -> Iterator[SmtpServer]:
     from email import message_from_bytes, policy
 
     from aiosmtpd.controller import Controller
-    from testsupport import free_port
+    from support.common import free_port
 
     state = SmtpServer(host="127.0.0.1", port=free_port(), messages=[])
 

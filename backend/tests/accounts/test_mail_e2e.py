@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import httpx
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from helpers import link_in, token_of
 from tradefleet.config import REPO_ROOT

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from per_bar import per_bar
-from reference import load_candles
+from support.reference import load_candles
 
 from tradefleet.backtest import simulate
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bt_helpers import frame
-from reference import expected_trades, load_candles
+from support.reference import expected_trades, load_candles
 
 from tradefleet.backtest import BacktestError, run_backtest
 from tradefleet.backtest.metrics import compute_metrics

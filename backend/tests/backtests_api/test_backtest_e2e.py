@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.backtest import load_csv, run_backtest
 from tradefleet.config import REPO_ROOT

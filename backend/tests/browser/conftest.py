@@ -66,7 +66,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from testsupport import (DEFAULT_REDIS_URL, free_port, nginx_binary, scratch_postgres_database, stack_env,
+from support.common import (DEFAULT_REDIS_URL, free_port, nginx_binary, scratch_postgres_database, stack_env,
                          unavailable)
 
 from tradefleet.config import REPO_ROOT

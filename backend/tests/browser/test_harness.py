@@ -69,7 +69,7 @@ def test_event_stream_through_nginx_is_unbuffered(site, settings_env):
     buffering on, nginx would hold it until its buffer filled or the API closed the stream."""
     import uuid
 
-    from sse_client import SSEReader
+    from support.sse_client import SSEReader
 
     from tradefleet.events.outbox import publish
     from tradefleet.events.updates import StatusUpdate
@@ -97,7 +97,7 @@ def test_production_site_config_passes_nginx_t(tmp_path):
     import datetime
     import subprocess
 
-    from testsupport import nginx_binary, unavailable
+    from support.common import nginx_binary, unavailable
 
     try:
         from cryptography import x509

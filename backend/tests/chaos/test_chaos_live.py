@@ -28,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
-from testsupport import free_port, stack_env, vault_settings, wait_for
+from support.common import free_port, stack_env, vault_settings, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -71,7 +71,7 @@ def test_sigkilled_workers_never_double_or_lose_a_live_order(e2e_database, redis
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user
 
-    from livesupport import balances, provision, store_account
+    from support.live import balances, provision, store_account
 
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "4")))
     sim_port = free_port()

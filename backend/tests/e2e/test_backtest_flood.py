@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

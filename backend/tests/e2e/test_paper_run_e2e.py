@@ -8,8 +8,8 @@ import subprocess
 
 import httpx
 import pytest
-from testsupport import free_port, stack_env, wait_for
-from reference import expected_trades, load_candles
+from support.common import free_port, stack_env, wait_for
+from support.reference import expected_trades, load_candles
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

@@ -9,7 +9,7 @@ import uuid
 
 import ccxt
 import pytest
-from reference import expected_trades, load_candles
+from support.reference import expected_trades, load_candles
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -228,7 +228,7 @@ def test_stop_cancels_the_pending_order(session, market_catalog, make_user):
     user, _ = make_user()
     run = new_run(session, user, params={"fast": 5, "slow": 20})
     candles = load_candles("BTCUSDT", "1m")
-    from reference import crossovers
+    from support.reference import crossovers
 
     up, _ = crossovers(candles["close"], 5, 20)
     first_up = next(t for t in range(21, len(up)) if up[t])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from reference import load_candles
+from support.reference import load_candles
 from sqlmodel import select
 from test_fleet_engine import MINUTE, T0, new_run, tick
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import subprocess
 
 import httpx
-from sse_client import SSEReader
-from testsupport import free_port, stack_env, wait_for
+from support.sse_client import SSEReader
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

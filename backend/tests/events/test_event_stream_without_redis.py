@@ -9,8 +9,8 @@ import subprocess
 import uuid
 
 import httpx
-from sse_client import SSEReader
-from testsupport import free_port
+from support.sse_client import SSEReader
+from support.common import free_port
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

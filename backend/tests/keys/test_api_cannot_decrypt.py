@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from testsupport import free_port
+from support.common import free_port
 
 from tradefleet.devstack import BIN, DECRYPTION_SETTINGS, Stack
 

@@ -34,7 +34,7 @@ import redis
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

@@ -11,7 +11,7 @@ import uuid
 
 import httpx
 import pytest
-from testsupport import free_port, vault_settings
+from support.common import free_port, vault_settings
 
 from tradefleet.execution.keys import WITHDRAWALS_ENABLED, check_account
 from tradefleet.models import ExchangeAccount, ExchangeAccountCreate, ExchangeAccountUpdate, KeyCheckStatus

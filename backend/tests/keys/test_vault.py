@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from sqlmodel import select
-from testsupport import vault_settings
+from support.common import vault_settings
 from typer.testing import CliRunner
 
 from tradefleet.config import Settings

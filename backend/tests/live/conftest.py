@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from livesupport import balances, exchange_orders, provision, store_account  # noqa: F401
-from testsupport import vault_settings
+from support.live import balances, exchange_orders, provision, store_account  # noqa: F401
+from support.common import vault_settings
 from tradefleet.models import ExchangeAccount, Run, RunCreate
 from tradefleet.security import vault
 

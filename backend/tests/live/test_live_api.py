@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from livesupport import store_account
-from testsupport import vault_settings
+from support.live import store_account
+from support.common import vault_settings
 from tradefleet.models import AuditEvent, Run, RunEvent
 from tradefleet.models.exchange_account import KeyCheckStatus
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlmodel import select
-from testsupport import free_port, stack_env, vault_settings, wait_for
+from support.common import free_port, stack_env, vault_settings, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -33,7 +33,7 @@ def test_a_slow_exchange_account_never_delays_the_other_runs_of_its_market(e2e_d
     from tradefleet.services import runs as run_service
     from tradefleet.services.users import create_user
 
-    from livesupport import provision, store_account
+    from support.live import provision, store_account
 
     sim_port = free_port()
     extra = dict(SCHEDULE_INTERVAL_S="0.25", STRATEGIES_DIR=str(STRATEGIES), **vault_settings(),

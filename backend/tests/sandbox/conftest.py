@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.fernet import Fernet
 from sandbox_helpers import Canaries, Listener
-from testsupport import unavailable
+from support.common import unavailable
 
 from tradefleet.config import REPO_ROOT
 

@@ -14,7 +14,7 @@ import pytest
 
 from sandbox_helpers import HOSTILE
 from sqlmodel import select
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.db import session_scope

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from testsupport import TEST_JWT_SECRET, free_port
+from support.common import TEST_JWT_SECRET, free_port
 
 from tradefleet.devstack import Stack
 

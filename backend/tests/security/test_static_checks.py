@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from testsupport import unavailable
+from support.common import unavailable
 
 pytestmark = pytest.mark.slow
 

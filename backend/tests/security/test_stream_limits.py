@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import redis
-from sse_client import SSEReader
-from testsupport import free_port, stack_env
+from support.sse_client import SSEReader
+from support.common import free_port, stack_env
 
 from tradefleet import stream_slots
 from tradefleet.config import REPO_ROOT

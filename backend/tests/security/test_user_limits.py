@@ -21,7 +21,7 @@ from tradefleet.db import get_engine
 from tradefleet.models import Role, User
 from tradefleet.security import ratelimit, user_limits
 from tradefleet.security.user_limits import SLOTS, hold_slot
-from testsupport import free_port
+from support.common import free_port
 
 API = "/api/v1"
 ONE_DB = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from tradefleet.config import Settings
 from tradefleet.devstack import Stack
 from tradefleet.models import Backtest, BacktestStatus, StoredCandle
-from testsupport import TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS, free_port
+from support.common import TEST_JWT_SECRET, TEST_TOTP_KEY, TEST_VAULT_KEYS, free_port
 
 MINUTE_MS = 60_000
 CANDLES = 20_000

@@ -9,7 +9,7 @@ from typing import Any
 import ccxt
 import pytest
 from sim_helpers import T0, Sim
-from testsupport import recording
+from support.common import recording
 
 from tradefleet.market.exchange import make_exchange
 from tradefleet.sim import DEFAULT_DATA_DIR, BackgroundServer, MarketData, SimClock, create_app, load_market_data

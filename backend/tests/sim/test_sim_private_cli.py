@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
-from testsupport import free_port
+from support.common import free_port
 
 from tradefleet.market.exchange import make_exchange
 

@@ -8,7 +8,7 @@ import subprocess
 
 import httpx
 from version_helpers import cross_source
-from testsupport import free_port, stack_env, wait_for
+from support.common import free_port, stack_env, wait_for
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack

@@ -8,7 +8,7 @@ Every test stays isolated when workers run side by side:
   site's), where ``base`` is the database of ``TEST_REDIS_URL`` (default 15): ``TEST_REDIS_URL`` is
   rewritten in the worker before any test runs. Pub/sub channels are not per database; the suite's are
   per user (``user:<id>``) and Celery prefixes its broadcast channels with the database number.
-* Ports: every server binds a port the kernel reported free (``testsupport.free_port``).
+* Ports: every server binds a port the kernel reported free (``support.common.free_port``).
 
 Scheduling: the browser tests share one session-scoped site (``tests/browser/conftest.py``), so they
 form one xdist group and run on one worker. Tests marked ``slow`` are collected first, so they start
@@ -48,7 +48,7 @@ def worker_redis_url(base_url: str, index: int) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     index = worker_index()
     if index is not None:
-        from testsupport import DEFAULT_REDIS_URL
+        from support.common import DEFAULT_REDIS_URL
 
         os.environ["TEST_REDIS_URL"] = worker_redis_url(os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL,
                                                         index)

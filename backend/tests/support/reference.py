@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "ohlcv"
+DATA = Path(__file__).resolve().parents[3] / "data" / "ohlcv"
 
 
 def load_candles(symbol: str = "BTCUSDT", timeframe: str = "1m") -> dict[str, np.ndarray]:
