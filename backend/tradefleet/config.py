@@ -117,7 +117,7 @@ class Settings(BaseSettings):
     VAULT_PRIVATE_KEYS_FILE: Path | None = None
     """A file holding ``VAULT_PRIVATE_KEYS`` (one key a line); not both."""
     API_ENCRYPTION_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    """Fernet keys of the symmetric vault that sealed rows replace: read only by
+    """Fernet keys of rows encrypted symmetrically (not sealed to a vault public key): read only by
     ``tradefleet keys migrate-sealed`` (and ``keys rotate``), which re-seal such rows to the
     public key, and to open two-factor secrets encrypted under them until then. Leave it out of
     every service's environment (the API refuses it in production). Comma-separated."""

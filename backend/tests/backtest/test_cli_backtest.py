@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import DATA
+from support.reference import DATA
 from typer.testing import CliRunner
 
 from tradefleet.cli import app

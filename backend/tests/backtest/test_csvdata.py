@@ -6,7 +6,7 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import DATA
+from support.reference import DATA
 
 from tradefleet.backtest import BacktestError, load_csv
 

@@ -192,7 +192,7 @@ def test_long_position_scans_far_for_a_stop():
 # ------------------------------------------------------------------ the shared per-candle account
 @pytest.mark.parametrize("seed", range(0, 400, 7))
 def test_event_driven_equals_the_paper_account(seed):
-    """``execution.account.PaperAccount`` (the per-candle rules the live engine steps) gives the same
+    """``execution.account.CandleAccount`` (the per-candle rules the live engine steps) gives the same
     trades and equity. Its exit price is proceeds / amount and its PnL proceeds - cost - fees: equal
     to ours up to the last bits of a float, hence approx on those two."""
     account_mod = pytest.importorskip("tradefleet.execution.account")
@@ -200,14 +200,14 @@ def test_event_driven_equals_the_paper_account(seed):
 
     _, d, enter, exit_, s = _random_case(seed)
     sim = simulate(d["open"], d["high"], d["low"], d["close"], enter, exit_, **s)
-    account = account_mod.PaperAccount(
+    account = account_mod.CandleAccount(
         MarketRules(taker=s["fee"], amount_step=s["amount_step"], min_amount=s["min_amount"], min_cost=s["min_cost"]),
         wallet=Wallet(cash=s["stake"]), stoploss=s["stoploss"], take_profit=s["take_profit"],
         trailing_stop=s["trailing_stop"])
     equity, closed = [], []
     for i in range(len(d["open"])):
         account.open_candle(i, float(d["open"][i]))
-        account.protect(i, float(d["open"][i]), float(d["high"][i]), float(d["low"][i]))
+        account.check_protective_exits(i, float(d["open"][i]), float(d["high"][i]), float(d["low"][i]))
         account.close_candle(i, float(d["close"][i]), enter=bool(enter[i]), exit_=bool(exit_[i]),
                              size=s["position_size"])
         closed += account.take_events().closed

@@ -244,7 +244,7 @@ def test_bad_candle_frames(mutate, message):
 
 
 def test_stateful_path_equals_the_vectorised_path(btc_1h):
-    """A no-op on_candle hook sends the same signals through the per-candle PaperAccount loop: the
+    """A no-op on_candle hook sends the same signals through the per-candle CandleAccount loop: the
     trades and every equity value must equal the vectorised engine's. (The two cores of the engine are
     compared on in-process subclasses of the shipped class; the platform itself only runs strategy files
     in sandboxed runners.)"""

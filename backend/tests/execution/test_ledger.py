@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session, select
 
 from tradefleet.backtest.results import trade_dicts
-from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.account import PendingOrder, CandleAccount
 from tradefleet.execution.ledger import RoundTrip, round_trip_pnl, round_trip_pnl_pct, unrealised_pnl
 from tradefleet.execution.live_rows import MarketInfo, apply_fill
 from tradefleet.execution.paper import MarketRules, Wallet
@@ -38,18 +38,18 @@ round_trips = st.tuples(
 PROPERTY = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _paper(taker: float, trip) -> tuple[PaperAccount, list]:
+def _paper(taker: float, trip) -> tuple[CandleAccount, list]:
     """The round trip through a paper account; returns it and the fills as (side, price, amount, fee)."""
     buys, partial_sells, last_price = trip
-    account = PaperAccount(MarketRules(taker=taker), wallet=Wallet(cash=STAKE))
+    account = CandleAccount(MarketRules(taker=taker), wallet=Wallet(cash=STAKE))
     t = 0
     for price, share in buys:
-        account.fill_now(Intent("buy", "enter_long", t, quote_amount=account.wallet.cash * share), price, t)
+        account.fill_now(PendingOrder("buy", "enter_long", t, quote_amount=account.wallet.cash * share), price, t)
         t += 60_000
     for price, share in partial_sells:
-        account.fill_now(Intent("sell", "sell", t, amount=account.wallet.position_amount * share), price, t)
+        account.fill_now(PendingOrder("sell", "sell", t, amount=account.wallet.position_amount * share), price, t)
         t += 60_000
-    account.fill_now(Intent("sell", "exit_long", t), last_price, t)
+    account.fill_now(PendingOrder("sell", "exit_long", t), last_price, t)
     fills = [(e.fill.side, e.fill.price, e.fill.amount, e.fill.fee) for e in account.take_events().fills]
     return account, fills
 
@@ -99,9 +99,9 @@ def test_paper_and_live_agree_and_equal_the_cash_flow(taker, trip):
 @given(takers, prices, prices, st.floats(min_value=0.05, max_value=1.0))
 @PROPERTY
 def test_the_backtest_trade_list_is_the_paper_trade_bit_for_bit(taker, entry, exit_, share):
-    account = PaperAccount(MarketRules(taker=taker), wallet=Wallet(cash=STAKE))
-    account.fill_now(Intent("buy", "enter_long", 0, quote_amount=STAKE * share), entry, 0)
-    account.fill_now(Intent("sell", "exit_long", 60_000), exit_, 60_000)
+    account = CandleAccount(MarketRules(taker=taker), wallet=Wallet(cash=STAKE))
+    account.fill_now(PendingOrder("buy", "enter_long", 0, quote_amount=STAKE * share), entry, 0)
+    account.fill_now(PendingOrder("sell", "exit_long", 60_000), exit_, 60_000)
     closed = account.take_events().closed
     assert len(closed) == 1
     p = closed[0].round_trip
@@ -140,10 +140,10 @@ def test_a_paper_kill_sells_through_the_account_and_leaves_no_open_trade(session
     session.add(run)
     session.commit()
     # The run's account as the engine leaves it: a buy at 100, maybe a partial sell at 104, last price 95.
-    account = PaperAccount(MarketRules(taker=0.001, amount_step=0.00001), wallet=Wallet(cash=STAKE))
-    account.fill_now(Intent("buy", "enter_long", 0, quote_amount=5_000.0), 100.0, 0)
+    account = CandleAccount(MarketRules(taker=0.001, amount_step=0.00001), wallet=Wallet(cash=STAKE))
+    account.fill_now(PendingOrder("buy", "enter_long", 0, quote_amount=5_000.0), 100.0, 0)
     if partial:
-        account.fill_now(Intent("sell", "sell", 60_000, amount=account.wallet.position_amount / 2), 104.0, 60_000)
+        account.fill_now(PendingOrder("sell", "sell", 60_000, amount=account.wallet.position_amount / 2), 104.0, 60_000)
     trade = account.position.new_trade(run.id)
     account.position.store()
     session.add(trade)

@@ -11,15 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from support.live import balances, exchange_orders, provision, store_account  # noqa: F401
 from support.common import vault_settings
-from tradefleet.models import ExchangeAccount, Run, RunCreate
+from support.live import provision, store_account
+from tradefleet.models import ExchangeAccount
 from tradefleet.security import vault
 
 STRATEGIES = Path(__file__).parent / "strategies"
-MINUTE = 60_000
 
 
 @dataclass
@@ -58,42 +56,6 @@ def sim_account(live_env, session) -> Callable[..., SimAccount]:
         return SimAccount(api_key, secret, row)
 
     return make
-
-
-def new_live_run(session: Session, owner, account: ExchangeAccount, *, stake: float = 1000.0,
-                 strategy: str = "flip", start: bool = True) -> Run:
-    from tradefleet.services import runs as run_service
-
-    run = run_service.create_run(session=session, owner=owner, run_in=RunCreate(
-        strategy=strategy, params={}, exchange="binance", symbol="BTC/USDT", timeframe="1m", mode="live",
-        stake=stake, exchange_account_id=account.id))
-    if start:
-        run = run_service.start_run(session=session, owner=owner, run_id=run.id)
-    return run
-
-
-def tick(sim, now_ms: int) -> list:
-    """Set the simulator's clock, then one schedule pass and its evaluations, each followed by what the
-    worker's ``live.process_order`` tasks do after a tick's commit: send the intents it wrote, resolve the
-    live orders it found pending (as beat and a worker)."""
-    from tradefleet.engine.evaluate import evaluate_market, send_live_intents
-    from tradefleet.engine.schedule import plan
-    from tradefleet.execution.orders import process_order
-
-    sim.clock.set(now_ms)
-    reports = []
-    for d in plan():
-        report = evaluate_market(d.market, d.candle_ms, d.run_ids, limit=d.limit)
-        send_live_intents(report.live_order_ids)
-        for order_id in report.live_pending_order_ids:
-            process_order(order_id)
-        reports.append(report)
-    return reports
-
-
-def reload(session: Session, model, key):
-    session.expire_all()
-    return session.get(model, key)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import MINUTE, balances, exchange_orders, new_live_run, reload, tick
+from support.live import MINUTE, balances, exchange_orders, new_live_run, reload, tick
 from sqlmodel import select
 
 from tradefleet.execution.reconcile import kill, reconcile

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import MINUTE, balances, exchange_orders, new_live_run, reload, tick
+from support.live import MINUTE, balances, exchange_orders, new_live_run, reload, tick
 from sqlmodel import select
 
 from tradefleet.execution.order_ids import client_order_id

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradefleet.execution.account import PaperAccount
+from tradefleet.execution.account import CandleAccount
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.sandbox import load_strategy, runner_pool
 from tradefleet.sandbox.protocol import DTYPES, Limits, ProtocolError, encode, read_frame, write_frame
@@ -274,7 +274,7 @@ def test_a_reply_with_nan_in_its_header_stops_the_runner(sandbox_available, sett
 
 
 def context(frame: pd.DataFrame) -> CandleContext:
-    account = PaperAccount(MarketRules(taker=0.001), wallet=Wallet(cash=1000.0))
+    account = CandleAccount(MarketRules(taker=0.001), wallet=Wallet(cash=1000.0))
     last = frame.iloc[-1]
     candle = Candle(int(last["time_ms"]), *(float(last[c]) for c in ("open", "high", "low", "close", "volume")))
     return CandleContext(account=account, candle=candle, candles=frame, state={}, log=RunLogger("forger"))

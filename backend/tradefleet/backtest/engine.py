@@ -167,7 +167,7 @@ def run_backtest(strategy_cls: type[Strategy], candles: pd.DataFrame, *, params:
 
     Strategies with only ``signals()`` run on the vectorised engine (:func:`simulate`); strategies
     with the stateful ``on_candle`` hook are stepped candle by candle through the same
-    :class:`~tradefleet.execution.account.PaperAccount` as paper runs (:func:`simulate_stateful`).
+    :class:`~tradefleet.execution.account.CandleAccount` as paper runs (:func:`simulate_stateful`).
 
     Raises :class:`BacktestError` (before anything is computed, or when the strategy fails) for bad
     candles, a bad or empty date range, too few candles for the strategy's startup period, a bad

@@ -1,5 +1,5 @@
 """The stepped core: a stateful strategy (one with ``on_candle``) candle by candle through the
-same :class:`~tradefleet.execution.account.PaperAccount` as a paper run."""
+same :class:`~tradefleet.execution.account.CandleAccount` as a paper run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 
 from tradefleet.backtest.errors import BacktestError
 from tradefleet.backtest.results import Simulation
-from tradefleet.execution.account import PaperAccount
+from tradefleet.execution.account import CandleAccount
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.models.candle import OHLCV_COLUMNS
 from tradefleet.strategy.base import Strategy
@@ -26,7 +26,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
                       stoploss: float | None, take_profit: float | None, trailing_stop: float | None,
                       position_size: float, timeout_s: float,
                       progress: Callable[[float], None] | None = None) -> Simulation:
-    """Step a :class:`PaperAccount` over ``frame[offset:]`` candle by candle, calling the strategy's
+    """Step a :class:`CandleAccount` over ``frame[offset:]`` candle by candle, calling the strategy's
     ``on_candle`` after each candle's fills, protective exits and signal decision, exactly as the
     fleet engine does for a paper run. ``frame[:offset]`` is the startup window; ``enter``/``exit_``
     are the tested candles' signals. Raises :class:`BacktestError` when the hook raises or leaves a
@@ -34,8 +34,8 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
     times = frame["time_ms"].to_numpy()
     o, h, low, c, v = (frame[col].to_numpy() for col in OHLCV_COLUMNS)
     n = len(frame) - offset
-    account = PaperAccount(rules, wallet=Wallet(cash=stake), stoploss=stoploss, take_profit=take_profit,
-                           trailing_stop=trailing_stop)
+    account = CandleAccount(rules, wallet=Wallet(cash=stake), stoploss=stoploss, take_profit=take_profit,
+                            trailing_stop=trailing_stop)
     strategy = strategy_cls(params, logger=logging.getLogger(f"tradefleet.backtest.{strategy_cls.name}"))
     state: dict[str, Any] = {}
     equity, cash, position = np.empty(n), np.empty(n), np.empty(n)
@@ -46,7 +46,7 @@ def simulate_stateful(strategy_cls: type[Strategy], params: dict[str, Any], fram
         i = offset + k
         t = int(times[i])
         account.open_candle(t, float(o[i]))
-        account.protect(t, float(o[i]), float(h[i]), float(low[i]))
+        account.check_protective_exits(t, float(o[i]), float(h[i]), float(low[i]))
         account.close_candle(t, float(c[i]), enter=bool(enter[k]), exit_=bool(exit_[k]), size=position_size)
         ctx = CandleContext(account=account, candle=Candle(t, float(o[i]), float(h[i]), float(low[i]), float(c[i]),
                                                            float(v[i])),

@@ -17,6 +17,7 @@ import numpy as np
 
 from tradefleet.backtest.results import Simulation
 from tradefleet.execution.paper import floor_to_step
+from tradefleet.models.order import OrderReason
 
 _FIRST_CHUNK = 32
 """Candles scanned at once for a protective exit; each further chunk is 4 times longer."""
@@ -59,16 +60,16 @@ def _protective_exit(o: np.ndarray, h: np.ndarray, low: np.ndarray, first: int, 
             price_open = float(o[i])
             if stop is not None:
                 level = float(stop[k]) if trail is not None else stop
-                reason = "stoploss"
+                reason = OrderReason.stoploss.value
                 if trail is not None and (fixed is None or float(trail[k]) > fixed):
-                    reason = "trailing_stop"
+                    reason = OrderReason.trailing_stop.value
                 if price_open <= level:
                     return i, price_open, reason
             if target is not None and price_open >= target:
-                return i, price_open, "take_profit"
+                return i, price_open, OrderReason.take_profit.value
             if stop is not None and float(low[i]) <= level:
                 return i, level, reason
-            return i, target, "take_profit"
+            return i, target, OrderReason.take_profit.value
         if factor is not None:
             hwm = max(hwm, float(hh.max()))
         start, size = stop_at, size * 4
@@ -125,7 +126,7 @@ def simulate(open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.nda
         if hit is not None:
             i, exit_price, reason = hit
         elif x + 1 < n:
-            i, exit_price, reason = x + 1, float(o[x + 1]), "exit_long"
+            i, exit_price, reason = x + 1, float(o[x + 1]), OrderReason.exit_long.value
         else:
             open_trade = (e, price, amount, entry_fee)
             break

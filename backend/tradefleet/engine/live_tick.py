@@ -20,7 +20,7 @@ from tradefleet.engine.run_rows import RunRow, stored_account
 from tradefleet.engine.signals import TickSignals
 from tradefleet.engine.tick_rows import TickRows
 from tradefleet.engine.window import TickWindow
-from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.account import PendingOrder, CandleAccount
 from tradefleet.models import EventLevel, Order, Trade
 from tradefleet.models._types import utcnow
 from tradefleet.strategy.context import CandleContext, CandleWindow, RunLogger
@@ -45,7 +45,7 @@ def tick_live(run: RunRow, pending: list[Order], trade: Trade | None, *, halted:
                           "candle(s) not traded", level=EventLevel.warning, candle_ms=t)
     state = dict(run.state or {})
     log_lines: list[tuple[int, str, str]] = []
-    intents: list[Intent] = []
+    decided: list[PendingOrder] = []
     trade_hwm: float | None = None
     try:
         strategy, key_params, need = signals.strategy(run)
@@ -71,12 +71,12 @@ def tick_live(run: RunRow, pending: list[Order], trade: Trade | None, *, halted:
             if account.position is not None:
                 # Would a resting stop / target have triggered during this candle? Asked of a throw-away
                 # copy (its simulated fill is discarded): live, the exit is a market sell now.
-                probe = PaperAccount(rules, wallet=dc_replace(account.wallet),
-                                     position=dc_replace(account.position, ref=None),
-                                     stoploss=strategy.stoploss, take_profit=strategy.take_profit,
-                                     trailing_stop=strategy.trailing_stop)
-                probe.protect(t, candle.open, candle.high, candle.low)
-                exits = probe.take_events().intents
+                probe = CandleAccount(rules, wallet=dc_replace(account.wallet),
+                                      position=dc_replace(account.position, ref=None),
+                                      stoploss=strategy.stoploss, take_profit=strategy.take_profit,
+                                      trailing_stop=strategy.trailing_stop)
+                probe.check_protective_exits(t, candle.open, candle.high, candle.low)
+                exits = probe.take_events().placed
                 if exits:
                     exit_reason = exits[0].reason
                 else:
@@ -92,13 +92,13 @@ def tick_live(run: RunRow, pending: list[Order], trade: Trade | None, *, halted:
                                     state=state, log=logger)
                 run_on_candle(strategy, run, ctx, settings.STRATEGY_TIMEOUT_S)
                 log_lines += [(t, level, text) for level, text in logger.take()]
-            intents = account.take_events().intents
+            decided = account.take_events().placed
     except StrategyError:
         raise
     except Exception as exc:  # noqa: BLE001 - as on paper: our bug pauses this run only
         raise internal_error(run, exc) from exc
 
-    rows.live_intents(run, t, candle.close, intents)
+    rows.live_intents(run, t, candle.close, decided)
     if trade is not None and trade_hwm is not None:
         trade.high_water_mark = trade_hwm
     for when, level, text in log_lines:

@@ -3,7 +3,7 @@
 For each candle, oldest first: pending orders fill at its open, protective exits (stoploss, take
 profit, trailing stop) on its range, the strategy's signals (or ``on_candle``) decide at its close,
 and the equity is snapshotted at the close (the per-candle rules are
-:class:`~tradefleet.execution.account.PaperAccount`'s, the backtest's too). The strategy's calls and
+:class:`~tradefleet.execution.account.CandleAccount`'s, the backtest's too). The strategy's calls and
 the account's steps happen in memory first; rows are written only if the whole tick succeeded, so a
 :class:`StrategyError` leaves the run exactly as it was.
 """
@@ -79,7 +79,7 @@ def tick_paper(run: RunRow, pending: list[Order], trade: Trade | None, *, window
             candle = window.candle(i)
             t = candle.time_ms
             account.open_candle(t, candle.open)
-            account.protect(t, candle.open, candle.high, candle.low)
+            account.check_protective_exits(t, candle.open, candle.high, candle.low)
             if i in decisions:
                 enter, exit_ = decisions[i]
                 account.close_candle(t, candle.close, enter=enter, exit_=exit_, size=strategy.position_size)

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.account import PendingOrder, CandleAccount
 from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.paper import MarketRules, Wallet
 from tradefleet.models import EventLevel, ExchangeMarket, Order, OrderStatus, Run, RunStatus, Trade
@@ -77,7 +77,7 @@ def market_rules(info: ExchangeMarket) -> MarketRules:
 
 
 def stored_account(run: RunRow, strategy: Strategy, rules: MarketRules, pending: list[Order],
-                   trade: Trade | None) -> PaperAccount:
+                   trade: Trade | None) -> CandleAccount:
     """The run's account as stored: wallet from the run row, the open round trip from its trade row,
     pending orders from its open orders, protective exits from the strategy."""
     wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
@@ -87,12 +87,12 @@ def stored_account(run: RunRow, strategy: Strategy, rules: MarketRules, pending:
         position = RoundTrip.from_trade(trade, run.position_amount)
     # A sell the platform decided (exit signal) sells the whole position; a strategy's own sell
     # (on_candle) sells the amount it asked for.
-    intents = [Intent(side=o.side.value, reason=o.reason, signal_ms=o.signal_candle_ms,
-                      quote_amount=o.quote_amount, amount=o.amount if o.reason == "sell" else None, ref=o)
+    resting = [PendingOrder(side=o.side.value, reason=o.reason, signal_ms=o.signal_candle_ms,
+                            quote_amount=o.quote_amount, amount=o.amount if o.reason == "sell" else None, ref=o)
                for o in pending if o.status == OrderStatus.open]
-    return PaperAccount(rules, wallet=wallet, position=position, pending=intents,
-                        stoploss=strategy.stoploss, take_profit=strategy.take_profit,
-                        trailing_stop=strategy.trailing_stop)
+    return CandleAccount(rules, wallet=wallet, position=position, pending=resting,
+                         stoploss=strategy.stoploss, take_profit=strategy.take_profit,
+                         trailing_stop=strategy.trailing_stop)
 
 
 __all__ = ["RowBuffer", "RunRow", "market_rules", "pause_run", "stored_account"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from tradefleet.engine.run_rows import RowBuffer, RunRow
-from tradefleet.execution.account import Intent, StepEvents
+from tradefleet.execution.account import PendingOrder, StepEvents
 from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import PaperBroker, PaperFill
 from tradefleet.models import EventLevel, ExchangeMarket, Order, OrderSide, OrderStatus, OrderType, Trade
@@ -72,13 +72,13 @@ class TickRows:
         self.report.orders += 1
         return order
 
-    def estimate(self, intent: Intent, price: float, position_amount: float) -> float:
-        """The base amount an intent will trade: its own ``amount``, a buy's quote budget at ``price``,
+    def estimate(self, decided: PendingOrder, price: float, position_amount: float) -> float:
+        """The base amount an order decided on a candle will trade: its own ``amount``, a buy's quote budget at ``price``,
         or the whole position (``position_amount``) for a platform-decided sell."""
-        if intent.amount is not None:
-            return intent.amount
-        if intent.side == "buy":
-            return self.broker.buy_amount(intent.quote_amount or 0.0, price)
+        if decided.amount is not None:
+            return decided.amount
+        if decided.side == "buy":
+            return self.broker.buy_amount(decided.quote_amount or 0.0, price)
         return position_amount
 
     def apply_paper(self, run: RunRow, time_ms: int, close: float, events: StepEvents,
@@ -87,13 +87,13 @@ class TickRows:
         closed round trips. ``position_amount``: the position at this candle's close (what a
         whole-position sell decided on it will sell)."""
         sequence: dict[int, int] = {}
-        for intent in events.intents:
-            seq = sequence[intent.signal_ms] = sequence.get(intent.signal_ms, -1) + 1
-            intent.ref = self.new_order(run, OrderSide(intent.side), intent.signal_ms,
-                                        self.estimate(intent, close, position_amount), intent.reason,
-                                        quote_amount=intent.quote_amount, seq=seq)
-        for intent, reason in events.rejected:
-            order = intent.ref
+        for decided in events.placed:
+            seq = sequence[decided.signal_ms] = sequence.get(decided.signal_ms, -1) + 1
+            decided.ref = self.new_order(run, OrderSide(decided.side), decided.signal_ms,
+                                         self.estimate(decided, close, position_amount), decided.reason,
+                                         quote_amount=decided.quote_amount, seq=seq)
+        for decided, reason in events.rejected:
+            order = decided.ref
             order.status, order.status_reason, order.updated_at = OrderStatus.rejected, reason, utcnow()
             self.touched_orders[run.id][order.id] = order
             self.buffer.event(run, "order_rejected", f"{order.side.value} order rejected: {reason}",
@@ -102,25 +102,26 @@ class TickRows:
             self.session.add(position.new_trade(run.id))
             self.touched_trades[run.id].append(position.ref)
         for fill_event in events.fills:
-            self.record_fill(run, fill_event.intent.ref, fill_event.fill, fill_event.time_ms)
+            self.record_fill(run, fill_event.order.ref, fill_event.fill, fill_event.time_ms)
         for closed in events.closed:
             trade = closed.round_trip.close(time_ms=closed.exit_time_ms, reason=closed.reason)
             self.touched_trades[run.id].append(trade)
 
-    def live_intents(self, run: RunRow, time_ms: int, close: float, intents: list[Intent]) -> None:
+    def live_intents(self, run: RunRow, time_ms: int, close: float, orders: list[PendingOrder]) -> None:
         """Write a live run's decisions as order intents (status ``intent``), for ``live.process_order``
         to send after the commit (their ids go to ``report.live_order_ids``)."""
         sequence: dict[int, int] = {}
-        for intent in intents:
-            seq = sequence[intent.signal_ms] = sequence.get(intent.signal_ms, -1) + 1
-            estimate = self.estimate(intent, close, run.position_amount)
-            order = self.new_order(run, OrderSide(intent.side), intent.signal_ms, estimate, intent.reason,
-                                   quote_amount=intent.quote_amount, seq=seq, status=OrderStatus.intent)
+        for decided in orders:
+            seq = sequence[decided.signal_ms] = sequence.get(decided.signal_ms, -1) + 1
+            estimate = self.estimate(decided, close, run.position_amount)
+            order = self.new_order(run, OrderSide(decided.side), decided.signal_ms, estimate, decided.reason,
+                                   quote_amount=decided.quote_amount, seq=seq, status=OrderStatus.intent)
             self.report.live_order_ids.append(order.id)
-            self.buffer.event(run, "order_intent", f"{intent.side} intent ({intent.reason}) written as "
-                              f"{order.client_order_id}", candle_ms=time_ms,
+            self.buffer.event(run, "order_intent",
+                              f"{decided.side} intent ({decided.reason}) written as {order.client_order_id}",
+                              candle_ms=time_ms,
                               data={"order_id": str(order.id), "client_order_id": order.client_order_id,
-                                    "side": intent.side, "quote_amount": intent.quote_amount, "amount": estimate})
+                                    "side": decided.side, "quote_amount": decided.quote_amount, "amount": estimate})
 
     def record_fill(self, run: RunRow, order: Order, fill: PaperFill, candle_ms: int) -> None:
         """A simulated fill of ``order`` at the open of the candle opening at ``candle_ms``."""

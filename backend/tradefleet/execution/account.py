@@ -1,14 +1,15 @@
-"""A paper account stepped candle by candle: the one implementation of the per-candle fill rules.
+"""An account stepped candle by candle: the one implementation of the per-candle decision and fill rules.
 
-The fleet engine steps one for every paper run on each new closed candle; the backtest steps one
-for strategies with a stateful ``on_candle`` hook, and its vectorised path for signal strategies is
-tested to give exactly the same trades. The rules, per candle ``i`` (see STRATEGIES.md, "The fill
+The fleet engine steps one for every paper run on each new closed candle (its fills are simulated); a live
+run takes its decisions on one (signals, protective exits, ``on_candle``) and sends them as real orders; the
+backtest steps one for strategies with a stateful ``on_candle`` hook, and its vectorised path for signal
+strategies is tested to give exactly the same trades. The rules, per candle ``i`` (see STRATEGIES.md, "The fill
 model"; the convention is backtesting.py's ``trade_on_close=False``):
 
-1. :meth:`PaperAccount.open_candle`: orders decided at candle ``i-1``'s close fill at ``open[i]``, in
+1. :meth:`CandleAccount.open_candle`: orders decided at candle ``i-1``'s close fill at ``open[i]``, in
    the order they were placed (:class:`~tradefleet.execution.paper.PaperBroker`: taker fee in quote,
    buys spend their quote budget fee included, amounts floored to the market's step).
-2. :meth:`PaperAccount.protect`: exits that a resting order would have made during candle ``i``,
+2. :meth:`CandleAccount.check_protective_exits`: exits that a resting order would have made during candle ``i``,
    for a position held during it (also one entered at ``open[i]``), with average entry ``E``:
    stop = max(``E × (1 + stoploss)``, trailing level ``HWM × (1 − trailing_stop)``) where the
    high-water mark ``HWM`` = max(``E``, highs of the candles before ``i`` since entry) (known at the
@@ -17,7 +18,7 @@ model"; the convention is backtesting.py's ``trade_on_close=False``):
    exit at the stop; elif ``high ≥ T``: exit at ``T``. A stop wins when both could have been hit
    inside the candle (the order of prices inside a candle is unknown: assume the worse). Then
    ``HWM`` takes ``high[i]``.
-3. :meth:`PaperAccount.close_candle`: with no order pending, ``exit_long`` sells the whole position
+3. :meth:`CandleAccount.close_candle`: with no order pending, ``exit_long`` sells the whole position
    and ``enter_long`` (without ``exit_long``) buys with ``position_size`` of the cash; a position
    closed in step 2 may be re-entered here. A stateful strategy may then place its own orders
    (:meth:`buy`, :meth:`sell`).
@@ -36,19 +37,19 @@ from typing import Any
 
 from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.paper import MarketRules, OrderRejected, PaperBroker, PaperFill, Wallet
-
-EXIT_REASONS = ("exit_long", "stoploss", "trailing_stop", "take_profit")
+from tradefleet.models.order import OrderReason
 
 
 @dataclass
-class Intent:
-    """An order decided at a candle's close, filled at the next candle's open.
+class PendingOrder:
+    """A market order decided at a candle's close, filled at the next candle's open (or at once by
+    :meth:`CandleAccount.fill_now`, or by a protective exit inside the candle).
 
     ``quote_amount`` (buys): the budget, fee included. ``amount`` (sells): base amount, ``None`` for
     the whole position. ``ref`` is the caller's handle (the engine's ``Order`` row)."""
 
     side: str
-    reason: str
+    reason: OrderReason
     signal_ms: int
     quote_amount: float | None = None
     amount: float | None = None
@@ -57,7 +58,7 @@ class Intent:
 
 @dataclass
 class FillEvent:
-    intent: Intent
+    order: PendingOrder
     fill: PaperFill
     time_ms: int
 
@@ -67,32 +68,34 @@ class ClosedTrade:
     round_trip: RoundTrip
     exit_time_ms: int
     exit_price: float
-    reason: str
+    reason: OrderReason
     pnl: float
     pnl_pct: float
 
 
 @dataclass
 class StepEvents:
-    """What happened on the candles stepped since the last :meth:`PaperAccount.take_events`."""
+    """What happened on the candles stepped since the last :meth:`CandleAccount.take_events`."""
 
     fills: list[FillEvent] = field(default_factory=list)
     opened: list[RoundTrip] = field(default_factory=list)
     closed: list[ClosedTrade] = field(default_factory=list)
-    intents: list[Intent] = field(default_factory=list)
-    rejected: list[tuple[Intent, str]] = field(default_factory=list)
+    placed: list[PendingOrder] = field(default_factory=list)
+    """Orders decided on these candles, in order (pending ones, protective exits, ``fill_now``'s)."""
+    rejected: list[tuple[PendingOrder, str]] = field(default_factory=list)
 
 
-class PaperAccount:
-    """A wallet, its open round trip and its pending orders, with the rules above."""
+class CandleAccount:
+    """A wallet, its open round trip and its pending orders, with the rules above. Paper runs and
+    backtests fill on it; a live run only reads the orders it places (:attr:`StepEvents.placed`)."""
 
     def __init__(self, rules: MarketRules, *, wallet: Wallet, position: RoundTrip | None = None,
-                 pending: list[Intent] | None = None, stoploss: float | None = None,
+                 pending: list[PendingOrder] | None = None, stoploss: float | None = None,
                  take_profit: float | None = None, trailing_stop: float | None = None) -> None:
         self.broker = PaperBroker(rules)
         self.wallet = wallet
         self.position = position
-        self.pending: list[Intent] = list(pending or [])
+        self.pending: list[PendingOrder] = list(pending or [])
         self.stoploss, self.take_profit, self.trailing_stop = stoploss, take_profit, trailing_stop
         self.events = StepEvents()
 
@@ -101,17 +104,17 @@ class PaperAccount:
         return events
 
     # ------------------------------------------------------------------ fills
-    def _apply(self, intent: Intent, price: float, time_ms: int) -> None:
+    def _apply(self, order: PendingOrder, price: float, time_ms: int) -> None:
         wallet = self.wallet
         try:
-            if intent.side == "buy":
-                fill = self.broker.fill_buy(wallet, price, intent.quote_amount or wallet.cash)
+            if order.side == "buy":
+                fill = self.broker.fill_buy(wallet, price, order.quote_amount or wallet.cash)
             else:
-                fill = self.broker.fill_sell(wallet, price, intent.amount)
+                fill = self.broker.fill_sell(wallet, price, order.amount)
         except OrderRejected as exc:
-            self.events.rejected.append((intent, str(exc)))
+            self.events.rejected.append((order, str(exc)))
             return
-        self.events.fills.append(FillEvent(intent, fill, time_ms))
+        self.events.fills.append(FillEvent(order, fill, time_ms))
         p = self.position
         if fill.side == "buy":
             if p is None:
@@ -126,76 +129,77 @@ class PaperAccount:
         if wallet.position_amount == 0:
             pnl = p.pnl
             wallet.realised_pnl += pnl
-            self.events.closed.append(ClosedTrade(p, time_ms, p.exit_price, intent.reason, pnl, p.pnl_pct))
+            self.events.closed.append(ClosedTrade(p, time_ms, p.exit_price, order.reason, pnl, p.pnl_pct))
             self.position = None
 
-    def fill_now(self, intent: Intent, price: float, time_ms: int) -> None:
-        """Fill ``intent`` at ``price`` at once, outside the candle rules (a kill's sell at the last price);
+    def fill_now(self, order: PendingOrder, price: float, time_ms: int) -> None:
+        """Fill ``order`` at ``price`` at once, outside the candle rules (a kill's sell at the last price);
         its events are recorded like any other fill's."""
-        self.events.intents.append(intent)
-        self._apply(intent, price, time_ms)
+        self.events.placed.append(order)
+        self._apply(order, price, time_ms)
 
     def open_candle(self, time_ms: int, open_: float) -> None:
         """Step 1: fill the pending orders at this candle's open."""
         pending, self.pending = self.pending, []
-        for intent in pending:
-            if intent.signal_ms < time_ms:
-                self._apply(intent, open_, time_ms)
+        for order in pending:
+            if order.signal_ms < time_ms:
+                self._apply(order, open_, time_ms)
             else:
-                self.pending.append(intent)
+                self.pending.append(order)
 
-    def protect(self, time_ms: int, open_: float, high: float, low: float) -> None:
+    def check_protective_exits(self, time_ms: int, open_: float, high: float, low: float) -> None:
         """Step 2: stoploss, trailing stop and take-profit on this candle."""
         p = self.position
         if p is None:
             return
-        stop, reason = None, "stoploss"
+        stop, reason = None, OrderReason.stoploss
         if self.stoploss is not None:
             stop = p.entry_price * (1.0 + self.stoploss)
         if self.trailing_stop is not None:
             trail = p.high_water * (1.0 - self.trailing_stop)
             if stop is None or trail > stop:
-                stop, reason = trail, "trailing_stop"
+                stop, reason = trail, OrderReason.trailing_stop
         target = p.entry_price * (1.0 + self.take_profit) if self.take_profit is not None else None
         price = None
         if stop is not None and open_ <= stop:
             price = open_
         elif target is not None and open_ >= target:
-            price, reason = open_, "take_profit"
+            price, reason = open_, OrderReason.take_profit
         elif stop is not None and low <= stop:
             price = stop
         elif target is not None and high >= target:
-            price, reason = target, "take_profit"
+            price, reason = target, OrderReason.take_profit
         if price is None:
             p.high_water = max(p.high_water, high)
             return
-        intent = Intent("sell", reason, time_ms)
-        self.events.intents.append(intent)
-        self._apply(intent, price, time_ms)
+        order = PendingOrder("sell", reason, time_ms)
+        self.events.placed.append(order)
+        self._apply(order, price, time_ms)
 
     def close_candle(self, time_ms: int, close: float, *, enter: bool, exit_: bool, size: float) -> None:
         """Step 3: act on the candle's signals when no order is pending."""
         if self.pending:
             return
         if self.wallet.position_amount > 0 and exit_:
-            self.sell(time_ms, reason="exit_long")
+            self.sell(time_ms, reason=OrderReason.exit_long)
         elif self.wallet.position_amount == 0 and enter and not exit_:
-            self.buy(time_ms, quote_amount=self.wallet.cash * size, reason="enter_long")
+            self.buy(time_ms, quote_amount=self.wallet.cash * size, reason=OrderReason.enter_long)
 
     # ------------------------------------------------------------------ orders of a stateful strategy
-    def buy(self, time_ms: int, *, quote_amount: float, reason: str = "buy") -> Intent:
+    def buy(self, time_ms: int, *, quote_amount: float, reason: OrderReason = OrderReason.buy) -> PendingOrder:
         """Place a market buy spending ``quote_amount`` (fee included) at the next open."""
-        intent = Intent("buy", reason, time_ms, quote_amount=quote_amount)
-        self.pending.append(intent)
-        self.events.intents.append(intent)
-        return intent
+        order = PendingOrder("buy", reason, time_ms, quote_amount=quote_amount)
+        self.pending.append(order)
+        self.events.placed.append(order)
+        return order
 
-    def sell(self, time_ms: int, *, amount: float | None = None, reason: str = "sell") -> Intent:
+    def sell(self, time_ms: int, *, amount: float | None = None,
+             reason: OrderReason = OrderReason.sell) -> PendingOrder:
         """Place a market sell of ``amount`` base (``None``: the whole position) at the next open."""
-        intent = Intent("sell", reason, time_ms, amount=amount)
-        self.pending.append(intent)
-        self.events.intents.append(intent)
-        return intent
+        order = PendingOrder("sell", reason, time_ms, amount=amount)
+        self.pending.append(order)
+        self.events.placed.append(order)
+        return order
 
     def equity(self, price: float) -> float:
         return self.wallet.equity(price)

@@ -65,6 +65,7 @@ from tradefleet.models import (
     ORDER_FINAL,
     EventLevel,
     Order,
+    OrderReason,
     OrderSide,
     OrderStatus,
     Run,
@@ -160,11 +161,11 @@ def _stale(order: Order, run: Run) -> bool:
     """An intent that waited longer than two candles of its run (plus a minute) is not sent: the
     decision it carries is out of date."""
     limit = timedelta(milliseconds=2 * timeframe_ms(run.timeframe)) + timedelta(minutes=1)
-    return order.reason != "kill" and utcnow() - order.created_at > limit
+    return order.reason != OrderReason.kill and utcnow() - order.created_at > limit
 
 
 def _wants_cancel(order: Order, run: Run) -> bool:
-    return order.reason != "kill" and (run.status != RunStatus.running or run.killed_at is not None)
+    return order.reason != OrderReason.kill and (run.status != RunStatus.running or run.killed_at is not None)
 
 
 def _raw_amount(session: Session, order: Order, run: Run) -> float:

@@ -22,6 +22,7 @@ from tradefleet.models import (
     LIVE_PENDING,
     EventLevel,
     Order,
+    OrderReason,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -85,16 +86,16 @@ def close_position(run_id: uuid.UUID) -> Outcome | None:
             return None
         pending = session.exec(select(Order).where(Order.run_id == run.id, Order.status.in_(LIVE_PENDING))).all()
         kill_ms = int(run.killed_at.timestamp() * 1000)
-        close = next((o for o in pending if o.reason == "kill"), None)
+        close = next((o for o in pending if o.reason == OrderReason.kill), None)
         if close is None:
             if pending:
                 session.rollback()
                 return None
-            seq = len(session.exec(select(Order.id).where(Order.run_id == run.id, Order.reason == "kill",
+            seq = len(session.exec(select(Order.id).where(Order.run_id == run.id, Order.reason == OrderReason.kill,
                                                           Order.signal_candle_ms == kill_ms)).all())
-            close = Order(run_id=run.id, client_order_id=client_order_id(run.id, kill_ms, "kill", seq),
+            close = Order(run_id=run.id, client_order_id=client_order_id(run.id, kill_ms, OrderReason.kill, seq),
                           symbol=run.symbol, side=OrderSide.sell, type=OrderType.market, amount=run.position_amount,
-                          status=OrderStatus.intent, reason="kill", signal_candle_ms=kill_ms)
+                          status=OrderStatus.intent, reason=OrderReason.kill, signal_candle_ms=kill_ms)
             session.add(close)
             run_event(session, run.id, "kill", f"closing the position of {run.position_amount:g} at market",
                    level=EventLevel.warning, data={"client_order_id": close.client_order_id})

@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from tradefleet.cache import get_cache
 from tradefleet.config import get_settings
-from tradefleet.models import LIVE_PENDING, Order, OrderSide, Run, RunMode, RunStatus, Trade, TradeStatus
+from tradefleet.models import LIVE_PENDING, Order, OrderReason, OrderSide, Run, RunMode, RunStatus, Trade, TradeStatus
 from tradefleet.models._types import utcnow
 from tradefleet.models.system import TradingHalt
 
@@ -140,7 +140,7 @@ def check_order(session: Session, run: Run, order: Order, *, price: float | None
                             {"rule": "halt"})
     if run.mode != RunMode.live:
         return RiskDecision(False, "not a live run", {"rule": "mode"})
-    if order.reason != "kill" and (run.status != RunStatus.running or run.killed_at is not None):
+    if order.reason != OrderReason.kill and (run.status != RunStatus.running or run.killed_at is not None):
         return RiskDecision(False, f"run is {run.status.value if run.killed_at is None else 'killed'}",
                             {"rule": "run_status"})
     if order.side == OrderSide.sell:

@@ -8,6 +8,7 @@ from tradefleet.models.order import (  # noqa: F401
     FillPublic,
     Order,
     OrderPublic,
+    OrderReason,
     OrderSide,
     OrderStatus,
     OrderType,

@@ -57,11 +57,12 @@ def id_column() -> Column:
     return Column(BigIntId, primary_key=True, autoincrement=True)
 
 
-def enum_column(enum_cls: type[enum.Enum], *, index: bool = False) -> Column:
-    """A column of a str-valued enum, stored as its value in a VARCHAR (no native enum type, so
-    adding a member needs no migration); loads as the enum member."""
+def enum_column(enum_cls: type[enum.Enum], *, index: bool = False, length: int = 16,
+                nullable: bool = False) -> Column:
+    """A column of a str-valued enum, stored as its value in a VARCHAR(``length``) (no native enum type,
+    so adding a member needs no migration); loads as the enum member."""
     return Column(
-        Enum(enum_cls, native_enum=False, create_constraint=False, length=16,
+        Enum(enum_cls, native_enum=False, create_constraint=False, length=length,
              values_callable=lambda members: [m.value for m in members]),
-        nullable=False, index=index,
+        nullable=nullable, index=index,
     )

@@ -41,6 +41,27 @@ class OrderStatus(str, enum.Enum):
     unknown = "unknown"
 
 
+class OrderReason(enum.StrEnum):
+    """Why an order was placed; a closed trade's ``exit_reason`` is its last sell's.
+
+    ``enter_long`` / ``exit_long``: the strategy's signals; ``stoploss``, ``trailing_stop``,
+    ``take_profit``: the protective exits (STRATEGIES.md, "The fill model"); ``buy`` / ``sell``: a
+    stateful strategy's own orders (``ctx.buy`` / ``ctx.sell``); ``kill``: the position closed at once
+    by a kill (a run's, a user's or the platform's)."""
+
+    enter_long = "enter_long"
+    exit_long = "exit_long"
+    stoploss = "stoploss"
+    trailing_stop = "trailing_stop"
+    take_profit = "take_profit"
+    buy = "buy"
+    sell = "sell"
+    kill = "kill"
+
+
+PROTECTIVE_EXITS = (OrderReason.stoploss, OrderReason.trailing_stop, OrderReason.take_profit)
+"""Exits a resting order would have made inside a candle (checked before the candle's signals)."""
+
 LIVE_PENDING = (OrderStatus.intent, OrderStatus.submitted, OrderStatus.open, OrderStatus.unknown)
 """States of a live order that is not final: reconciled with the exchange until it is."""
 ORDER_FINAL = (OrderStatus.filled, OrderStatus.cancelled, OrderStatus.rejected)
@@ -71,7 +92,7 @@ class Order(SQLModel, table=True):
         default=None, description="market buys sized in quote: spend this much, fee included"
     )
     status: OrderStatus = Field(sa_column=enum_column(OrderStatus, index=True))
-    reason: str = Field(default="", max_length=40, description="enter_long, exit_long, stoploss...")
+    reason: OrderReason = Field(sa_column=enum_column(OrderReason, length=40))
     signal_candle_ms: int = Field(sa_column=ms_column(nullable=False))
     filled: float = 0.0
     average: float | None = None
@@ -95,7 +116,7 @@ class OrderPublic(SQLModel):
     price: float | None
     quote_amount: float | None
     status: OrderStatus
-    reason: str
+    reason: OrderReason
     signal_candle_ms: int
     filled: float
     average: float | None
@@ -166,7 +187,7 @@ class Trade(SQLModel, table=True):
     exit_time_ms: int | None = Field(default=None, sa_column=ms_column())
     exit_price: float | None = None
     exit_fee: float | None = None
-    exit_reason: str | None = Field(default=None, max_length=40)
+    exit_reason: OrderReason | None = Field(default=None, sa_column=enum_column(OrderReason, length=40, nullable=True))
     pnl: float | None = Field(default=None, description="quote currency, net of fees")
     pnl_pct: float | None = Field(default=None, description="pnl over entry cost plus entry fee, percent")
     high_water_mark: float | None = Field(
@@ -184,6 +205,6 @@ class TradePublic(SQLModel):
     exit_time_ms: int | None
     exit_price: float | None
     exit_fee: float | None
-    exit_reason: str | None
+    exit_reason: OrderReason | None
     pnl: float | None
     pnl_pct: float | None

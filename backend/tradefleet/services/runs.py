@@ -27,7 +27,7 @@ from tradefleet.services.ownership import get_owned_or_404
 from tradefleet.errors import ConflictError, DomainError, validation_error
 from tradefleet.config import get_settings
 from tradefleet.db import lock_for_write
-from tradefleet.execution.account import Intent, PaperAccount
+from tradefleet.execution.account import PendingOrder, CandleAccount
 from tradefleet.execution.ledger import RoundTrip
 from tradefleet.execution.order_ids import client_order_id
 from tradefleet.execution.paper import MarketRules, Wallet
@@ -40,6 +40,7 @@ from tradefleet.models import (
     ExchangeMarket,
     Fill,
     Order,
+    OrderReason,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -396,25 +397,26 @@ def _close_paper_position(*, session: Session, run: Run) -> PaperClose:
     wallet = Wallet(cash=run.cash, position_amount=run.position_amount, realised_pnl=run.realised_pnl,
                     fees_paid=run.fees_paid)
     trade = session.exec(select(Trade).where(Trade.run_id == run.id, Trade.status == TradeStatus.open)).first()
-    account = PaperAccount(rules, wallet=wallet,
-                           position=RoundTrip.from_trade(trade, run.position_amount) if trade is not None else None)
+    account = CandleAccount(rules, wallet=wallet,
+                            position=RoundTrip.from_trade(trade, run.position_amount) if trade is not None else None)
     now_ms = int(utcnow().timestamp() * 1000)
-    account.fill_now(Intent("sell", "kill", now_ms), run.last_price, now_ms)
+    account.fill_now(PendingOrder("sell", OrderReason.kill, now_ms), run.last_price, now_ms)
     taken = account.take_events()
     if not taken.fills:
         return PaperClose()
     fill = taken.fills[0].fill
-    seq = session.exec(select(func.count()).select_from(Order).where(Order.run_id == run.id, Order.reason == "kill")).one()
-    order = Order(run_id=run.id, client_order_id=client_order_id(run.id, now_ms, "kill", int(seq) % 36),
+    seq = session.exec(select(func.count()).select_from(Order)
+                       .where(Order.run_id == run.id, Order.reason == OrderReason.kill)).one()
+    order = Order(run_id=run.id, client_order_id=client_order_id(run.id, now_ms, OrderReason.kill, int(seq) % 36),
                   symbol=run.symbol, side=OrderSide.sell, type=OrderType.market, amount=fill.amount,
-                  status=OrderStatus.filled, reason="kill", signal_candle_ms=now_ms, filled=fill.amount,
+                  status=OrderStatus.filled, reason=OrderReason.kill, signal_candle_ms=now_ms, filled=fill.amount,
                   average=fill.price, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else None)
     session.add(order)
     session.flush()
     fill_row = Fill(order_id=order.id, run_id=run.id, side=OrderSide.sell, time_ms=now_ms, price=fill.price,
                     amount=fill.amount, cost=fill.cost, fee=fill.fee, fee_currency=info.quote if info else "")
     session.add(fill_row)
-    trades = [closed.round_trip.close(time_ms=now_ms, reason="kill") for closed in taken.closed]
+    trades = [closed.round_trip.close(time_ms=now_ms, reason=OrderReason.kill) for closed in taken.closed]
     session.add_all(trades)
     run.cash, run.position_amount, run.fees_paid, run.realised_pnl = (wallet.cash, wallet.position_amount,
                                                                       wallet.fees_paid, wallet.realised_pnl)

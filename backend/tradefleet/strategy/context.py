@@ -106,14 +106,14 @@ class CandleContext:
             raise ValueError(f"buy amount must be positive, got {quote_amount}")
         if quote_amount > self.cash * (1 + 1e-9):
             raise ValueError(f"buy of {quote_amount:g} exceeds the cash {self.cash:g}")
-        self._account.buy(self.candle.time_ms, quote_amount=min(quote_amount, self.cash), reason="buy")
+        self._account.buy(self.candle.time_ms, quote_amount=min(quote_amount, self.cash))
 
     def sell(self, amount: float | None = None) -> None:
         """Sell ``amount`` of the base currency (default: the whole position) at the next open."""
         self._count()
         if amount is not None and not amount > 0:
             raise ValueError(f"sell amount must be positive, got {amount}")
-        self._account.sell(self.candle.time_ms, amount=amount, reason="sell")
+        self._account.sell(self.candle.time_ms, amount=amount)
 
 
 def check_state(state: Any) -> dict[str, Any]:
