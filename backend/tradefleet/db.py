@@ -4,10 +4,16 @@ Each process has one engine with one ``QueuePool``: ``DB_POOL_SIZE`` connections
 ``DB_MAX_OVERFLOW`` more under load, and a checkout waits at most ``DB_POOL_TIMEOUT_S`` seconds before
 raising ``sqlalchemy.exc.TimeoutError`` (the API answers it with 503, ``api/errors.py``). SQLite waits
 ``DB_SQLITE_BUSY_TIMEOUT_S`` for another process's write lock before ``database is locked``.
+
+A forked child (Celery's prefork pool processes, forked again after one dies) starts with an empty pool:
+the connections it inherited stay the parent's, never used by both (SQLAlchemy's "Using Connection Pools
+with Multiprocessing or os.fork()": ``Engine.dispose(close=False)`` in the child). Two processes on one
+PostgreSQL socket would interleave their statements and transactions, and share advisory locks.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -71,6 +77,15 @@ def lock_for_write(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child: a new pool for the cached engine, leaving the parent's connections open."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def reset_engine() -> None:

@@ -358,9 +358,7 @@ def test_hostile_strategy_gets_nothing(case: Case, session, market_catalog, sett
         good_pid = good_runner.proc.pid
 
         # One market tick: both runs in one batch of one evaluate_market call.
-        started = time.monotonic()
         reports = tick(market_catalog, T0 + 40 * MINUTE + 1)
-        assert time.monotonic() - started < TIMEOUT_S + 5
         assert len(reports) == 1 and reports[0].runs == 2
         candle = T0 + 39 * MINUTE
         good, bad = reload(session, good), reload(session, bad)
