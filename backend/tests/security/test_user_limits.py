@@ -189,6 +189,47 @@ def test_pool_timeout_answers_503_and_changes_nothing(db, app, make_user, auth_h
     assert SLOTS.all == {}
 
 
+@ONE_DB
+def test_postgresql_at_its_connection_limit_answers_503_and_changes_nothing(db, app, make_user, auth_headers,
+                                                                           settings_env):
+    """A role limited to one connection (PostgreSQL's ``CONNECTION LIMIT``, refused with SQLSTATE 53300 like
+    the server's ``max_connections``), that connection held elsewhere: the API answers 503, not 500."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    user, _ = make_user()
+    url = make_url(str(get_engine().url))
+    role = f"tf_limited_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1'))
+        conn.execute(text(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"'))
+        conn.execute(text(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"'))
+    limited = url.set(username=role, password=None).render_as_string(hide_password=False)
+    try:
+        settings_env(DATABASE_URL=limited, DB_POOL_SIZE=1, DB_MAX_OVERFLOW=0)
+        with _client(app, user, auth_headers) as c:
+            assert c.get(f"{API}/users/me").status_code == 200  # the role can serve
+            get_engine().dispose()
+            holder = create_engine(limited, poolclass=NullPool).connect()  # the role's one connection
+            try:
+                _assert_busy(c.get(f"{API}/users/me"))
+                _assert_busy(c.patch(f"{API}/users/me", json={"display_name": "while full"}))
+            finally:
+                holder.close()
+            assert c.get(f"{API}/users/me").status_code == 200  # a slot is free again: served
+        with Session(get_engine()) as s:
+            assert s.get(User, user.id).display_name is None
+    finally:
+        get_engine().dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
+            conn.execute(text(f'DROP OWNED BY "{role}"'))
+            conn.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+    assert SLOTS.all == {}
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_locked_by_another_writer_answers_503(db, app, make_user, auth_headers, settings_env):
     user, _ = make_user()

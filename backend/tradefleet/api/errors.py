@@ -18,7 +18,8 @@ oversized bodies (413) use the same format.
 
 A database that is only busy is not a server error: no free pooled connection within ``DB_POOL_TIMEOUT_S``
 (``sqlalchemy.exc.TimeoutError``), SQLite's ``database is locked`` after ``DB_SQLITE_BUSY_TIMEOUT_S``, or
-a PostgreSQL lock or statement timeout (SQLSTATE ``55P03`` / ``57014``) answer
+a PostgreSQL lock or statement timeout (SQLSTATE ``55P03`` / ``57014``), or PostgreSQL refusing a connection at
+a connection limit (``53300``: the server's ``max_connections``, a role's or a database's) answer
 ``503 {"detail": "the database is busy, retry in 1 s"}`` with ``Retry-After: 1``.
 """
 
@@ -181,7 +182,11 @@ BUSY_RETRY_AFTER_S = 1
 BUSY_DETAIL = f"the database is busy, retry in {BUSY_RETRY_AFTER_S} s"
 # SQLSTATEs of PostgreSQL that mean "waited too long", not "broken": lock_not_available (lock_timeout,
 # NOWAIT) and query_canceled (statement_timeout).
-_PG_BUSY_SQLSTATES = {"55P03", "57014"}
+_PG_BUSY_SQLSTATES = {"55P03", "57014", "53300"}
+# A refused connection carries no SQLSTATE in psycopg: PostgreSQL's messages for its connection limits
+# (SQLSTATE 53300, too_many_connections: the server's max_connections, a role's or a database's limit).
+_PG_FULL_MESSAGES = ("too many clients already", "remaining connection slots are reserved",
+                     "too many connections for")
 
 
 def busy_response() -> JSONResponse:
@@ -200,6 +205,8 @@ def is_database_busy(exc: BaseException) -> bool:
         if getattr(orig, "sqlstate", None) in _PG_BUSY_SQLSTATES:
             return True
         message = str(orig).lower()
+        if type(orig).__module__.startswith("psycopg"):
+            return any(text in message for text in _PG_FULL_MESSAGES)
         return type(orig).__module__.startswith("sqlite3") and ("database is locked" in message
                                                                  or "database is busy" in message)
     return False
