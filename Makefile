@@ -49,10 +49,11 @@ run: $(STAMP) sandbox-deps
 	$(BIN)/tradefleet dev
 
 ## The whole test suite (PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 are used for real;
-## the browser tests run chromium and nginx, installed by system-deps). TEST_WORKERS=N runs it in N
-## pytest-xdist processes (backend/tests/support/parallel.py keeps each one isolated); the default, 0,
-## runs it in this one process: on a 2-core machine parallel workers measured no faster.
-TEST_WORKERS ?= 0
+## the browser tests run chromium and nginx, installed by system-deps). It runs in TEST_WORKERS
+## pytest-xdist processes (backend/tests/support/parallel.py keeps each one isolated; 0: in this one
+## process). The default, 2: most of the slow tests wait on real processes and simulated time, so two
+## workers overlap them even on a 2-core machine; more would exceed PostgreSQL's 100 connections.
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps
 	cd backend && ../$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 

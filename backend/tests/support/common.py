@@ -77,14 +77,20 @@ def recording(app: Any, seen: list[str]) -> Any:
     return wrapper
 
 
+STACK_DB_POOL = {"DB_POOL_SIZE": "3", "DB_MAX_OVERFLOW": "5"}
+"""Each process of an end-to-end stack keeps at most 3 PostgreSQL connections and opens at most 5 more
+under load: stacks of parallel pytest-xdist workers together stay within the server's ``max_connections``
+(100 by default)."""
+
+
 def stack_env(*, database_url: str, redis_url: str, sim_port: int, **extra: str) -> dict[str, str]:
     """The environment of an end-to-end test's processes: its database and Redis, binance pointed at
-    the simulator on ``sim_port``, a random JWT secret, plus ``extra`` settings."""
+    the simulator on ``sim_port``, a random JWT secret, :data:`STACK_DB_POOL`, plus ``extra`` settings."""
     import secrets
 
     return {"ENVIRONMENT": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "EXCHANGE_API_URLS": f'{{"binance": "http://127.0.0.1:{sim_port}"}}',
-            "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **HIGH_USER_LIMITS, **extra}
+            "JWT_SECRET_KEY": "e2e-" + secrets.token_hex(16), **HIGH_USER_LIMITS, **STACK_DB_POOL, **extra}
 
 
 def nginx_binary() -> str:

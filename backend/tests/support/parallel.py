@@ -62,6 +62,7 @@ def starts_processes(item: pytest.Item) -> bool:
             or getattr(getattr(item, "module", None), "Stack", None) is Stack)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group marks into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if BROWSER_DIR in Path(item.path).parents:

@@ -30,7 +30,10 @@ function profile() {
 function nameForm() {
   const form = $("#name-form");
   const input = $("#display_name");
+  // Disabled in the page until the profile is here, so that nothing typed before is overwritten.
   input.value = me.display_name || "";
+  input.disabled = false;
+  form.querySelector("button[type=submit]").disabled = false;
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     clearFormErrors(form);
