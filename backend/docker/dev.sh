@@ -8,7 +8,9 @@ set -eu
 
 case "${1:-}" in
 setup)
-    python -c 'from tradefleet.security.local_secrets import ensure_local_secrets; ensure_local_secrets()'
+    # The secret files do not exist before this step: nothing may read them yet.
+    JWT_SECRET_KEY_FILE= TOTP_ENCRYPTION_KEY_FILE= VAULT_PUBLIC_KEYS_FILE= VAULT_PRIVATE_KEYS_FILE= \
+        python -c 'from tradefleet.security.local_secrets import ensure_local_secrets; ensure_local_secrets()'
     python -c 'from tradefleet.cli.stack import _demo_sim_accounts; _demo_sim_accounts()'
     tradefleet migrate
     tradefleet data import /app/data/ohlcv/*.csv.gz --exchange binance
