@@ -425,8 +425,10 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
         with phases("development stack: the demo run trades"):
             demo = wait_until(lambda: api_login(base, "demo@example.com", "demo-password-123"), 180,
                               "the demo account", every_s=2, on_timeout=dev.save_logs)
-            (demo_run,) = demo.get("/runs").json()["data"]
-            assert demo_run["status"] == "running" and demo_run["mode"] == "paper"
+            # The demo user is committed before its run is created and started.
+            (demo_run,) = wait_until(lambda: [r for r in demo.get("/runs").json()["data"] if r["status"] == "running"],
+                                     60, "the demo run", every_s=2, on_timeout=dev.save_logs)
+            assert demo_run["mode"] == "paper" and demo_run["strategy"] == "sma_cross"
             wait_until(lambda: demo.get(f"/runs/{demo_run['id']}/trades").json(), 300, "a demo trade", every_s=2,
                        on_timeout=dev.save_logs)
             assert "simulated Binance account for live runs" in dev.logs("demo")
