@@ -261,6 +261,14 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
         with phases("build (production images)"):
             prod("build")
             assert image_exists(docker, WEB_TAG) and image_exists(docker, WORKER_TAG)
+            # The final stage: a non-root user, no compiler, no pip cache, the sandbox's tools.
+            for tag in (WEB_TAG, WORKER_TAG):
+                probe = subprocess.run(
+                    [docker, "run", "--rm", "--entrypoint", "sh", tag, "-c",
+                     "id -u; for t in gcc cc c++ make; do command -v $t; done; ls -d /root/.cache /app/.cache "
+                     "2>/dev/null; command -v bwrap; ls /usr/lib/python3/dist-packages | grep -c '^seccomp'"],
+                    capture_output=True, text=True, timeout=120)
+                assert probe.stdout.split() == ["10001", "/usr/bin/bwrap", "1"], (tag, probe.stdout, probe.stderr)
 
         with phases("missing secret refused"):
             no_jwt = {k: v for k, v in prod_env.items() if k != "JWT_SECRET_KEY"}
