@@ -28,7 +28,7 @@ BEAT_STALE_S = 420
 
 def web(url: str = "http://127.0.0.1:8000/api/v1/health") -> tuple[bool, str]:
     try:
-        with urllib.request.urlopen(url, timeout=8) as reply:  # nosec B310 - a fixed loopback http URL
+        with urllib.request.urlopen(url, timeout=8) as reply:
             body = json.load(reply)
     except urllib.error.HTTPError as exc:
         if exc.code != 503:
