@@ -354,6 +354,11 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
             trades = wait_until(lambda: api.get(f"/runs/{run_id}/trades").json(), 300, "a closed trade",
                                 every_s=2, on_timeout=prod.save_logs)
             assert trades[0]["exit_time_ms"] > trades[0]["entry_time_ms"]
+            # gunicorn believed Nginx's X-Forwarded-For from the network's gateway (FORWARDED_ALLOW_IPS):
+            # the access log names the client (127.0.0.1 here), never the gateway.
+            access = prod.logs("web")
+            assert 'access 127.0.0.1:0 - "POST /api/v1/auth/register HTTP/1.1" 201' in access, access[-2000:]
+            assert f"access {net}.1:" not in access
 
         with phases("worker killed mid-run: restarted, no tick missed or doubled"):
             victim = by_service["worker"][0]
