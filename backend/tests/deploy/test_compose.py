@@ -237,7 +237,6 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
                 "SMTP_PASSWORD": secrets.token_urlsafe(16), "EMAILS_FROM_EMAIL": "noreply@tradefleet.invalid",
                 "GUNICORN_WORKERS": "2", "CELERY_CONCURRENCY": "2", "CELERY_WORKER_REPLICAS": "2",
                 "WEB_PORT": str(web_port), "TRADEFLEET_SUBNET": f"{net}.0/24", "TRADEFLEET_GATEWAY": f"{net}.1",
-                "FORWARDED_ALLOW_IPS": f"{net}.1",
                 "TRADEFLEET_WEB_IMAGE": WEB_TAG, "TRADEFLEET_WORKER_IMAGE": WORKER_TAG}
     app_settings = {"EXCHANGE_API_URLS": SIM_URLS, "SCHEDULE_INTERVAL_S": "0.5"}
     sim_ready = {"exchange-sim": {"condition": "service_healthy"}}
@@ -354,7 +353,8 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
             trades = wait_until(lambda: api.get(f"/runs/{run_id}/trades").json(), 300, "a closed trade",
                                 every_s=2, on_timeout=prod.save_logs)
             assert trades[0]["exit_time_ms"] > trades[0]["entry_time_ms"]
-            # gunicorn believed Nginx's X-Forwarded-For from the network's gateway (FORWARDED_ALLOW_IPS):
+            # gunicorn believed Nginx's X-Forwarded-For from the network's gateway (FORWARDED_ALLOW_IPS,
+            # by default TRADEFLEET_GATEWAY):
             # the access log names the client (127.0.0.1 here), never the gateway.
             access = prod.logs("web")
             assert 'access 127.0.0.1:0 - "POST /api/v1/auth/register HTTP/1.1" 201' in access, access[-2000:]

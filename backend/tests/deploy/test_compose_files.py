@@ -91,6 +91,14 @@ def test_production_services_restart_rotate_logs_and_check_health(prod):
     assert prod["services"]["migrate"]["command"] == ["tradefleet", "migrate"]
 
 
+def test_gunicorn_believes_forwarded_headers_from_the_network_gateway_only(prod):
+    assert prod["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "172.28.57.1"
+    assert prod["networks"]["default"]["ipam"]["config"] == [{"subnet": "172.28.57.0/24", "gateway": "172.28.57.1"}]
+    moved = _config("docker-compose.prod.yml", env={**PROD_REQUIRED, "TRADEFLEET_SUBNET": "10.9.9.0/24",
+                                                    "TRADEFLEET_GATEWAY": "10.9.9.1"})
+    assert json.loads(moved.stdout)["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "10.9.9.1"
+
+
 def test_worker_commands_match_the_platform_queues(prod, dev):
     for stack in (prod, dev):
         services = stack["services"]
