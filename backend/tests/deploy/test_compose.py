@@ -193,7 +193,16 @@ def phases(figures) -> Iterator[Callable[[str], Any]]:
     figures.add("deploy test", "total", f"{time.monotonic() - started:.1f} s")
 
 
+TEST_LABEL = "org.tradefleet.deploy-test=1"
+"""Label of every image the test builds: a rebuild leaves the previous image untagged, and the test
+removes those (and only those) when it ends."""
+
+
 def _build_override(secrets_files: dict[str, Path], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    key, value = TEST_LABEL.split("=")
+    for service in services.values():
+        if "build" in service:
+            service["build"] = {**service["build"], "labels": {key: value}}
     return {"services": services,
             "secrets": {name: {"file": str(path)} for name, path in secrets_files.items()}}
 
@@ -448,3 +457,5 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
     finally:
         dev.save_logs()
         dev("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+        subprocess.run([docker, "image", "prune", "-f", "--filter", f"label={TEST_LABEL}"], capture_output=True,
+                       timeout=300)
