@@ -286,10 +286,11 @@ class Settings(BaseSettings):
             return {k.strip(): v.strip() for k, v in pairs}
         return value
 
-    @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", "API_DOCS", mode="before")
+    @field_validator("MAX_OPEN_EXPOSURE_QUOTE", "MAX_DAILY_LOSS_QUOTE", "API_DOCS", "SMTP_PASSWORD", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
-        # `.env.example` leaves these empty: no cap, the environment's default docs access.
+        # `.env.example` leaves these empty: no cap, the environment's default docs access, no SMTP
+        # password (unset, not an example value: production still refuses it as missing).
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("API_ENCRYPTION_KEYS", "TOTP_ENCRYPTION_KEY", mode="after")
