@@ -109,6 +109,18 @@ export function notice(region, kind, text) {
   region.append(text instanceof Node ? text : document.createTextNode(text));
 }
 
+/** Replace the page's content with a not-found panel: ``title`` (the page's heading and the document's
+ * title), ``text``, and links back (``[label, href]`` pairs; default: the dashboard). */
+export function showNotFound(title, text, links = [["Go to the dashboard", "/"]]) {
+  const main = document.querySelector("main");
+  if (!main) return;
+  document.title = `${title} · Tradefleet`;
+  clear(main);
+  main.append(el("div", { class: "auth" }, el("section", { class: "panel", "aria-labelledby": "nf-title" },
+    el("h1", { id: "nf-title" }, title), el("p", {}, text),
+    el("p", { class: "links" }, ...links.map(([label, href]) => el("a", { href }, label))))));
+}
+
 export function clearFormErrors(form) {
   form.querySelectorAll(".field-error").forEach((n) => n.remove());
   form.querySelectorAll("[aria-invalid]").forEach((n) => {

@@ -67,7 +67,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from support.common import (DEFAULT_REDIS_URL, free_port, nginx_binary, scratch_postgres_database, stack_env,
-                         unavailable)
+                            unavailable, vault_settings)
 
 from tradefleet.config import REPO_ROOT
 from tradefleet.devstack import BIN, Stack
@@ -342,7 +342,10 @@ def site(_browser_database: str, _browser_redis: str, mailbox: Mailbox,
                     # Every browser test signs up and logs in from 127.0.0.1: the production limits
                     # (10 logins, 5 sign-ups a minute per IP) would answer 429 mid-suite. The limits
                     # themselves are tested in tests/security/test_ratelimit_lockout.py.
-                    RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_REGISTER="1000/minute")
+                    RATE_LIMIT_LOGIN="1000/minute", RATE_LIMIT_REGISTER="1000/minute",
+                    # The vault: keys are sealed by the API and opened only by the workers (the Stack blanks
+                    # the private keys in every other process's environment).
+                    **vault_settings())
     stack = Stack(env=env, log_dir=logs)
     try:
         migrated = subprocess.run([str(BIN / "tradefleet"), "migrate"], env=stack.full_env(), cwd=REPO_ROOT,

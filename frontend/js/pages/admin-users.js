@@ -4,6 +4,9 @@ import { $, el, clear, appShell, start, notice, badge, confirmDialog } from "../
 import { timeEl } from "../time.js";
 import { pager } from "../admin.js";
 
+// The roles of the API (models/user.py, Role): traders run strategies, authors also publish them, admins run the platform.
+const ROLES = ["trader", "author", "admin"];
+
 const LIMIT = 50;
 let me = null;
 
@@ -20,7 +23,7 @@ async function load(offset = 0) {
   if (!page.data.length) tbody.append(el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No user matches.")));
   for (const u of page.data) {
     const self = u.id === me.id;
-    const role = el("select", { "aria-label": `Role of ${u.email}`, disabled: self }, ...["trader", "admin"].map((r) => el("option", { value: r, selected: u.role === r }, r)));
+    const role = el("select", { "aria-label": `Role of ${u.email}`, disabled: self }, ...ROLES.map((r) => el("option", { value: r, selected: u.role === r }, r)));
     role.addEventListener("change", async () => {
       try { await api(`/admin/users/${u.id}`, { method: "PATCH", json: { role: role.value } }); notice($(".page-status"), "ok", `${u.email} is now ${role.value}.`); await load(offset); }
       catch (err) { notice($(".page-status"), "error", err.detail); role.value = u.role; }

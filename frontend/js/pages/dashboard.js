@@ -36,7 +36,7 @@ function renderRow(entry) {
     el("td", { class: "num" }, fmtMoney(r.equity, q)),
     el("td", { class: "num" }, pnlEl(r.pnl, q, r.pnl_pct)),
     el("td", {}, sparkline(entry.equity)),
-    el("td", {}, timeEl(r.started_at || r.created_at)));
+    el("td", {}, r.started_at ? timeEl(r.started_at) : el("span", { class: "muted" }, "not started")));
   if (entry.tr) entry.tr.replaceWith(tr);
   entry.tr = tr;
   return tr;

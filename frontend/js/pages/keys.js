@@ -6,9 +6,10 @@ import { marketCatalog } from "../markets.js";
 
 const form = $("#key-form");
 
+// The API's fingerprint as it is ("vmPU…A31s": the key's first and last four characters, which the exchange's
+// key list shows too; "sha256:…" for short keys): never enough to use the key.
 function masked(a) {
-  const fp = a.fingerprint || "";
-  return el("span", { class: "mono", title: "fingerprint of the key (the key itself is never shown)" }, fp ? `••••${fp.slice(-8)}` : "••••••••");
+  return el("span", { class: "mono", title: "fingerprint of the key (the key itself is never shown)" }, a.fingerprint || "••••••••");
 }
 
 async function load() {

@@ -2,7 +2,7 @@
 // start, stop and kill; the strategy version it runs, and a move to a newer approved version while it is
 // not running. Updates arrive through the event stream (no polling).
 import { api } from "../api.js";
-import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, confirmDialog } from "../ui.js";
+import { $, el, clear, appShell, start, notice, badge, pnlEl, fmtMoney, fmtAmount, fmtNum, quoteOf, baseOf, confirmDialog, showNotFound } from "../ui.js";
 import { timeEl, timeframeSeconds } from "../time.js";
 import { marketCatalog, exchangeEntry } from "../markets.js";
 import { candleChart, equityChart } from "../charts.js";
@@ -202,9 +202,18 @@ async function action(path, title, message, label) {
 
 start(async () => {
   await appShell();
-  if (!id) { notice($(".page-status"), "error", "No run given. Open a run from the dashboard."); return; }
+  if (!id) { showNotFound("No run given", "Open a run from the dashboard."); return; }
   let catalog;
-  [run, catalog] = await Promise.all([api(`/runs/${id}`), marketCatalog()]);
+  try {
+    [run, catalog] = await Promise.all([api(`/runs/${id}`), marketCatalog()]);
+  } catch (err) {
+    // 404: no run of yours has this id; 422: it is not a run id at all. Either way there is nothing to show.
+    if (err.status === 404 || err.status === 422) {
+      showNotFound("Run not found", "None of your runs has this id. It may have been deleted, or the link may be mistyped.");
+      return;
+    }
+    throw err;
+  }
   const entry = exchangeEntry(catalog, run.exchange);
   candles = candleChart($("#run-candles"), { barSeconds: timeframeSeconds(entry && entry.timeframes, run.timeframe) });
   equity = equityChart($("#run-equity"));
