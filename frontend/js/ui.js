@@ -1,6 +1,7 @@
 // Page chrome (header, navigation, footer), DOM building, form errors and number formatting.
 
-import { currentUser, logout } from "./api.js";
+import { api, currentUser, logout } from "./api.js";
+import { timeEl } from "./time.js";
 
 /** Build an element: el("a", {href: "/", class: "x"}, "text", child). Text is never parsed as HTML. */
 export function el(tag, attrs = {}, ...children) {
@@ -267,12 +268,29 @@ export async function appShell({ admin = false } = {}) {
   out.addEventListener("click", () => logout());
   clear(header).append(el("div", { class: "bar" }, brand(), toggle, nav,
     el("div", { class: "who" }, el("span", { class: "email", title: me.email }, me.email), isAdmin ? badge("admin", "admin") : null, out)));
+  await haltBanner();
   if (admin && !isAdmin) {
     const main = document.querySelector("main");
     clear(main).append(el("h1", {}, "Admins only"), el("p", { class: "notice error" }, "This page is for administrators. ", el("a", { href: "/" }, "Back to the dashboard")));
     throw new Error("not an admin");
   }
   return me;
+}
+
+/** While an admin halts live trading (`GET /trading/halt`), a banner at the top of the page says so, with
+ * the admin's reason and since when. A failed look-up shows nothing (the page's own requests report errors). */
+async function haltBanner() {
+  const main = document.querySelector("main");
+  if (!main) return;
+  main.querySelector(".halt-banner")?.remove();
+  let halt;
+  try { halt = await api("/trading/halt"); } catch { return; }
+  if (!halt.halted) return;
+  const banner = el("div", { class: "notice warn halt-banner", role: "status" },
+    el("strong", {}, "Live trading is halted by an admin"), halt.reason ? `: ${halt.reason}` : "",
+    halt.at ? el("span", {}, " (since ", timeEl(halt.at), ")") : "",
+    ". Live runs send no new orders until it is lifted; paper runs and backtests carry on.");
+  main.prepend(banner);
 }
 
 /** Scrollable boxes (wide tables, the events log, error listings) can be scrolled from the keyboard:

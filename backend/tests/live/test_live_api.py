@@ -129,6 +129,22 @@ def test_admin_lists_stops_kills_and_halts(admin_client, session, market_catalog
     assert off.json() == {"halted": False, "reason": None, "at": off.json()["at"]}
 
 
+def test_every_signed_in_user_reads_the_halt_and_only_admins_change_it(admin_client, user_client, client):
+    """``GET /trading/halt`` is what traders' pages show: the admin's reason and since when; a trader
+    cannot set it (``PUT`` is not a route there, and ``/admin/halt`` is 403); no token, no answer."""
+    before = user_client.get("/api/v1/trading/halt").json()
+    assert before["halted"] is False and before["reason"] is None
+    on = admin_client.put("/api/v1/admin/halt", json={"halted": True, "reason": "exchange incident"}).json()
+    seen = user_client.get("/api/v1/trading/halt").json()
+    assert seen == {"halted": True, "reason": "exchange incident", "at": on["at"]}
+    assert user_client.put("/api/v1/trading/halt", json={"halted": False}).status_code == 405
+    assert user_client.put("/api/v1/admin/halt", json={"halted": False}).status_code == 403
+    assert client.get("/api/v1/trading/halt").status_code == 401
+    assert user_client.get("/api/v1/trading/halt").json()["halted"] is True  # nothing changed it
+    admin_client.put("/api/v1/admin/halt", json={"halted": False})
+    assert user_client.get("/api/v1/trading/halt").json()["halted"] is False
+
+
 def test_admin_stop_and_kill_of_a_live_run(admin_client, session, market_catalog, make_user, auth_headers, app,
                                            keys, redis_url):
     """The admin's stop and kill take the run service's path in live mode too: the reason names the

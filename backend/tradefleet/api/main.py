@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 ROUTES_PACKAGE = "tradefleet.api.routes"
 
 # Authenticated routers (the default): every route in them requires a valid bearer token of an active
-# user. Modules not written yet are skipped, so the app starts while the others are being built.
+# user. A name without a module in ``tradefleet.api.routes`` is skipped (``_import_routes``).
 ROUTERS = [
     "users",
     "runs",
@@ -47,6 +47,7 @@ ROUTERS = [
     "run_charts",  # GET /runs/{id}/candles, GET /backtests/{id}/candles
     "admin_system",  # GET /admin/system, PATCH /admin/strategies/{name} (admins only)
     "admin_strategy_versions",  # the review of uploaded strategy versions (admins only)
+    "trading",  # GET /trading/halt: the global halt as every trader's pages show it
 ]
 
 # Public routers, each for a reason:

@@ -37,7 +37,8 @@ class TradingHalt(SQLModel, table=True):
 
 
 class HaltPublic(SQLModel):
-    """``GET/PUT /api/v1/admin/halt``: whether live trading is halted, why, and since when (UTC)."""
+    """``GET/PUT /api/v1/admin/halt`` and ``GET /api/v1/trading/halt``: whether live trading is halted,
+    why, and since when (UTC)."""
 
     halted: bool
     reason: str | None
