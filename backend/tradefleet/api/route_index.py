@@ -110,7 +110,9 @@ class FallbackApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Under a mount, ``path`` is the full path and ``root_path`` the mount's (here "").
         path = scope.get("path", "")
-        if scope["type"] == "http" and (self.index.is_api(path) or self.static is None):
+        # Everything under /api (other versions, /api/ itself) is the API's, never a page: JSON errors.
+        api_space = path == "/api" or path.startswith("/api/")
+        if scope["type"] == "http" and (api_space or self.index.is_api(path) or self.static is None):
             allowed = self.index.allowed(path) if self.index.is_api(path) else set()
             if allowed:
                 await _json(send, 405, error_body("Method Not Allowed"), [(b"allow", allow_header(allowed).encode())])
