@@ -4,19 +4,9 @@ in front of the real platform."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
 
 from playwright.sync_api import expect
-
-
-def login(page: Any, email: str, password: str) -> None:
-    page.goto("/login.html")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/(\?.*)?$"))
-    page.locator("header.topbar .email").wait_for()
+from test_flows import login
 
 
 def test_authors_are_shown_searched_and_made_from_the_users_page(page, site):

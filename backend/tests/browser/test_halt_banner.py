@@ -3,20 +3,10 @@ it is lifted the banner is gone, through the real Nginx in front of the real pla
 
 from __future__ import annotations
 
-import re
 import secrets
-from typing import Any
 
 from playwright.sync_api import expect
-
-
-def login(page: Any, email: str, password: str) -> None:
-    page.goto("/login.html")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/(\?.*)?$"))
-    page.locator("header.topbar .email").wait_for()
+from test_flows import login
 
 
 def test_traders_see_the_halt_and_its_reason_on_every_page(page, site):

@@ -39,8 +39,9 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from support.common import free_port, nginx_binary
+from support.common import free_port
 from support.docker_engine import compose_command, ensure_base_image, ensure_engine, image_exists, pip_build_secrets
+from support.nginx import nginx_command, render_nginx_conf
 from support.reference import expected_trades, load_candles
 
 from tradefleet.config import REPO_ROOT
@@ -59,36 +60,6 @@ DEV_WORKER_TAG = "tradefleet-test/worker:dev"
 MINUTE = 60_000
 SIM_SPEED = 120
 SIM_URLS = '{"binance": "http://exchange-sim:8100"}'
-NGINX_CONF = """\
-# Written by tests/deploy/test_compose.py: the host Nginx in front of the production stack.
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log info;
-events {{ worker_connections 256; }}
-http {{
-    include {mime_types};
-    default_type application/octet-stream;
-    access_log {tmp}/nginx-access.log;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    upstream tradefleet_api {{
-        server 127.0.0.1:{web_port};
-        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        server_name localhost;
-        root {root};
-        include snippets/tradefleet-site.conf;
-    }}
-}}
-"""
-
-
 class Compose:
     """One compose project: ``compose(*args)`` runs ``docker compose -p PROJECT -f ... args``."""
 
@@ -320,15 +291,9 @@ def test_compose_deployment(tmp_path: Path, phases) -> None:
 
         with phases("host nginx: frontend and API"):
             conf_dir = tmp_path / "nginx"
-            conf_dir.mkdir()
-            (conf_dir / "snippets").symlink_to(REPO_ROOT / "nginx" / "snippets", target_is_directory=True)
-            conf = conf_dir / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(tmp=conf_dir, mime_types="/etc/nginx/mime.types", web_port=web_port,
-                                              port=nginx_port, root=REPO_ROOT / "frontend"))
-            binary = nginx_binary()
-            check = subprocess.run([binary, "-t", "-p", str(conf_dir), "-c", str(conf)], capture_output=True, text=True)
-            assert check.returncode == 0, check.stderr
-            nginx = subprocess.Popen([binary, "-p", str(conf_dir), "-c", str(conf)], start_new_session=True)
+            conf = render_nginx_conf(conf_dir, port=nginx_port, api_port=web_port, root=REPO_ROOT / "frontend",
+                                     logs=conf_dir)
+            nginx = subprocess.Popen(nginx_command(conf), start_new_session=True)
             site = f"http://127.0.0.1:{nginx_port}"
             page = wait_until(lambda: httpx.get(f"{site}/", timeout=5), 30, "nginx")
             assert page.status_code == 200 and "<html" in page.text.lower()

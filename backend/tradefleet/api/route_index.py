@@ -7,9 +7,10 @@ guard's field names).
 
 :class:`FallbackApp` is mounted at ``/`` after the API routes, so it sees only what no route matched:
 
-* a path under the API prefix is never a file: ``405`` with the API's own ``Allow`` (``GET, POST``...,
-  the union over the routes of that path) when a route matches the path with another method, else
-  ``404``; both in the error format of :mod:`tradefleet.api.errors`;
+* a path under ``/api`` (the API prefix, other versions, ``/api/`` itself) is never a file or a page:
+  ``405`` with the API's own ``Allow`` (``GET, POST``..., the union over the routes of that path) when a
+  route matches the path with another method, else ``404``; both in the error format of
+  :mod:`tradefleet.api.errors`;
 * anything else goes to the frontend's static files (or 404 when there is no ``frontend/``).
 """
 
@@ -110,9 +111,8 @@ class FallbackApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Under a mount, ``path`` is the full path and ``root_path`` the mount's (here "").
         path = scope.get("path", "")
-        # Everything under /api (other versions, /api/ itself) is the API's, never a page: JSON errors.
         api_space = path == "/api" or path.startswith("/api/")
-        if scope["type"] == "http" and (api_space or self.index.is_api(path) or self.static is None):
+        if scope["type"] == "http" and (api_space or self.static is None):
             allowed = self.index.allowed(path) if self.index.is_api(path) else set()
             if allowed:
                 await _json(send, 405, error_body("Method Not Allowed"), [(b"allow", allow_header(allowed).encode())])
